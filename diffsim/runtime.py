@@ -1,0 +1,156 @@
+"""Taichi runtime: explicit or lazy initialisation, precision and device.
+
+Nothing here runs at import. ``init`` is called explicitly by users, or lazily by
+the first simulator that needs Taichi (``ensure_init``). The architecture comes
+from the ``arch`` argument, else the ``DIFFSIM_ARCH`` environment variable, else a
+GPU when one is present, else the CPU.
+
+Simulators allocate their fields in their own ``ti.FieldsBuilder`` trees and
+register here, so several coexist in one process and each frees its memory on
+``close()``. Re-initialising Taichi destroys every field, so ``init`` with other
+settings refuses while simulators are alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import weakref
+from dataclasses import dataclass
+
+# Taichi prints a banner on import and on ti.init; library code must not print.
+os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")
+
+import taichi as ti  # noqa: E402
+import torch  # noqa: E402
+
+_ARCHS = ("cpu", "cuda", "gpu", "vulkan", "metal")
+_PRECISIONS = {"f32": (ti.f32, torch.float32), "f64": (ti.f64, torch.float64)}
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The settings Taichi was initialised with.
+
+    Attributes:
+        arch: the backend actually running (``"x64"``/``"arm64"`` for CPU, ``"cuda"``, ...).
+        precision: ``"f32"`` or ``"f64"``: the float type of every simulator field.
+        debug: Taichi debug mode (bounds checks; slow).
+        deterministic: scatter kernels run serially on the CPU so that the same
+            inputs give bitwise the same outputs (float atomics in parallel add in
+            a varying order).
+    """
+
+    arch: str
+    precision: str
+    debug: bool
+    deterministic: bool
+
+    @property
+    def ti_float(self):
+        return _PRECISIONS[self.precision][0]
+
+    @property
+    def torch_float(self) -> torch.dtype:
+        return _PRECISIONS[self.precision][1]
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.arch in ("x64", "arm64", "cpu")
+
+    @property
+    def torch_device(self) -> torch.device:
+        """Where simulator tensors live: CUDA when Taichi runs on CUDA and torch can."""
+        if self.arch == "cuda" and torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+
+
+_config: RuntimeConfig | None = None
+_live: weakref.WeakSet = weakref.WeakSet()
+
+
+def init(arch: str | None = None, precision: str = "f32", debug: bool = False,
+         deterministic: bool | None = None, **taichi_kwargs) -> RuntimeConfig:
+    """Initialise Taichi for diffsim.
+
+    Args:
+        arch: ``"cpu"``, ``"cuda"``, ``"gpu"`` (any GPU backend), ``"vulkan"``,
+            ``"metal"``; ``None`` reads ``DIFFSIM_ARCH`` and otherwise tries a GPU
+            and falls back to the CPU.
+        precision: ``"f32"`` or ``"f64"`` for all simulator fields (use ``"f64"``
+            for finite-difference gradient checks).
+        debug: Taichi debug mode: out-of-bounds accesses raise (slow).
+        deterministic: bitwise-reproducible results on the CPU by running the
+            kernels that scatter with float atomics serially. ``None`` means on
+            for the CPU, off for GPUs.
+        **taichi_kwargs: passed to ``ti.init`` (e.g. ``cpu_max_num_threads``).
+
+    Returns:
+        The active :class:`RuntimeConfig`.
+
+    Raises:
+        ValueError: an argument is outside its allowed values.
+        RuntimeError: Taichi already runs with other settings while simulators
+            are alive (close them first).
+    """
+    global _config
+    if arch is None:
+        arch = os.environ.get("DIFFSIM_ARCH") or None
+    if arch is not None and arch not in _ARCHS:
+        raise ValueError(f"arch={arch!r} is not supported; allowed: {', '.join(_ARCHS)} or None")
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not supported; allowed: 'f32', 'f64'")
+    requested = (arch, precision, bool(debug), deterministic, tuple(sorted(taichi_kwargs.items())))
+    if _config is not None:
+        if requested == _requested:
+            return _config
+        if len(_live):
+            raise RuntimeError(
+                f"Taichi already runs as {_config}; re-initialising would destroy the fields of "
+                f"{len(_live)} live simulator(s). Close them (sim.close()) before ds.init(...)."
+            )
+    ti_arch = {"cpu": ti.cpu, "cuda": ti.cuda, "gpu": ti.gpu, "vulkan": ti.vulkan,
+               "metal": ti.metal, None: ti.gpu}[arch]
+    with contextlib.redirect_stdout(io.StringIO()):  # ti.init prints "Starting on arch=..."
+        ti.init(arch=ti_arch, default_fp=_PRECISIONS[precision][0], debug=debug,
+                log_level=ti.WARN, **taichi_kwargs)
+    actual = ti.lang.impl.current_cfg().arch.name
+    cpu = actual in ("x64", "arm64")
+    _config = RuntimeConfig(arch=actual, precision=precision, debug=bool(debug),
+                            deterministic=cpu if deterministic is None else bool(deterministic))
+    _set_requested(requested)
+    return _config
+
+
+_requested: tuple | None = None
+
+
+def _set_requested(req: tuple) -> None:
+    global _requested
+    _requested = req
+
+
+def ensure_init() -> RuntimeConfig:
+    """The active config, initialising Taichi with the defaults on first use."""
+    return _config if _config is not None else init()
+
+
+def config() -> RuntimeConfig | None:
+    """The active config, or ``None`` before the first ``init``."""
+    return _config
+
+
+def register(obj) -> None:
+    """Track a live object that owns Taichi fields (weakly)."""
+    _live.add(obj)
+
+
+def unregister(obj) -> None:
+    _live.discard(obj)
+
+
+def live_count() -> int:
+    """How many field-owning objects are alive."""
+    return len(_live)
