@@ -3,9 +3,23 @@
 The public surface is re-exported here; see README.md for a tour.
 """
 
+from diffsim.assets import asset_path
+
+from .adjoint import CheckpointAdjoint
 from .dispatch import solve
 from .errors import SimulationError
+from .materials import Elastic, Fluid, Material, NeoHookean, Plasticine, Sand, Snow
+from .mpm import MPM
+from .problem import SimulationProblem, SimulationSolution
 from .runtime import init
+from .scene import Scene
+from .shapes import Box, Capsule, Cylinder, Mesh, Shape, Sphere
+from .state import State
 
-__all__ = ["init", "solve", "SimulationError"]
+__all__ = [
+    "init", "solve", "SimulationError", "asset_path",
+    "Scene", "State", "MPM", "SimulationProblem", "SimulationSolution", "CheckpointAdjoint",
+    "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
+    "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Mesh",
+]
 __version__ = "0.1.0"

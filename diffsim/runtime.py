@@ -115,7 +115,7 @@ def init(arch: str | None = None, precision: str = "f32", debug: bool = False,
                "metal": ti.metal, None: ti.gpu}[arch]
     with contextlib.redirect_stdout(io.StringIO()):  # ti.init prints "Starting on arch=..."
         ti.init(arch=ti_arch, default_fp=_PRECISIONS[precision][0], debug=debug,
-                log_level=ti.WARN, **taichi_kwargs)
+                log_level=ti.ERROR, **taichi_kwargs)
     actual = ti.lang.impl.current_cfg().arch.name
     cpu = actual in ("x64", "arm64")
     _config = RuntimeConfig(arch=actual, precision=precision, debug=bool(debug),

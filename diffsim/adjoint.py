@@ -1,0 +1,196 @@
+"""Gradients through simulator rollouts: checkpointed reverse mode, bridged to torch.
+
+``CheckpointAdjoint(segment=K)`` runs a rollout of T control steps in segments
+of K steps. The simulator's fields hold the substep states of one segment
+(time axis ``K * substeps + 1``). Forward: the state at each segment start is
+copied to torch (the checkpoint). Backward, segment by segment in reverse: load
+the checkpoint, recompute the segment forward (skipped for the last segment,
+which is still resident), then run the reverse kernels substep by substep.
+Memory therefore grows with ``T / K`` checkpoints plus one segment of substeps,
+not with ``T``; the price is about one extra forward pass.
+
+The bridge is ``_Rollout``, a ``torch.autograd.Function``: its forward runs
+Taichi, its backward seeds the ``.grad`` fields and runs the reverse kernels.
+It is generic over a *rollout backend* (see ``RolloutBackend``); ``ds.MPM``
+provides one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class CheckpointAdjoint:
+    """Reverse mode with segment checkpoints.
+
+    Args:
+        segment: control steps per checkpoint segment (>= 1). Memory is about
+            ``T / segment`` states plus ``segment * substeps`` substep states;
+            ``segment = T`` stores everything and recomputes nothing.
+    """
+
+    segment: int = 32
+
+    def __post_init__(self):
+        if not (isinstance(self.segment, int) and self.segment >= 1):
+            raise ValueError(f"segment={self.segment!r} is not allowed: it must be an int >= 1")
+
+
+class SegmentEngine(Protocol):
+    """Primitives a simulator's engine offers to the segment loops below.
+
+    Slots index the time axis of one segment (``0 .. segment * substeps``).
+    State tensors are the simulator's per-body state in a fixed order; drive
+    tensors are per-substep inputs (tool poses, ...) with a leading axis of
+    ``T * substeps + 1``; parameter tensors are internal parameter arrays.
+    """
+
+    substeps: int
+    resident_run: object
+
+    def set_params(self, params) -> None: ...
+    def load_state(self, slot: int, state) -> None: ...
+    def store_state(self, slot: int) -> list: ...
+    def copy_slot(self, src: int, dst: int) -> None: ...
+    def load_drive(self, drive) -> None: ...
+    def substep(self, s: int) -> None: ...
+    def backward_substep(self, s: int) -> None: ...
+    def check_step(self, slot: int, step: int) -> None: ...
+    def zero_state_grads(self) -> None: ...
+    def zero_param_grads(self) -> None: ...
+    def add_state_grads(self, slot: int, grads) -> None: ...
+    def store_state_grads(self, slot: int) -> list: ...
+    def store_drive_grads(self, n: int) -> list: ...
+    def store_param_grads(self) -> list: ...
+
+
+def _segments(n_steps: int, segment: int):
+    return [(start, min(segment, n_steps - start)) for start in range(0, n_steps, segment)]
+
+
+def _drive_slice(drive, start: int, k: int, substeps: int):
+    lo = start * substeps
+    return [d[lo:lo + k * substeps + 1] for d in drive]
+
+
+def run_forward(engine, plan, state0, drive, params, keep_checkpoints: bool):
+    """Forward rollout; returns (stacked saved states, checkpoints or None)."""
+    S = engine.substeps
+    save_index = {step: i for i, step in enumerate(plan.saveat)}
+    outputs = [s.new_empty((len(plan.saveat), *s.shape)) for s in state0]
+    if 0 in save_index:
+        for out, s in zip(outputs, state0):
+            out[save_index[0]] = s
+    engine.set_params(params)
+    checkpoints = [] if keep_checkpoints else None
+    prev_k = None
+    for start, k in _segments(plan.n_steps, plan.segment):
+        if prev_k is None:
+            engine.load_state(0, state0)
+        else:
+            engine.copy_slot(prev_k * S, 0)
+        if keep_checkpoints:
+            checkpoints.append(state0 if prev_k is None else engine.store_state(0))
+        engine.load_drive(_drive_slice(drive, start, k, S))
+        for j in range(k):
+            for s in range(j * S, (j + 1) * S):
+                engine.substep(s)
+            if plan.check:
+                engine.check_step((j + 1) * S, start + j + 1)
+            idx = save_index.get(start + j + 1)
+            if idx is not None:
+                for out, val in zip(outputs, engine.store_state((j + 1) * S)):
+                    out[idx] = val
+        prev_k = k
+    engine.resident_run = object()
+    return outputs, checkpoints
+
+
+def run_backward(engine, plan, checkpoints, drive, params, grad_outputs, last_resident: bool):
+    """Reverse pass; returns (grads of state0, grads of drive, grads of params)."""
+    S = engine.substeps
+    save_index = {step: i for i, step in enumerate(plan.saveat)}
+    segments = _segments(plan.n_steps, plan.segment)
+    engine.set_params(params)
+    engine.zero_param_grads()
+    g_drive = [torch.zeros_like(d) for d in drive]
+    carry = None
+    for seg_i in range(len(segments) - 1, -1, -1):
+        start, k = segments[seg_i]
+        engine.load_drive(_drive_slice(drive, start, k, S))
+        if not (last_resident and seg_i == len(segments) - 1):
+            engine.load_state(0, checkpoints[seg_i])
+            for s in range(k * S):
+                engine.substep(s)
+        engine.zero_state_grads()
+        if carry is not None:
+            engine.add_state_grads(k * S, carry)
+        for j in range(k - 1, -1, -1):
+            idx = save_index.get(start + j + 1)
+            if idx is not None:
+                engine.add_state_grads((j + 1) * S, [g[idx] if g is not None else None
+                                                     for g in grad_outputs])
+            for s in range((j + 1) * S - 1, j * S - 1, -1):
+                engine.backward_substep(s)
+        carry = engine.store_state_grads(0)
+        lo = start * S
+        for acc, g in zip(g_drive, engine.store_drive_grads(k * S + 1)):
+            acc[lo:lo + k * S + 1] += g
+    engine.resident_run = None
+    if 0 in save_index:
+        carry = [c + g[save_index[0]] if g is not None else c
+                 for c, g in zip(carry, grad_outputs)]
+    return carry, g_drive, engine.store_param_grads()
+
+
+class _Rollout(torch.autograd.Function):
+    """Inputs: (plan, *state0, *drive, *params); outputs: stacked saved states."""
+
+    @staticmethod
+    def forward(ctx, plan, *inputs):
+        n_s, n_d = plan.n_state, plan.n_drive
+        state0 = inputs[:n_s]
+        drive = inputs[n_s:n_s + n_d]
+        params = inputs[n_s + n_d:]
+        needs_grad = any(ctx.needs_input_grad[1:])
+        engine = plan.engine_for(plan.segment, needs_grad)
+        outputs, checkpoints = run_forward(engine, plan, state0, drive, params,
+                                           keep_checkpoints=needs_grad)
+        ctx.plan, ctx.checkpoints, ctx.engine = plan, checkpoints, engine
+        ctx.save_for_backward(*drive, *params)
+        ctx.run_id = engine.resident_run
+        return tuple(outputs)
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        plan = ctx.plan
+        saved = ctx.saved_tensors
+        drive, params = saved[:plan.n_drive], saved[plan.n_drive:]
+        resident = ctx.engine.resident_run == ctx.run_id
+        g_state0, g_drive, g_params = run_backward(
+            ctx.engine, plan, ctx.checkpoints, drive, params, grad_outputs,
+            last_resident=resident)
+        ctx.checkpoints = None
+        return (None, *g_state0, *g_drive, *g_params)
+
+
+@dataclass
+class RolloutPlan:
+    """What one rollout does: horizon, segment length, which steps to save."""
+
+    engine_for: object  # callable (segment, requires_grad) -> SegmentEngine
+    n_steps: int
+    segment: int
+    saveat: tuple
+    n_state: int
+    n_drive: int
+    check: bool = True
+
+
+def rollout(plan: RolloutPlan, state0, drive, params):
+    """Run ``plan``; returns the tuple of stacked saved state tensors (differentiable)."""
+    return _Rollout.apply(plan, *state0, *drive, *params)

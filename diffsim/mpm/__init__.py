@@ -1,0 +1,5 @@
+"""The MLS-MPM simulator (``ds.MPM``) and its kernels."""
+
+from .simulator import MPM
+
+__all__ = ["MPM"]

@@ -1,0 +1,431 @@
+"""MLS-MPM kernels (Hu et al. 2018, APIC transfers, quadratic B-splines) with a time axis.
+
+``MPMKernels`` owns the Taichi fields of one simulator instance (allocated in
+its own ``ti.FieldsBuilder`` tree, freed by ``destroy``) and the kernels named
+after the algorithm stages of one substep ``s -> s + 1``::
+
+    trial_F(s) -> svd() -> p2g(s) -> grid_update(s) -> g2p(s)
+
+Particle state keeps a time axis over the substeps of one checkpoint segment
+(``x[s, p]``), so each value is written once and reverse-mode autodiff obeys
+Taichi's global data access rules. The grid and the SVD scratch have no time
+axis: ``backward_substep`` recomputes them before running the reverse kernels
+(DiffTaichi's scheme), which keeps memory at one grid.
+
+The SVD has a hand-written backward (``svd.py``) instead of autodiff.
+"""
+
+
+import taichi as ti
+
+from ..runtime import ensure_init
+from .contact import coulomb_project, make_tool_sdf, smooth_norm, wall_project
+from .model import MPMModel
+from .svd import svd_backward
+
+
+@ti.data_oriented
+class MPMKernels:
+    """Fields and kernels for one ``MPMModel``.
+
+    Args:
+        model: the static model.
+        capacity: number of substep states held (``segment_steps * substeps + 1``).
+        requires_grad: allocate gradient fields (for ``backward_substep``).
+    """
+
+    def __init__(self, model: MPMModel, capacity: int, requires_grad: bool):
+        cfg = ensure_init()
+        self.model = model
+        self.capacity = capacity
+        self.requires_grad = requires_grad
+        self.deterministic = cfg.deterministic and cfg.is_cpu
+        self.svd_eps = 1e-12 if cfg.precision == "f64" else 1e-6
+        d = self.dim = model.dim
+        self.n_p = max(model.n_particles, 1)
+        self.n_tools = len(model.tools)
+        self.grid_shape = tuple(model.grid_shape)
+        real = cfg.ti_float
+        g = requires_grad
+        fb = ti.FieldsBuilder()
+
+        def place(shape, *fields):
+            axes = ti.ij if len(shape) == 2 else (ti.i if len(shape) == 1 else ti.ijk)
+            fb.dense(axes, shape).place(*fields)
+            if g:
+                fb.dense(axes, shape).place(*[f.grad for f in fields])
+
+        n_t = capacity
+        self.x = ti.Vector.field(d, real, needs_grad=g)
+        self.v = ti.Vector.field(d, real, needs_grad=g)
+        self.C = ti.Matrix.field(d, d, real, needs_grad=g)
+        self.F = ti.Matrix.field(d, d, real, needs_grad=g)
+        self.Jp = ti.field(real, needs_grad=g)
+        place((n_t, self.n_p), self.x, self.v, self.C, self.F, self.Jp)
+
+        self.grid_v = ti.Vector.field(d, real, needs_grad=g)
+        self.grid_m = ti.field(real, needs_grad=g)
+        self.grid_v_out = ti.Vector.field(d, real, needs_grad=g)
+        place(self.grid_shape, self.grid_v, self.grid_m, self.grid_v_out)
+
+        self.F_trial = ti.Matrix.field(d, d, real, needs_grad=g)
+        self.U = ti.Matrix.field(d, d, real, needs_grad=g)
+        self.V = ti.Matrix.field(d, d, real, needs_grad=g)
+        self.sig = ti.Vector.field(d, real, needs_grad=g)
+        n_svd = self.n_p if model.needs_svd else 1
+        place((n_svd,), self.F_trial, self.U, self.V, self.sig)
+
+        n_groups = max(len(model.groups), 1)
+        from ..materials import N_INTERNAL
+
+        self.material = ti.Vector.field(N_INTERNAL, real, needs_grad=g)
+        place((n_groups,), self.material)
+
+        n_tools = max(self.n_tools, 1)
+        self.tool_pos = ti.Vector.field(d, real, needs_grad=g)
+        self.tool_rot = ti.Matrix.field(d, d, real, needs_grad=g)
+        self.tool_vel = ti.Vector.field(d, real, needs_grad=g)
+        self.tool_omega = ti.Vector.field(model.rot_dim, real, needs_grad=g)
+        place((n_t, n_tools), self.tool_pos, self.tool_rot, self.tool_vel, self.tool_omega)
+        self.tool_friction = ti.field(real, needs_grad=g)
+        place((n_tools,), self.tool_friction)
+
+        has_coll = model.colliders is not None
+        coll_shape = self.grid_shape if has_coll else (1,) * d
+        self.coll_sdf = ti.field(real)
+        self.coll_normal = ti.Vector.field(d, real)
+        self.coll_friction = ti.field(real)
+        fb.dense(ti.ij if d == 2 else ti.ijk, coll_shape).place(
+            self.coll_sdf, self.coll_normal, self.coll_friction)
+
+        self.stats = ti.field(real)  # [max |v|^2, non-finite count, escaped count]
+        fb.dense(ti.i, 3).place(self.stats)
+        self._tree = fb.finalize()
+
+        # compile-time constants (kernels read plain Python values, never the model object)
+        self.dt, self.dx, self.inv_dx = model.dt, model.dx, model.inv_dx
+        self.origin, self.gravity = tuple(model.origin), tuple(model.gravity)
+        self.n_particles = model.n_particles
+        self.n_groups = len(model.groups)
+        self.g_start = tuple(gr.start for gr in model.groups)
+        self.g_end = tuple(gr.end for gr in model.groups)
+        self.g_mass = tuple(gr.p_mass for gr in model.groups)
+        self.g_stress = tuple(-model.dt * gr.p_vol * 4 * model.inv_dx ** 2 for gr in model.groups)
+        self.g_model = tuple(gr.model for gr in model.groups)
+        self.g_svd = tuple(gr.model.needs_svd for gr in model.groups)
+        self.needs_svd = model.needs_svd
+        self.has_colliders = model.colliders is not None
+        self.collider_width = model.colliders.contact_width if self.has_colliders else 0.0
+        self.tool_width = tuple(t.contact_width for t in model.tools)
+        self.tool_reach = tuple(8 * t.contact_width + 2 * model.dx for t in model.tools)
+        self.bound, self.walls, self.wall_friction = model.bound, model.walls, model.wall_friction
+        self.rot_dim = model.rot_dim
+
+        if has_coll:
+            c = model.colliders
+            self.coll_sdf.from_numpy(c.sdf)
+            self.coll_normal.from_numpy(c.normal)
+            self.coll_friction.from_numpy(c.friction)
+        self._tool_sdfs = [make_tool_sdf(t.kind, t.geom, t.axis) for t in model.tools]
+
+    # ------------------------------------------------------------------ lifecycle
+    def destroy(self) -> None:
+        """Free the fields (the kernels of this instance are unusable afterwards)."""
+        if self._tree is not None:
+            self._tree.destroy()
+            self._tree = None
+
+    # ------------------------------------------------------------------ helpers
+    @ti.func
+    def _stencil(self, xw):
+        """Base node, fractional offset (grid units) and quadratic B-spline weights."""
+        xp = (xw - ti.Vector(self.origin)) * self.inv_dx
+        base = ti.cast(ti.floor(xp - 0.5), ti.i32)
+        for i in ti.static(range(self.dim)):
+            # keeps memory safe for escaped particles; the step check reports them
+            base[i] = ti.min(ti.max(base[i], 0), self.grid_shape[i] - 3)
+        fx = xp - ti.cast(base, float)
+        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2]
+        return base, fx, w
+
+    # ------------------------------------------------------------------ stages
+    @ti.kernel
+    def clear_grid(self):
+        for I in ti.grouped(self.grid_m):
+            self.grid_v[I] = ti.Vector.zero(float, self.dim)
+            self.grid_m[I] = 0.0
+
+    @ti.kernel
+    def clear_grid_grad(self):
+        for I in ti.grouped(self.grid_m):
+            self.grid_v.grad[I] = ti.Vector.zero(float, self.dim)
+            self.grid_m.grad[I] = 0.0
+            self.grid_v_out.grad[I] = ti.Vector.zero(float, self.dim)
+
+    @ti.kernel
+    def trial_F(self, s: ti.i32):
+        for gi in ti.static(range(self.n_groups)):
+            if ti.static(self.g_svd[gi]):
+                for p in range(self.g_start[gi], self.g_end[gi]):
+                    eye = ti.Matrix.identity(float, self.dim)
+                    self.F_trial[p] = (eye + self.dt * self.C[s, p]) @ self.F[s, p]
+
+    @ti.kernel
+    def svd(self):
+        for gi in ti.static(range(self.n_groups)):
+            if ti.static(self.g_svd[gi]):
+                for p in range(self.g_start[gi], self.g_end[gi]):
+                    U, S, V = ti.svd(self.F_trial[p])
+                    self.U[p] = U
+                    self.V[p] = V
+                    for i in ti.static(range(self.dim)):
+                        self.sig[p][i] = S[i, i]
+
+    @ti.kernel
+    def svd_grad(self):
+        for gi in ti.static(range(self.n_groups)):
+            if ti.static(self.g_svd[gi]):
+                for p in range(self.g_start[gi], self.g_end[gi]):
+                    self.F_trial.grad[p] += svd_backward(
+                        self.U.grad[p], self.sig.grad[p], self.V.grad[p],
+                        self.U[p], self.sig[p], self.V[p], self.svd_eps)
+
+    @ti.kernel
+    def clear_svd_grad(self):
+        for p in self.F_trial:
+            self.F_trial.grad[p] = ti.Matrix.zero(float, self.dim, self.dim)
+            self.U.grad[p] = ti.Matrix.zero(float, self.dim, self.dim)
+            self.V.grad[p] = ti.Matrix.zero(float, self.dim, self.dim)
+            self.sig.grad[p] = ti.Vector.zero(float, self.dim)
+
+    @ti.kernel
+    def p2g(self, s: ti.i32):
+        d = ti.static(self.dim)
+        for gi in ti.static(range(self.n_groups)):
+            ti.loop_config(serialize=self.deterministic)
+            for p in range(self.g_start[gi], self.g_end[gi]):
+                base, fx, w = self._stencil(self.x[s, p])
+                C = self.C[s, p]
+                eye = ti.Matrix.identity(float, d)
+                F = eye
+                U = eye
+                V = eye
+                sig = ti.Vector.one(float, d)
+                if ti.static(self.g_svd[gi]):
+                    F = self.F_trial[p]
+                    U = self.U[p]
+                    V = self.V[p]
+                    sig = self.sig[p]
+                else:
+                    F = (eye + self.dt * C) @ self.F[s, p]
+                F_e, Jp, tau = self.g_model[gi].update(F, U, sig, V, self.Jp[s, p],
+                                                       self.material[gi], C)
+                self.F[s + 1, p] = F_e
+                self.Jp[s + 1, p] = Jp
+                affine = self.g_stress[gi] * tau + self.g_mass[gi] * C
+                mv = self.g_mass[gi] * self.v[s, p]
+                for offset in ti.static(ti.grouped(ti.ndrange(*([3] * d)))):
+                    dpos = (ti.cast(offset, float) - fx) * self.dx
+                    weight = 1.0
+                    for i in ti.static(range(d)):
+                        weight *= w[offset[i]][i]
+                    self.grid_v[base + offset] += weight * (mv + affine @ dpos)
+                    self.grid_m[base + offset] += weight * self.g_mass[gi]
+
+    @ti.kernel
+    def grid_update(self, s: ti.i32):
+        d = ti.static(self.dim)
+        for I in ti.grouped(self.grid_m):
+            mass = self.grid_m[I]
+            v = ti.Vector.zero(float, d)
+            if mass > 0:
+                v = self.grid_v[I] / mass + self.dt * ti.Vector(self.gravity)
+                if ti.static(self.has_colliders):
+                    v = coulomb_project(v, ti.Vector.zero(float, d), self.coll_normal[I],
+                                        self.coll_sdf[I], self.coll_friction[I],
+                                        self.collider_width)
+                xg = ti.Vector(self.origin) + ti.cast(I, float) * self.dx
+                for k in ti.static(range(self.n_tools)):
+                    v = self._tool_contact(v, xg, s, k)
+                v = wall_project(v, I, self.grid_shape, self.bound, self.walls,
+                                 self.wall_friction)
+            self.grid_v_out[I] = v
+
+    @ti.func
+    def _tool_contact(self, v, xg, s, k: ti.template()):
+        sdf = ti.static(self._tool_sdfs[k])
+        d = ti.static(self.dim)
+        R = self.tool_rot[s, k]
+        r = xg - self.tool_pos[s, k]
+        q = R.transpose() @ r
+        phi = sdf(q)
+        out = v
+        if phi < self.tool_reach[k]:
+            h = 0.25 * self.dx
+            n_local = ti.Vector.zero(float, d)
+            for i in ti.static(range(d)):
+                e = ti.Vector.unit(d, i, float) * h
+                n_local[i] = (sdf(q + e) - sdf(q - e)) / (2 * h)
+            n = R @ (n_local / smooth_norm(n_local))
+            v_tool = self.tool_vel[s, k]
+            om = self.tool_omega[s, k]
+            if ti.static(d == 2):
+                v_tool += om[0] * ti.Vector([-r[1], r[0]])
+            else:
+                v_tool += om.cross(r)
+            out = coulomb_project(v, v_tool, n, phi, self.tool_friction[k], self.tool_width[k])
+        return out
+
+    @ti.kernel
+    def g2p(self, s: ti.i32):
+        d = ti.static(self.dim)
+        for p in range(self.n_particles):
+            base, fx, w = self._stencil(self.x[s, p])
+            new_v = ti.Vector.zero(float, d)
+            new_C = ti.Matrix.zero(float, d, d)
+            for offset in ti.static(ti.grouped(ti.ndrange(*([3] * d)))):
+                dpos = ti.cast(offset, float) - fx
+                weight = 1.0
+                for i in ti.static(range(d)):
+                    weight *= w[offset[i]][i]
+                g_v = self.grid_v_out[base + offset]
+                new_v += weight * g_v
+                new_C += (4 * self.inv_dx * weight) * g_v.outer_product(dpos)
+            self.v[s + 1, p] = new_v
+            self.C[s + 1, p] = new_C
+            self.x[s + 1, p] = self.x[s, p] + self.dt * new_v
+
+    # ------------------------------------------------------------------ checks
+    @ti.kernel
+    def check(self, s: ti.i32):
+        """Fill ``stats`` with max |v|^2, non-finite and escaped particle counts at ``s``."""
+        self.stats[0] = 0.0
+        self.stats[1] = 0.0
+        self.stats[2] = 0.0
+        for p in range(self.n_particles):
+            xv = self.x[s, p]
+            vv = self.v[s, p]
+            speed2 = vv.norm_sqr()
+            bad = 0
+            for i in ti.static(range(self.dim)):
+                if xv[i] != xv[i] or vv[i] != vv[i] or ti.abs(vv[i]) > 1e30:
+                    bad = 1
+            if bad:
+                self.stats[1] += 1.0
+            else:
+                ti.atomic_max(self.stats[0], speed2)
+                xp = (xv - ti.Vector(self.origin)) * self.inv_dx
+                for i in ti.static(range(self.dim)):
+                    if xp[i] < 1.0 or xp[i] > self.grid_shape[i] - 2.0:
+                        bad = 1
+                if bad:
+                    self.stats[2] += 1.0
+
+    # ------------------------------------------------------------------ transfer
+    @ti.kernel
+    def load_particles(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(),
+                       C: ti.types.ndarray(), F: ti.types.ndarray(), Jp: ti.types.ndarray()):
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                self.x[s, p][i] = x[p, i]
+                self.v[s, p][i] = v[p, i]
+                for j in ti.static(range(self.dim)):
+                    self.C[s, p][i, j] = C[p, i, j]
+                    self.F[s, p][i, j] = F[p, i, j]
+            self.Jp[s, p] = Jp[p]
+
+    @ti.kernel
+    def store_particles(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(),
+                        C: ti.types.ndarray(), F: ti.types.ndarray(), Jp: ti.types.ndarray()):
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                x[p, i] = self.x[s, p][i]
+                v[p, i] = self.v[s, p][i]
+                for j in ti.static(range(self.dim)):
+                    C[p, i, j] = self.C[s, p][i, j]
+                    F[p, i, j] = self.F[s, p][i, j]
+            Jp[p] = self.Jp[s, p]
+
+    @ti.kernel
+    def add_particle_grads(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(),
+                           C: ti.types.ndarray(), F: ti.types.ndarray(), Jp: ti.types.ndarray()):
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                self.x.grad[s, p][i] += x[p, i]
+                self.v.grad[s, p][i] += v[p, i]
+                for j in ti.static(range(self.dim)):
+                    self.C.grad[s, p][i, j] += C[p, i, j]
+                    self.F.grad[s, p][i, j] += F[p, i, j]
+            self.Jp.grad[s, p] += Jp[p]
+
+    @ti.kernel
+    def store_particle_grads(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(),
+                             C: ti.types.ndarray(), F: ti.types.ndarray(),
+                             Jp: ti.types.ndarray()):
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                x[p, i] = self.x.grad[s, p][i]
+                v[p, i] = self.v.grad[s, p][i]
+                for j in ti.static(range(self.dim)):
+                    C[p, i, j] = self.C.grad[s, p][i, j]
+                    F[p, i, j] = self.F.grad[s, p][i, j]
+            Jp[p] = self.Jp.grad[s, p]
+
+    @ti.kernel
+    def load_tools(self, n: ti.i32, pos: ti.types.ndarray(), rot: ti.types.ndarray(),
+                   vel: ti.types.ndarray(), omega: ti.types.ndarray()):
+        for s, k in ti.ndrange(n, self.n_tools):
+            for i in ti.static(range(self.dim)):
+                self.tool_pos[s, k][i] = pos[s, k, i]
+                self.tool_vel[s, k][i] = vel[s, k, i]
+                for j in ti.static(range(self.dim)):
+                    self.tool_rot[s, k][i, j] = rot[s, k, i, j]
+            for i in ti.static(range(self.rot_dim)):
+                self.tool_omega[s, k][i] = omega[s, k, i]
+
+    @ti.kernel
+    def store_tool_grads(self, n: ti.i32, pos: ti.types.ndarray(), rot: ti.types.ndarray(),
+                         vel: ti.types.ndarray(), omega: ti.types.ndarray()):
+        for s, k in ti.ndrange(n, self.n_tools):
+            for i in ti.static(range(self.dim)):
+                pos[s, k, i] = self.tool_pos.grad[s, k][i]
+                vel[s, k, i] = self.tool_vel.grad[s, k][i]
+                for j in ti.static(range(self.dim)):
+                    rot[s, k, i, j] = self.tool_rot.grad[s, k][i, j]
+            for i in ti.static(range(self.rot_dim)):
+                omega[s, k, i] = self.tool_omega.grad[s, k][i]
+
+    # ------------------------------------------------------------------ drivers
+    def substep(self, s: int) -> None:
+        """Advance substep ``s -> s + 1`` (forward)."""
+        self.clear_grid()
+        if self.needs_svd:
+            self.trial_F(s)
+            self.svd()
+        self.p2g(s)
+        self.grid_update(s)
+        self.g2p(s)
+
+    def backward_substep(self, s: int) -> None:
+        """Accumulate gradients of substep ``s -> s + 1`` (recomputes its grid first)."""
+        self.clear_grid()
+        if self.needs_svd:
+            self.trial_F(s)
+            self.svd()
+        self.p2g(s)
+        self.grid_update(s)
+        self.clear_grid_grad()
+        self.g2p.grad(s)
+        self.grid_update.grad(s)
+        if self.needs_svd:
+            self.clear_svd_grad()
+        self.p2g.grad(s)
+        if self.needs_svd:
+            self.svd_grad()
+            self.trial_F.grad(s)
+
+    def zero_grads(self) -> None:
+        """Zero every gradient field (particles, tools, parameters)."""
+        for f in (self.x, self.v, self.C, self.F, self.Jp, self.material, self.tool_pos,
+                  self.tool_rot, self.tool_vel, self.tool_omega, self.tool_friction):
+            f.grad.fill(0)

@@ -1,0 +1,368 @@
+"""``ds.MPM``: a differentiable MLS-MPM simulator built from a ``ds.Scene``.
+
+Usage::
+
+    sim = ds.MPM(scene, grid_res=128, dt=2e-4, substeps=10)
+    state = sim.reset()
+    state = sim.step(state, action)          # action: (sim.action_dim,)
+    sol = ds.solve(ds.SimulationProblem(sim, controls=U), sensealg=ds.CheckpointAdjoint(32))
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .. import runtime
+from ..adjoint import RolloutPlan, rollout
+from ..scene import Scene
+from ..shapes import Box, Capsule, Cylinder, Sphere
+from ..state import State
+from .constitutive import model_for
+from .engine import STATE_NAMES, MPMEngine
+from .model import ColliderGrid, GroupSpec, MPMModel, ToolSpec
+from .tools import tool_trajectory
+
+
+def _tool_geometry(shape) -> tuple[str, tuple, int]:
+    if isinstance(shape, Sphere):
+        return "sphere", (float(shape.radius),), 0
+    if isinstance(shape, Box):
+        return "box", tuple(float(h) for h in shape.half_size), 0
+    if isinstance(shape, Capsule):
+        return "capsule", (float(shape.radius), 0.5 * float(shape.length)), shape.axis
+    if isinstance(shape, Cylinder):
+        return "cylinder", (float(shape.radius), 0.5 * float(shape.height)), shape.axis
+    raise TypeError(f"unsupported tool shape {type(shape).__name__}")
+
+
+class MPM:
+    """Moving least squares MPM (Hu et al. 2018) with APIC transfers, 2D and 3D.
+
+    Args:
+        scene: what to simulate (bodies, tools, colliders, walls).
+        grid_res: grid cells along the longest domain axis (>= 8).
+        dt: substep length (s); must satisfy the CFL bound ``dx / c`` of every
+            material (``c`` its wave speed).
+        substeps: substeps per control step (>= 1); a control step lasts
+            ``dt * substeps`` seconds and applies one action.
+        ppc: default particles per cell for bodies that do not set their own.
+        bound: thickness of the wall layer in grid cells (>= 3).
+        seed: seed of the particle jitter.
+
+    Attributes:
+        action_dim: tool degrees of freedom (per tool: linear velocity, dim
+            entries, then angular velocity, 1 in 2D / 3 in 3D; m/s and rad/s).
+        n_particles, dim, dx, dt, substeps, groups (name -> slice of particles).
+
+    Raises:
+        ValueError: bad arguments, bodies outside the domain, ``dt`` above the
+            stability bound.
+    """
+
+    def __init__(self, scene: Scene, grid_res: int = 64, dt: float = 1e-4, substeps: int = 10,
+                 ppc: float | None = None, bound: int = 3, seed: int = 0):
+        if not isinstance(scene, Scene):
+            raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
+        if not (isinstance(grid_res, int) and grid_res >= 8):
+            raise ValueError(f"grid_res={grid_res!r} is not allowed: it must be an int >= 8")
+        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt={dt!r} is not allowed: it must be a number > 0")
+        if not (isinstance(substeps, int) and substeps >= 1):
+            raise ValueError(f"substeps={substeps!r} is not allowed: it must be an int >= 1")
+        if not (isinstance(bound, int) and bound >= 3):
+            raise ValueError(f"bound={bound!r} is not allowed: it must be an int >= 3")
+        if not scene.bodies:
+            raise ValueError("scene has no particles: call scene.add_particles(...) first")
+        self.cfg = runtime.ensure_init()
+        self.scene = scene
+        self.dim = d = scene.dim
+        extent = scene.bounds[:, 1] - scene.bounds[:, 0]
+        self.dx = dx = float(extent.max() / grid_res)
+        origin = scene.bounds[:, 0]
+        grid_shape = tuple(int(round(e / dx)) + 1 for e in extent)
+        self.dt, self.substeps = float(dt), int(substeps)
+
+        default_ppc = ppc if ppc is not None else 2.0 ** d
+        rng = np.random.default_rng(seed)
+        positions, velocities, groups = [], [], []
+        lo_ok = origin + bound * dx
+        hi_ok = origin + (np.asarray(grid_shape) - 1 - bound) * dx
+        start = 0
+        for body in scene.bodies:
+            spacing = dx / (body.ppc or default_ppc) ** (1.0 / d)
+            pts = body.shape.sample(spacing, rng=rng, jitter=body.jitter)
+            if len(pts) == 0:
+                raise ValueError(f"body {body.name!r} holds no particle at spacing {spacing:.3g} m:"
+                                 " enlarge it or raise grid_res/ppc")
+            if np.any(pts < lo_ok) or np.any(pts > hi_ok):
+                raise ValueError(
+                    f"body {body.name!r} reaches outside the simulation domain: its particles "
+                    f"span {pts.min(0).round(4).tolist()}..{pts.max(0).round(4).tolist()} but must "
+                    f"lie within {lo_ok.round(4).tolist()}..{hi_ok.round(4).tolist()} (the "
+                    f"bounds minus {bound} wall cells)")
+            mat = body.material
+            c = mat.wave_speed()
+            dt_max = dx / c
+            if dt > dt_max:
+                raise ValueError(
+                    f"dt={dt:g} s is above the stability bound for body {body.name!r}: "
+                    f"dt <= dx / c = {dx:.4g} / {c:.4g} = {dt_max:.3g} s ({type(mat).__name__} "
+                    "wave speed c); lower dt or raise substeps")
+            speed = float(np.linalg.norm(body.velocity))
+            if speed * dt > dx:
+                raise ValueError(f"velocity={body.velocity} of body {body.name!r} moves more than "
+                                 f"one cell per substep; dt must be below {dx / speed:.3g} s")
+            vol = spacing ** d
+            groups.append(GroupSpec(body.name, mat, model_for(mat), start, start + len(pts),
+                                    vol, mat.density * vol))
+            positions.append(pts)
+            velocities.append(np.broadcast_to(np.asarray(body.velocity), pts.shape))
+            start += len(pts)
+
+        tools = []
+        for t in scene.tools:
+            kind, geom, axis = _tool_geometry(t.shape)
+            width = dx if t.contact_width is None else t.contact_width
+            tools.append(ToolSpec(t.name, kind, geom, axis, t.friction, width,
+                                  tuple(map(float, t.shape.center)), t.rotation))
+
+        colliders = self._bake_colliders(scene, origin, dx, grid_shape) if scene.colliders else None
+        self.model = MPMModel(
+            dim=d, origin=tuple(map(float, origin)), dx=dx, grid_shape=grid_shape, dt=self.dt,
+            substeps=self.substeps, bound=bound, gravity=scene.gravity, groups=tuple(groups),
+            tools=tuple(tools), colliders=colliders, walls=scene.walls,
+            wall_friction=scene.wall_friction)
+        self._x0 = np.concatenate(positions)
+        self._v0 = np.concatenate(velocities)
+        self.groups = {g.name: slice(g.start, g.end) for g in groups}
+        self._engine: MPMEngine | None = None
+        self._closed = False
+        runtime.register(self)
+
+    # ------------------------------------------------------------------ build helpers
+    @staticmethod
+    def _bake_colliders(scene, origin, dx, grid_shape) -> ColliderGrid:
+        sdfs = np.stack([c.shape.sdf_grid(origin, dx, grid_shape) for c in scene.colliders])
+        which = np.argmin(sdfs, axis=0)
+        sdf = np.take_along_axis(sdfs, which[None], 0)[0]
+        normal = np.stack(np.gradient(sdf, dx), axis=-1)
+        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
+        friction = np.asarray([c.friction for c in scene.colliders])[which]
+        return ColliderGrid(sdf=sdf, normal=normal, friction=friction, contact_width=0.0)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_particles(self) -> int:
+        return self.model.n_particles
+
+    @property
+    def action_dim(self) -> int:
+        return self.model.action_dim
+
+    @property
+    def control_dt(self) -> float:
+        """Duration of one control step (s)."""
+        return self.dt * self.substeps
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.cfg.torch_float
+
+    @property
+    def device(self) -> torch.device:
+        return self.cfg.torch_device
+
+    @property
+    def state_spec(self) -> dict[str, tuple]:
+        n, d, k = self.n_particles, self.dim, len(self.model.tools)
+        return {"x": (n, d), "v": (n, d), "C": (n, d, d), "F": (n, d, d), "Jp": (n,),
+                "tool_pos": (k, d), "tool_rot": (k, 1 if d == 2 else 4)}
+
+    # ------------------------------------------------------------------ parameters
+    def param_names(self) -> list[str]:
+        """Names accepted in ``SimulationProblem(params=...)``.
+
+        ``"<body>.<param>"`` for one body, ``"<param>"`` for every body that has it;
+        tools: ``"<tool>.friction"`` or ``"friction"`` for all tools.
+        """
+        names = []
+        for g in self.model.groups:
+            names += [f"{g.name}.{p}" for p in g.material.param_names]
+        shared = sorted({p for g in self.model.groups for p in g.material.param_names})
+        names += shared
+        if self.model.tools:
+            names += [f"{t.name}.friction" for t in self.model.tools] + ["friction"]
+        return names
+
+    def internal_params(self, params: dict | None = None):
+        """Map user parameters to the kernels' arrays ``(material (G, 6), friction (K,))``.
+
+        Differentiable (torch) in every given parameter. Unknown names raise ``ValueError``.
+        """
+        params = dict(params or {})
+        allowed = set(self.param_names())
+        for key, val in params.items():
+            if key not in allowed:
+                raise ValueError(f"params has unknown name {key!r}; allowed: {sorted(allowed)}")
+            if not torch.is_tensor(val):
+                params[key] = torch.tensor(float(val), dtype=self.dtype)
+            if params[key].numel() != 1 or not torch.isfinite(params[key]).all():
+                raise ValueError(f"params[{key!r}]={val!r} is not allowed: expected a finite "
+                                 "scalar")
+        rows = []
+        for g in self.model.groups:
+            vals = {}
+            for p in g.material.param_names:
+                v = params.get(f"{g.name}.{p}", params.get(p))
+                vals[p] = v.reshape(()) if v is not None else torch.tensor(
+                    float(getattr(g.material, p)), dtype=self.dtype)
+            try:
+                g.material.validate_values({k: v for k, v in vals.items()})
+            except ValueError as e:
+                raise ValueError(f"params for body {g.name!r}: {e}") from None
+            rows.append(g.material.internal(vals).to(device=self.device, dtype=self.dtype))
+        material = torch.stack(rows)
+        fr = []
+        for t in self.model.tools:
+            v = params.get(f"{t.name}.friction", params.get("friction"))
+            if v is not None and float(v) < 0:
+                raise ValueError(f"friction of tool {t.name!r} must be >= 0, got {float(v)}")
+            fr.append(v.reshape(()).to(self.dtype) if v is not None else torch.tensor(
+                t.friction, dtype=self.dtype))
+        friction = torch.stack(fr).to(self.device) if fr else torch.zeros(
+            1, dtype=self.dtype, device=self.device)
+        return material, friction
+
+    # ------------------------------------------------------------------ states
+    def reset(self) -> State:
+        """The initial state built from the scene."""
+        self._check_open()
+        n, d = self.n_particles, self.dim
+        kw = {"dtype": self.dtype, "device": self.device}
+        x = torch.as_tensor(self._x0, **kw).clone()
+        v = torch.as_tensor(self._v0, **kw).clone()
+        eye = torch.eye(d, **kw).expand(n, d, d).clone()
+        tools = self.model.tools
+        tool_pos = torch.tensor([t.position for t in tools], **kw).reshape(len(tools), d)
+        tool_rot = torch.tensor([t.rotation for t in tools], **kw).reshape(
+            len(tools), 1 if d == 2 else 4)
+        return State(0.0, 0, x=x, v=v, F=eye, C=torch.zeros(n, d, d, **kw),
+                     Jp=torch.ones(n, **kw), tool_pos=tool_pos, tool_rot=tool_rot)
+
+    def validate_state(self, state: State) -> None:
+        if not isinstance(state, State):
+            raise TypeError(f"state must be a ds.State, got {type(state).__name__}")
+        for name, shape in self.state_spec.items():
+            t = state[name] if name in state.keys() else None
+            if t is None or tuple(t.shape) != shape:
+                got = None if t is None else tuple(t.shape)
+                raise ValueError(f"state.{name} has shape {got}; this simulator needs {shape}")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"state.{name} holds non-finite values")
+
+    def validate_controls(self, controls: torch.Tensor, name: str = "controls") -> torch.Tensor:
+        """Check a (T, action_dim) control tensor; returns it in the simulator's dtype."""
+        if not torch.is_tensor(controls):
+            controls = torch.as_tensor(np.asarray(controls), dtype=self.dtype)
+        if controls.ndim != 2 or controls.shape[1] != self.action_dim or controls.shape[0] < 1:
+            raise ValueError(f"{name} has shape {tuple(controls.shape)}; expected (T, "
+                             f"action_dim={self.action_dim}) with T >= 1")
+        if not torch.isfinite(controls).all():
+            raise ValueError(f"{name} holds non-finite values (NaN or inf)")
+        return controls.to(device=self.device, dtype=self.dtype)
+
+    # ------------------------------------------------------------------ engines
+    def _engine_for(self, segment: int, requires_grad: bool) -> MPMEngine:
+        self._check_open()
+        e = self._engine
+        if e is not None and e.segment >= segment and (e.requires_grad or not requires_grad):
+            return e
+        if e is not None:
+            segment = max(segment, e.segment)
+            requires_grad = requires_grad or e.requires_grad
+            e.close()
+        self._engine = MPMEngine(self.model, segment, requires_grad, self.dtype, self.device)
+        return self._engine
+
+    # ------------------------------------------------------------------ simulate
+    def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
+                segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
+        """Simulate ``T = len(controls)`` steps from ``state``; differentiable in torch.
+
+        Args:
+            state: start state.
+            controls: (T, action_dim) tool velocities per control step.
+            params: differentiable parameters (see ``param_names``).
+            segment: checkpoint segment length in steps (default ``min(T, 32)``).
+            saveat: control-step indices in ``[0, T]`` to return (default ``[T]``).
+            check: raise ``SimulationError`` on non-finite values / CFL violations.
+
+        Returns:
+            The states at ``saveat``; gradients flow to ``state``, ``controls``
+            and ``params`` when they require grad.
+        """
+        self.validate_state(state)
+        U = self.validate_controls(controls)
+        T = U.shape[0]
+        saveat = [T] if saveat is None else [int(s) for s in saveat]
+        bad = [s for s in saveat if not 0 <= s <= T]
+        if bad or not saveat:
+            raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
+        segment = min(T, 32) if segment is None else int(segment)
+        material, friction = self.internal_params(params)
+        drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
+        state0 = [state[n].to(self.dtype) for n in STATE_NAMES]
+        plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, segment=segment,
+                           saveat=tuple(saveat), n_state=len(state0), n_drive=len(drive),
+                           check=check)
+        outs = rollout(plan, state0, drive, [material, friction])
+        S = self.substeps
+        states = []
+        for i, step in enumerate(saveat):
+            tp, tr = poses(step * S)
+            states.append(State(state.time + step * self.control_dt, state.step + step,
+                                **{n: o[i] for n, o in zip(STATE_NAMES, outs)},
+                                tool_pos=tp, tool_rot=tr))
+        return states
+
+    def step(self, state: State, action: torch.Tensor, params: dict | None = None) -> State:
+        """Advance one control step with ``action`` of shape ``(action_dim,)``."""
+        if not torch.is_tensor(action):
+            action = torch.as_tensor(np.asarray(action, dtype=np.float64))
+        if action.shape != (self.action_dim,):
+            raise ValueError(f"action has shape {tuple(action.shape)}; expected "
+                             f"(action_dim,) = ({self.action_dim},)")
+        return self.rollout(state, action.reshape(1, -1), params=params, segment=1)[0]
+
+    # ------------------------------------------------------------------ lifecycle
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this simulator is closed")
+
+    def close(self) -> None:
+        """Free the Taichi fields of this simulator (idempotent)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        self._closed = True
+        runtime.unregister(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed and self._engine is not None:
+                self._engine.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: Taichi may be gone already
+            pass
+
+    def __repr__(self) -> str:
+        return (f"MPM(dim={self.dim}, particles={self.n_particles}, grid={self.model.grid_shape}, "
+                f"dt={self.dt:g}, substeps={self.substeps}, tools={len(self.model.tools)})")

@@ -1,0 +1,105 @@
+"""Kinematic tool trajectories from per-step velocity controls (torch, differentiable).
+
+A control step holds each tool's linear velocity ``v`` (m/s) and angular
+velocity ``w`` (rad/s; a scalar in 2D, a vector in the world frame in 3D)
+constant for ``substeps`` substeps. Positions integrate exactly
+(``p += dt v``); orientations integrate exactly with the exponential map
+(2D angle ``a += dt w``; 3D ``q <- exp(w dt / 2) q``). The poses of every
+substep are computed here, in torch, so gradients reach the controls through
+ordinary autograd; the Taichi kernels only read the poses.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .model import MPMModel
+
+
+def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product of quaternions ``(..., 4)`` in (w, x, y, z) order."""
+    aw, av = a[..., :1], a[..., 1:]
+    bw, bv = b[..., :1], b[..., 1:]
+    w = aw * bw - (av * bv).sum(-1, keepdim=True)
+    v = aw * bv + bw * av + torch.cross(av, bv, dim=-1)
+    return torch.cat([w, v], -1)
+
+
+def quat_exp(rotvec: torch.Tensor) -> torch.Tensor:
+    """Unit quaternion of a rotation vector ``(..., 3)`` (angle * axis, rad).
+
+    The norm is smoothed by 1e-24 so the derivative at zero rotation is finite.
+    """
+    theta = torch.sqrt((rotvec * rotvec).sum(-1, keepdim=True) + 1e-24)
+    return torch.cat([torch.cos(0.5 * theta), torch.sin(0.5 * theta) / theta * rotvec], -1)
+
+
+def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``(..., 3, 3)`` of quaternions ``(..., 4)`` (normalised here)."""
+    q = q / q.norm(dim=-1, keepdim=True)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], -1).reshape(*q.shape[:-1], 3, 3)
+
+
+def angle_to_matrix(a: torch.Tensor) -> torch.Tensor:
+    """2D rotation matrices ``(..., 2, 2)`` of angles ``(...)`` (rad)."""
+    c, s = torch.cos(a), torch.sin(a)
+    return torch.stack([c, -s, s, c], -1).reshape(*a.shape, 2, 2)
+
+
+def tool_trajectory(model: MPMModel, controls: torch.Tensor, pos0: torch.Tensor,
+                    rot0: torch.Tensor):
+    """Tool poses and velocities at every substep of a rollout.
+
+    Args:
+        model: the static model (dimension, dt, substeps, tools).
+        controls: (T, action_dim) per-step controls.
+        pos0: (K, d) initial positions; rot0: (K, 1) angles or (K, 4) quaternions.
+
+    Returns:
+        ``(drive, poses)``: ``drive`` is ``[pos, R, vel, omega]`` with a leading
+        axis of ``T * substeps + 1`` (K >= 1 padded with a dummy tool when the
+        scene has none); ``poses(s)`` gives the state tensors ``(tool_pos,
+        tool_rot)`` at substep ``s``.
+    """
+    T, S, d, dt = controls.shape[0], model.substeps, model.dim, model.dt
+    K, r = len(model.tools), model.rot_dim
+    n = T * S + 1
+    kw = {"dtype": controls.dtype, "device": controls.device}
+    if K == 0:
+        zeros = [torch.zeros(n, 1, d, **kw), torch.eye(d, **kw).expand(n, 1, d, d),
+                 torch.zeros(n, 1, d, **kw), torch.zeros(n, 1, r, **kw)]
+        return zeros, lambda s: (pos0, rot0)
+    pos0, rot0 = pos0.to(**kw), rot0.to(**kw)
+    u = controls.reshape(T, K, d + r)
+    lin, ang = u[..., :d], u[..., d:]
+    vel = torch.cat([lin.repeat_interleave(S, 0), lin[-1:]], 0)      # (n, K, d)
+    omega = torch.cat([ang.repeat_interleave(S, 0), ang[-1:]], 0)    # (n, K, r)
+    disp = torch.cat([torch.zeros_like(vel[:1]), torch.cumsum(vel[:-1] * dt, 0)], 0)
+    pos = pos0[None] + disp
+    if d == 2:
+        angle = rot0[None, :, 0] + torch.cat(
+            [torch.zeros_like(omega[:1, :, 0]), torch.cumsum(omega[:-1, :, 0] * dt, 0)], 0)
+        R = angle_to_matrix(angle)
+
+        def poses(s):
+            return pos[s], angle[s][:, None]
+    else:
+        j = torch.arange(S + 1, **kw)[:, None, None]                  # (S+1, 1, 1)
+        quats = [rot0[None]]
+        q = rot0
+        for t in range(T):
+            qs = quat_mul(quat_exp(ang[t][None] * (dt * j)), q[None])  # (S+1, K, 4)
+            quats.append(qs[1:])
+            q = qs[-1]
+        quat = torch.cat(quats, 0)
+        quat = quat / quat.norm(dim=-1, keepdim=True)
+        R = quat_to_matrix(quat)
+
+        def poses(s):
+            return pos[s], quat[s]
+    return [pos, R, vel, omega], poses
