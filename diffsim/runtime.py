@@ -14,8 +14,11 @@ settings refuses while simulators are alive.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
+import platform
+import sys
 import weakref
 from dataclasses import dataclass
 
@@ -77,8 +80,8 @@ def init(arch: str | None = None, precision: str = "f32", debug: bool = False,
 
     Args:
         arch: ``"cpu"``, ``"cuda"``, ``"gpu"`` (any GPU backend), ``"vulkan"``,
-            ``"metal"``; ``None`` reads ``DIFFSIM_ARCH`` and otherwise tries a GPU
-            and falls back to the CPU.
+            ``"metal"``; ``None`` reads ``DIFFSIM_ARCH`` and otherwise picks CUDA
+            when a CUDA device is present (Metal on Apple silicon), else the CPU.
         precision: ``"f32"`` or ``"f64"`` for all simulator fields (use ``"f64"``
             for finite-difference gradient checks).
         debug: Taichi debug mode: out-of-bounds accesses raise (slow).
@@ -111,8 +114,10 @@ def init(arch: str | None = None, precision: str = "f32", debug: bool = False,
                 f"Taichi already runs as {_config}; re-initialising would destroy the fields of "
                 f"{len(_live)} live simulator(s). Close them (sim.close()) before ds.init(...)."
             )
+    if arch is None:
+        arch = _auto_arch()
     ti_arch = {"cpu": ti.cpu, "cuda": ti.cuda, "gpu": ti.gpu, "vulkan": ti.vulkan,
-               "metal": ti.metal, None: ti.gpu}[arch]
+               "metal": ti.metal}[arch]
     with contextlib.redirect_stdout(io.StringIO()):  # ti.init prints "Starting on arch=..."
         ti.init(arch=ti_arch, default_fp=_PRECISIONS[precision][0], debug=debug,
                 log_level=ti.ERROR, **taichi_kwargs)
@@ -130,6 +135,26 @@ _requested: tuple | None = None
 def _set_requested(req: tuple) -> None:
     global _requested
     _requested = req
+
+
+def _auto_arch() -> str:
+    """CUDA when a CUDA device answers, Metal on macOS, else the CPU.
+
+    We probe CUDA ourselves through the driver library rather than letting
+    Taichi try every GPU backend: its Vulkan probe crashes on some GPU-less
+    machines.
+    """
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return "metal"
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value:
+            return "cuda"
+    return "cpu"
 
 
 def ensure_init() -> RuntimeConfig:

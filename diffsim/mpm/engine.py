@@ -99,10 +99,8 @@ class MPMEngine:
                 hint="keep bodies away from the domain edge, enlarge `bounds`, or use "
                      "walls='sticky'/'slip'")
 
-    def zero_state_grads(self) -> None:
-        k = self.k
-        for f in (k.x, k.v, k.C, k.F, k.Jp, k.tool_pos, k.tool_rot, k.tool_vel, k.tool_omega):
-            f.grad.fill(0)
+    def zero_state_grads(self, n_slots: int) -> None:
+        self.k.zero_state_grads(n_slots)
 
     def zero_param_grads(self) -> None:
         self.k.material.grad.fill(0)

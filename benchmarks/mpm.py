@@ -1,0 +1,182 @@
+"""MPM throughput: the general simulator against the minimal reference, same run.
+
+Prints, for 2D (about 8k particles, 128^2 grid) and 3D (about 100k particles,
+64^3 grid) fluid blocks:
+
+* forward particle-substeps/s of ``ds.MPM`` and of the 88-line reference
+  (``reference_mpm.py``) on identical particles, grid, dt and float type, timed
+  in interleaved pairs; the ratio is the median of the per-pair ratios, which
+  is robust to other load on the machine;
+* forward+backward particle-substeps/s of a gradient (``ds.solve`` +
+  ``loss.backward()``) with ``CheckpointAdjoint(segment=T)`` (no recomputation)
+  and ``segment=T/4`` (three of four segments recomputed), as ratios to the
+  forward time measured in the same pairs;
+* peak memory of a gradient through 100 and 2000 steps (``--memory``; each in
+  a fresh subprocess, max resident set size).
+
+Usage: ``python benchmarks/mpm.py [--dims 2 3] [--arch cpu] [--reps 7] [--memory]``
+(``./dev bench mpm`` runs it in the project environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import diffsim as ds  # noqa: E402
+
+CASES = {
+    2: dict(res=128, lo=(0.2, 0.2), hi=(0.55, 0.55), dt=2e-4),
+    3: dict(res=64, lo=(0.3,) * 3, hi=(0.663,) * 3, dt=4e-4),
+    "3-1M": dict(res=128, lo=(0.2,) * 3, hi=(0.6,) * 3, dt=2e-4),
+}
+
+
+def _sync():
+    import taichi as ti
+
+    ti.sync()
+
+
+def make_sim(case, substeps):
+    c = CASES[case]
+    dim = len(c["lo"])
+    scene = ds.Scene(dim=dim)
+    scene.add_particles(ds.Box(lo=c["lo"], hi=c["hi"]),
+                        ds.Fluid(bulk_modulus=400.0, density=1.0), name="fluid")
+    return ds.MPM(scene, grid_res=c["res"], dt=c["dt"], substeps=substeps), c
+
+
+def bench_case(case, T=20, substeps=10, reps=7, grad=True):
+    from reference_mpm import ReferenceMPM
+
+    sim, c = make_sim(case, substeps)
+    ref = ReferenceMPM(sim.dim, sim.reset().x.cpu().numpy(), c["res"], c["dt"], E=400.0)
+    s0 = sim.reset()
+    U = torch.zeros(T, 0)
+    v0 = s0.v.clone().requires_grad_()
+
+    def fwd():
+        with torch.no_grad():
+            sim.rollout(s0, U)
+
+    def reference():
+        for _ in range(T * substeps):
+            ref.substep()
+
+    def fwd_bwd(segment):
+        sol = ds.solve(ds.SimulationProblem(sim, controls=U, state0=s0.replace(v=v0)),
+                       sensealg=ds.CheckpointAdjoint(segment=segment))
+        sol.u[-1].x.mean(0).sum().backward()
+
+    def timed(fn):
+        _sync()
+        t = time.perf_counter()
+        fn()
+        _sync()
+        return time.perf_counter() - t
+
+    fwd(), reference()  # compile
+    if grad:
+        fwd_bwd(T), fwd_bwd(max(T // 4, 1))
+    rows = {"fwd": [], "ref": [], "fb_full": [], "fb_seg": []}
+    for _ in range(reps):
+        rows["fwd"].append(timed(fwd))
+        rows["ref"].append(timed(reference))
+        if grad:
+            rows["fb_full"].append(timed(lambda: fwd_bwd(T)))
+            rows["fb_seg"].append(timed(lambda: fwd_bwd(max(T // 4, 1))))
+    work = sim.n_particles * T * substeps
+    fwd_t, ref_t = np.array(rows["fwd"]), np.array(rows["ref"])
+    out = {
+        "case": f"{sim.dim}D", "particles": sim.n_particles, "grid": "x".join(
+            map(str, sim.model.grid_shape)),
+        "fwd_psteps_per_s": work / np.median(fwd_t),
+        "ref_psteps_per_s": work / np.median(ref_t),
+        "fwd_over_ref_time": float(np.median(fwd_t / ref_t)),
+    }
+    if grad:
+        for key in ("fb_full", "fb_seg"):
+            t = np.array(rows[key])
+            out[f"{key}_psteps_per_s"] = work / np.median(t)
+            out[f"{key}_bwd_over_fwd"] = float(np.median((t - fwd_t) / fwd_t))
+    ref.destroy()
+    sim.close()
+    return out
+
+
+def memory_probe(steps: int, segment: int) -> dict:
+    """Run one gradient of ``steps`` steps in this process; report max RSS (MiB)."""
+    sim, _ = make_sim(2, substeps=2)
+    s0 = sim.reset()
+    v0 = s0.v.clone().requires_grad_()
+    U = torch.zeros(steps, 0)
+    sol = ds.solve(ds.SimulationProblem(sim, controls=U, state0=s0.replace(v=v0)),
+                   sensealg=ds.CheckpointAdjoint(segment=segment))
+    sol.u[-1].x.mean(0).sum().backward()
+    assert torch.isfinite(v0.grad).all()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"steps": steps, "segment": segment, "max_rss_mib": rss}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dims", nargs="+", default=["2", "3"], help="cases: 2, 3, 3-1M")
+    ap.add_argument("--arch", default=None)
+    ap.add_argument("--precision", default="f32")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="serialise scatter kernels (bitwise reproducible on CPU)")
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--memory", action="store_true", help="also measure 100- vs 2000-step RSS")
+    ap.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="write results to this file")
+    args = ap.parse_args(argv)
+    cfg = ds.init(arch=args.arch, precision=args.precision, deterministic=args.deterministic)
+    if args.memory_probe:
+        print(json.dumps(memory_probe(*args.memory_probe)))
+        return
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"taichi arch={cfg.arch}, {cfg.precision}, deterministic={cfg.deterministic}")
+    results = []
+    for dim in args.dims:
+        case = dim if dim == "3-1M" else int(dim)
+        r = bench_case(case, T=args.steps, reps=args.reps)
+        results.append(r)
+        print(f"{r['case']} {r['particles']} particles, grid {r['grid']}:")
+        print(f"  forward        ds.MPM {r['fwd_psteps_per_s']:.3g} particle-substeps/s | "
+              f"reference {r['ref_psteps_per_s']:.3g} | time ratio ds/ref "
+              f"{r['fwd_over_ref_time']:.2f} (target <= 1.25)")
+        print(f"  fwd+bwd segment=T   {r['fb_full_psteps_per_s']:.3g} particle-substeps/s | "
+              f"backward/forward {r['fb_full_bwd_over_fwd']:.2f} (target <= 2.5)")
+        print(f"  fwd+bwd segment=T/4 {r['fb_seg_psteps_per_s']:.3g} particle-substeps/s | "
+              f"backward/forward {r['fb_seg_bwd_over_fwd']:.2f}")
+    if args.memory:
+        for steps in (100, 2000):
+            cmd = [sys.executable, __file__, "--memory-probe", str(steps), "50",
+                   "--precision", args.precision]
+            if args.arch:
+                cmd += ["--arch", args.arch]
+            res = json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                            text=True).stdout.strip().splitlines()[-1])
+            results.append(res)
+            print(f"  memory: gradient through {steps} steps (segment 50): max RSS "
+                  f"{res['max_rss_mib']:.0f} MiB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
