@@ -259,6 +259,61 @@ class Cylinder(Shape):
         return math.pi * self.radius**2 * self.height
 
 
+@dataclass(frozen=True)
+class Polygon(Shape):
+    """A simple polygon (2D) given by its vertices in order (m).
+
+    Example: ``Polygon([(0.3, 0.05), (0.7, 0.05), (0.5, 0.25)])`` is a triangle.
+    """
+
+    vertices: tuple
+
+    def __post_init__(self):
+        v = np.asarray(self.vertices, dtype=np.float64)
+        if v.ndim != 2 or v.shape[1] != 2 or len(v) < 3 or not np.all(np.isfinite(v)):
+            raise ValueError(f"vertices={self.vertices!r} is not allowed: expected >= 3 finite "
+                             "(x, y) points")
+        area = 0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1])
+        if abs(area) < 1e-15:
+            raise ValueError(f"vertices={self.vertices!r} enclose no area")
+
+    @property
+    def dim(self) -> int:
+        return 2
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.asarray(self.vertices, float).mean(0)
+
+    def sdf(self, points):
+        p = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        v = np.asarray(self.vertices, dtype=np.float64)
+        w = np.roll(v, -1, axis=0)
+        e = w - v                                            # (M, 2) edges
+        d = p[:, None, :] - v[None]                          # (N, M, 2)
+        t = np.clip((d * e).sum(-1) / (e * e).sum(-1), 0.0, 1.0)
+        dist = np.linalg.norm(d - t[..., None] * e, axis=-1).min(1)
+        # even-odd rule for the inside test
+        y = p[:, None, 1]
+        crosses = ((v[None, :, 1] > y) != (w[None, :, 1] > y)) & (
+            p[:, None, 0] < (w[None, :, 0] - v[None, :, 0]) * (y - v[None, :, 1])
+            / (w[None, :, 1] - v[None, :, 1] + 1e-300) + v[None, :, 0])
+        inside = crosses.sum(1) % 2 == 1
+        return np.where(inside, -dist, dist)
+
+    def sdf_local(self, q):
+        return self.sdf(q + self.center)
+
+    def bounds(self):
+        v = np.asarray(self.vertices, float)
+        return v.min(0), v.max(0)
+
+    def volume(self):
+        v = np.asarray(self.vertices, float)
+        return float(abs(0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1)
+                                      - np.roll(v[:, 0], -1) * v[:, 1])))
+
+
 @dataclass(frozen=True, eq=False)
 class Mesh(Shape):
     """A watertight triangle mesh (3D), loaded and queried through trimesh.
@@ -335,23 +390,53 @@ class Mesh(Shape):
         return float(self.mesh.volume)
 
     def _occupancy(self, origin: np.ndarray, pitch: float, shape: tuple[int, ...]) -> np.ndarray:
-        """Filled voxel occupancy on the lattice ``origin + pitch * (index)``."""
+        """Coarse occupancy on the lattice ``origin + pitch * index`` (voxelise + fill).
+
+        Voxels that the surface crosses count as occupied, so thin walls are
+        inflated by up to one voxel; callers refine the boundary band exactly.
+        """
         from scipy import ndimage
 
         vox = self.mesh.voxelized(pitch).fill()
         occ = np.zeros(shape, dtype=bool)
         idx = np.round((vox.points - origin) / pitch).astype(np.int64)
         keep = np.all((idx >= 0) & (idx < np.asarray(shape)), axis=1)
-        idx = idx[keep]
-        occ[tuple(idx.T)] = True
+        occ[tuple(idx[keep].T)] = True
         return ndimage.binary_fill_holes(occ)
 
-    def sample(self, spacing, rng=None, jitter=0.0):
+    def _exact_sdf(self, pts: np.ndarray) -> np.ndarray:
+        import trimesh
+
+        if len(pts) == 0:
+            return np.zeros(0)
+        # trimesh's convention is positive inside; ours is negative inside
+        return -trimesh.proximity.signed_distance(self.mesh, pts)
+
+    @staticmethod
+    def _band(occ: np.ndarray, width: int) -> np.ndarray:
+        """Lattice points within ``width`` voxels of the occupancy boundary."""
+        from scipy import ndimage
+
+        grown = ndimage.binary_dilation(occ, iterations=width)
+        shrunk = ndimage.binary_erosion(occ, iterations=width)
+        return grown & ~shrunk
+
+    def _lattice(self, spacing: float, pad: int):
         lo, hi = self.bounds()
-        origin = lo + 0.5 * spacing
-        shape = tuple(int(n) for n in np.maximum(np.ceil((hi - origin) / spacing), 1).astype(int))
+        origin = lo - (pad - 0.5) * spacing
+        shape = tuple(int(n) for n in np.ceil((hi - origin) / spacing).astype(int) + pad)
+        return origin, shape
+
+    def sample(self, spacing, rng=None, jitter=0.0):
+        origin, shape = self._lattice(spacing, pad=2)
         occ = self._occupancy(origin, spacing, shape)
-        pts = origin + spacing * np.argwhere(occ).astype(np.float64)
+        band = self._band(occ, 1)
+        inside = occ & ~band
+        cand = np.argwhere(band)
+        pts_band = origin + spacing * cand.astype(np.float64)
+        keep = self._exact_sdf(pts_band) < 0
+        pts = np.concatenate([origin + spacing * np.argwhere(inside).astype(np.float64),
+                              pts_band[keep]])
         if jitter > 0:
             rng = rng or np.random.default_rng(0)
             pts = pts + (rng.random(pts.shape) - 0.5) * jitter * spacing
@@ -360,31 +445,19 @@ class Mesh(Shape):
     def sdf_grid(self, origin, dx, shape):
         from scipy import ndimage
 
-        occ = self._occupancy(np.asarray(origin, float), dx, tuple(shape))
+        origin = np.asarray(origin, float)
+        occ = self._occupancy(origin, dx, tuple(shape))
         outside = ndimage.distance_transform_edt(~occ) * dx
         inside = ndimage.distance_transform_edt(occ) * dx
-        # a node just outside the surface has EDT 1 voxel; the surface lies about half way
-        return np.where(occ, -(inside - 0.5 * dx), outside - 0.5 * dx)
+        sdf = np.where(occ, -(inside - 0.5 * dx), outside - 0.5 * dx)
+        # exact distances where it matters: the nodes within two cells of the surface
+        band = self._band(occ, 2)
+        idx = np.argwhere(band)
+        sdf[tuple(idx.T)] = self._exact_sdf(origin + dx * idx.astype(np.float64))
+        return sdf
 
     def sdf(self, points):
-        import trimesh
-
-        pts = np.asarray(points, dtype=np.float64)
-        _, dist, _ = trimesh.proximity.closest_point(self.mesh, pts)
-        inside = self.mesh.contains(pts) if len(pts) < 4096 else self._contains_voxel(pts)
-        return np.where(inside, -dist, dist)
-
-    def _contains_voxel(self, pts):
-        lo, hi = self.bounds()
-        pitch = float(np.max(hi - lo)) / 128
-        origin = lo - pitch
-        shape = tuple(int(n) + 3 for n in np.ceil((hi - lo) / pitch))
-        occ = self._occupancy(origin, pitch, shape)
-        idx = np.round((pts - origin) / pitch).astype(np.int64)
-        ok = np.all((idx >= 0) & (idx < np.asarray(shape)), axis=1)
-        out = np.zeros(len(pts), dtype=bool)
-        out[ok] = occ[tuple(idx[ok].T)]
-        return out
+        return self._exact_sdf(np.asarray(points, dtype=np.float64))
 
 
-__all__ = ["Shape", "Box", "Sphere", "Capsule", "Cylinder", "Mesh"]
+__all__ = ["Shape", "Box", "Sphere", "Capsule", "Cylinder", "Polygon", "Mesh"]

@@ -114,7 +114,7 @@ def wall_project(v, I, n_cells: ti.template(), bound: ti.template(), kind: ti.te
     d = ti.static(v.n)
     out = v
     for i in ti.static(range(d)):
-        into = (I[i] < bound and out[i] < 0) or (I[i] > n_cells[i] - bound and out[i] > 0)
+        into = (I[i] < bound and out[i] < 0) or (I[i] > n_cells[i] - 1 - bound and out[i] > 0)
         if into:
             if ti.static(kind == "sticky"):
                 out = ti.Vector.zero(float, d)

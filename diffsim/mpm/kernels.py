@@ -114,6 +114,10 @@ class MPMKernels:
         self.g_model = tuple(gr.model for gr in model.groups)
         self.g_svd = tuple(gr.model.needs_svd for gr in model.groups)
         self.needs_svd = model.needs_svd
+        svd_groups = [gr for gr in model.groups if gr.model.needs_svd]
+        if any(not gr.model.needs_svd for gr in model.groups[:len(svd_groups)]):
+            raise ValueError("MPM groups needing an SVD must come first")
+        self.svd_end = svd_groups[-1].end if svd_groups else 0
         self.has_colliders = model.colliders is not None
         self.collider_width = model.colliders.contact_width if self.has_colliders else 0.0
         self.tool_width = tuple(t.contact_width for t in model.tools)
@@ -169,17 +173,15 @@ class MPMKernels:
 
     @ti.func
     def _trial_F_svd(self, s: ti.template()):
-        for gi in ti.static(range(self.n_groups)):
-            if ti.static(self.g_svd[gi]):
-                for p in range(self.g_start[gi], self.g_end[gi]):
-                    eye = ti.Matrix.identity(float, self.dim)
-                    F = (eye + self.dt * self.C[s, p]) @ self.F[s, p]
-                    U, S, V = ti.svd(F)
-                    self.F_trial[p] = F
-                    self.U[p] = U
-                    self.V[p] = V
-                    for i in ti.static(range(self.dim)):
-                        self.sig[p][i] = S[i, i]
+        for p in range(self.svd_end):
+            eye = ti.Matrix.identity(float, self.dim)
+            F = (eye + self.dt * self.C[s, p]) @ self.F[s, p]
+            U, S, V = ti.svd(F)
+            self.F_trial[p] = F
+            self.U[p] = U
+            self.V[p] = V
+            for i in ti.static(range(self.dim)):
+                self.sig[p][i] = S[i, i]
 
     @ti.func
     def _clear_svd_grad(self):
@@ -360,20 +362,16 @@ class MPMKernels:
     @ti.kernel
     def trial_F(self, s: ti.i32):
         """``F_trial = (I + dt C) F``; only its reverse is used (after ``svd_grad``)."""
-        for gi in ti.static(range(self.n_groups)):
-            if ti.static(self.g_svd[gi]):
-                for p in range(self.g_start[gi], self.g_end[gi]):
-                    eye = ti.Matrix.identity(float, self.dim)
-                    self.F_trial[p] = (eye + self.dt * self.C[s, p]) @ self.F[s, p]
+        for p in range(self.svd_end):
+            eye = ti.Matrix.identity(float, self.dim)
+            self.F_trial[p] = (eye + self.dt * self.C[s, p]) @ self.F[s, p]
 
     @ti.kernel
     def svd_grad(self):
-        for gi in ti.static(range(self.n_groups)):
-            if ti.static(self.g_svd[gi]):
-                for p in range(self.g_start[gi], self.g_end[gi]):
-                    self.F_trial.grad[p] += svd_backward(
-                        self.U.grad[p], self.sig.grad[p], self.V.grad[p],
-                        self.U[p], self.sig[p], self.V[p], self.svd_eps)
+        for p in range(self.svd_end):
+            self.F_trial.grad[p] += svd_backward(
+                self.U.grad[p], self.sig.grad[p], self.V.grad[p],
+                self.U[p], self.sig[p], self.V[p], self.svd_eps)
 
     # ------------------------------------------------------------------ checks
     @ti.kernel

@@ -91,7 +91,9 @@ class MPM:
         lo_ok = origin + bound * dx
         hi_ok = origin + (np.asarray(grid_shape) - 1 - bound) * dx
         start = 0
-        for body in scene.bodies:
+        # bodies whose model needs an SVD come first, so one loop serves them all
+        bodies = sorted(scene.bodies, key=lambda b: not model_for(b.material).needs_svd)
+        for body in bodies:
             spacing = dx / (body.ppc or default_ppc) ** (1.0 / d)
             pts = body.shape.sample(spacing, rng=rng, jitter=body.jitter)
             if len(pts) == 0:
@@ -228,7 +230,7 @@ class MPM:
         fr = []
         for t in self.model.tools:
             v = params.get(f"{t.name}.friction", params.get("friction"))
-            if v is not None and float(v) < 0:
+            if v is not None and float(v.detach()) < 0:
                 raise ValueError(f"friction of tool {t.name!r} must be >= 0, got {float(v)}")
             fr.append(v.reshape(()).to(self.dtype) if v is not None else torch.tensor(
                 t.friction, dtype=self.dtype))
