@@ -32,7 +32,7 @@ def cup(r_out=0.5, height=1.0, wall=0.08, bottom=0.08):
                       (0, bottom)])
 
 
-def funnel(r_top=0.5, r_spout=0.1, height=1.0, spout=0.3, wall=0.05):
+def funnel(r_top=0.5, r_spout=0.2, height=1.0, spout=0.3, wall=0.05):
     """Funnel: a cone from r_top at the top down to a spout of radius r_spout."""
     return revolve_y([(r_spout, 0), (r_spout + wall, 0), (r_spout + wall, spout),
                       (r_top + wall, height), (r_top, height), (r_spout, spout)])

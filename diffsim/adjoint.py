@@ -100,7 +100,7 @@ def run_forward(engine, plan, state0, drive, params, keep_checkpoints: bool):
             for s in range(j * S, (j + 1) * S):
                 engine.substep(s)
             if plan.check:
-                engine.check_step((j + 1) * S, start + j + 1)
+                engine.check_step((j + 1) * S, plan.step0 + start + j + 1)
             idx = save_index.get(start + j + 1)
             if idx is not None:
                 for out, val in zip(outputs, engine.store_state((j + 1) * S)):
@@ -189,6 +189,7 @@ class RolloutPlan:
     n_state: int
     n_drive: int
     check: bool = True
+    step0: int = 0  # step count of the start state (for error messages)
 
 
 def rollout(plan: RolloutPlan, state0, drive, params):

@@ -319,7 +319,7 @@ class MPM:
         state0 = [state[n].to(self.dtype) for n in STATE_NAMES]
         plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, segment=segment,
                            saveat=tuple(saveat), n_state=len(state0), n_drive=len(drive),
-                           check=check)
+                           check=check, step0=state.step)
         outs = rollout(plan, state0, drive, [material, friction])
         S = self.substeps
         states = []

@@ -1,0 +1,3 @@
+from diffsim.cli import main
+
+raise SystemExit(main())

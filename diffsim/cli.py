@@ -1,0 +1,31 @@
+"""Command line: ``diffsim demo`` (also ``python -m diffsim demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+COMMANDS = {
+    "demo": ("diffsim.demo", "push a jelly blob to a target by gradient descent (main demo)"),
+}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="diffsim", description="diffsim command line")
+    sub = ap.add_subparsers(dest="command", metavar="command")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help"):
+        ap.print_help()
+        return 0
+    if argv[0] not in COMMANDS:
+        ap.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")
+    import importlib
+
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
