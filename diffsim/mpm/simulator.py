@@ -19,6 +19,7 @@ from .. import runtime
 from ..adjoint import RolloutPlan, rollout
 from ..scene import Scene
 from ..shapes import Box, Capsule, Cylinder, Sphere
+from ..simulator import Simulator
 from ..state import State
 from .constitutive import model_for
 from .engine import STATE_NAMES, MPMEngine
@@ -38,7 +39,7 @@ def _tool_geometry(shape) -> tuple[str, tuple, int]:
     raise TypeError(f"unsupported tool shape {type(shape).__name__}")
 
 
-class MPM:
+class MPM(Simulator):
     """Moving least squares MPM (Hu et al. 2018) with APIC transfers, 2D and 3D.
 
     Args:
@@ -141,8 +142,7 @@ class MPM:
         self._v0 = np.concatenate(velocities)
         self.groups = {g.name: slice(g.start, g.end) for g in groups}
         self._engine: MPMEngine | None = None
-        self._closed = False
-        runtime.register(self)
+        self._open()
 
     # ------------------------------------------------------------------ build helpers
     @staticmethod
@@ -163,19 +163,6 @@ class MPM:
     @property
     def action_dim(self) -> int:
         return self.model.action_dim
-
-    @property
-    def control_dt(self) -> float:
-        """Duration of one control step (s)."""
-        return self.dt * self.substeps
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.cfg.torch_float
-
-    @property
-    def device(self) -> torch.device:
-        return self.cfg.torch_device
 
     @property
     def state_spec(self) -> dict[str, tuple]:
@@ -254,28 +241,6 @@ class MPM:
         return State(0.0, 0, x=x, v=v, F=eye, C=torch.zeros(n, d, d, **kw),
                      Jp=torch.ones(n, **kw), tool_pos=tool_pos, tool_rot=tool_rot)
 
-    def validate_state(self, state: State) -> None:
-        if not isinstance(state, State):
-            raise TypeError(f"state must be a ds.State, got {type(state).__name__}")
-        for name, shape in self.state_spec.items():
-            t = state[name] if name in state.keys() else None
-            if t is None or tuple(t.shape) != shape:
-                got = None if t is None else tuple(t.shape)
-                raise ValueError(f"state.{name} has shape {got}; this simulator needs {shape}")
-            if not torch.isfinite(t).all():
-                raise ValueError(f"state.{name} holds non-finite values")
-
-    def validate_controls(self, controls: torch.Tensor, name: str = "controls") -> torch.Tensor:
-        """Check a (T, action_dim) control tensor; returns it in the simulator's dtype."""
-        if not torch.is_tensor(controls):
-            controls = torch.as_tensor(np.asarray(controls), dtype=self.dtype)
-        if controls.ndim != 2 or controls.shape[1] != self.action_dim or controls.shape[0] < 1:
-            raise ValueError(f"{name} has shape {tuple(controls.shape)}; expected (T, "
-                             f"action_dim={self.action_dim}) with T >= 1")
-        if not torch.isfinite(controls).all():
-            raise ValueError(f"{name} holds non-finite values (NaN or inf)")
-        return controls.to(device=self.device, dtype=self.dtype)
-
     # ------------------------------------------------------------------ engines
     def _engine_for(self, segment: int, requires_grad: bool) -> MPMEngine:
         self._check_open()
@@ -330,40 +295,10 @@ class MPM:
                                 tool_pos=tp, tool_rot=tr))
         return states
 
-    def step(self, state: State, action: torch.Tensor, params: dict | None = None) -> State:
-        """Advance one control step with ``action`` of shape ``(action_dim,)``."""
-        if not torch.is_tensor(action):
-            action = torch.as_tensor(np.asarray(action, dtype=np.float64))
-        if action.shape != (self.action_dim,):
-            raise ValueError(f"action has shape {tuple(action.shape)}; expected "
-                             f"(action_dim,) = ({self.action_dim},)")
-        return self.rollout(state, action.reshape(1, -1), params=params, segment=1)[0]
-
-    # ------------------------------------------------------------------ lifecycle
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this simulator is closed")
-
-    def close(self) -> None:
-        """Free the Taichi fields of this simulator (idempotent)."""
+    def _release(self) -> None:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
-        self._closed = True
-        runtime.unregister(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            if not self._closed and self._engine is not None:
-                self._engine.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: Taichi may be gone already
-            pass
 
     def __repr__(self) -> str:
         return (f"MPM(dim={self.dim}, particles={self.n_particles}, grid={self.model.grid_shape}, "
