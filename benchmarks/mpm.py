@@ -135,15 +135,16 @@ def main(argv=None):
     ap.add_argument("--dims", nargs="+", default=["2", "3"], help="cases: 2, 3, 3-1M")
     ap.add_argument("--arch", default=None)
     ap.add_argument("--precision", default="f32")
-    ap.add_argument("--deterministic", action="store_true",
-                    help="serialise scatter kernels (bitwise reproducible on CPU)")
+    ap.add_argument("--deterministic", choices=["auto", "on", "off"], default="auto",
+                    help="serial scatter kernels (bitwise reproducible); auto = on for the CPU")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--memory", action="store_true", help="also measure 100- vs 2000-step RSS")
     ap.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--json", help="write results to this file")
     args = ap.parse_args(argv)
-    cfg = ds.init(arch=args.arch, precision=args.precision, deterministic=args.deterministic)
+    det = {"auto": None, "on": True, "off": False}[args.deterministic]
+    cfg = ds.init(arch=args.arch, precision=args.precision, deterministic=det)
     if args.memory_probe:
         print(json.dumps(memory_probe(*args.memory_probe)))
         return

@@ -13,13 +13,13 @@ from .mpm import MPM
 from .problem import SimulationProblem, SimulationSolution
 from .runtime import init
 from .scene import Scene
-from .shapes import Box, Capsule, Cylinder, Mesh, Polygon, Shape, Sphere
+from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Polygon, Shape, Sphere
 from .state import State
 
 __all__ = [
     "init", "solve", "SimulationError", "asset_path",
     "Scene", "State", "MPM", "SimulationProblem", "SimulationSolution", "CheckpointAdjoint",
     "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
-    "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Polygon", "Mesh",
+    "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Compound", "Polygon", "Mesh",
 ]
 __version__ = "0.1.0"

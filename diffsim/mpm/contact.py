@@ -58,8 +58,22 @@ def sdf_cylinder(q, radius, half_height, axis: ti.template()):
 
 
 def make_tool_sdf(kind: str, geom: tuple, axis: int):
-    """A ``@ti.func sdf(q)`` in the tool frame for a tool of the given kind."""
-    if kind == "sphere":
+    """A ``@ti.func sdf(q)`` in the tool frame for a tool of the given kind.
+
+    ``kind="compound"`` takes ``geom`` = tuple of ``(kind, geom, axis, offset)`` parts;
+    its distance is the minimum over the parts, each shifted by its offset.
+    """
+    if kind == "compound":
+        funcs = [make_tool_sdf(k, g, a) for k, g, a, _ in geom]
+        offsets = [tuple(o) for *_, o in geom]
+
+        @ti.func
+        def f(q):
+            d = 1e30
+            for i in ti.static(range(len(funcs))):
+                d = ti.min(d, funcs[i](q - ti.Vector(offsets[i])))
+            return d
+    elif kind == "sphere":
         r = geom[0]
 
         @ti.func

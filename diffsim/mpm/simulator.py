@@ -18,7 +18,7 @@ import torch
 from .. import runtime
 from ..adjoint import RolloutPlan, rollout
 from ..scene import Scene
-from ..shapes import Box, Capsule, Cylinder, Sphere
+from ..shapes import Box, Capsule, Compound, Cylinder, Sphere
 from ..simulator import Simulator
 from ..state import State
 from .constitutive import model_for
@@ -36,6 +36,11 @@ def _tool_geometry(shape) -> tuple[str, tuple, int]:
         return "capsule", (float(shape.radius), 0.5 * float(shape.length)), shape.axis
     if isinstance(shape, Cylinder):
         return "cylinder", (float(shape.radius), 0.5 * float(shape.height)), shape.axis
+    if isinstance(shape, Compound):
+        c = shape.center
+        parts = tuple((*_tool_geometry(p), tuple(float(v) for v in p.center - c))
+                      for p in shape.parts)
+        return "compound", parts, 0
     raise TypeError(f"unsupported tool shape {type(shape).__name__}")
 
 
