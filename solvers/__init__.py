@@ -19,6 +19,7 @@ from .adjoint import (
     InterpolatingAdjoint,
     QuadratureAdjoint,
 )
+from .neural import ModuleField, NeuralODE, NeuralSDE
 from .ode import (
     BS3,
     DP5,
@@ -41,6 +42,14 @@ from .ode import (
 from .problems import ODEProblem, SDEProblem
 from .regularization import GlobalRegularization, LocalRegularization
 from .retcode import ReturnCode, SolveError
+from .sde import (
+    AbstractAdaptiveSDESolver,
+    AbstractSDESolver,
+    AdaptiveMilstein,
+    BrownianPath,
+    EulerMaruyama,
+    Milstein,
+)
 from .solution import ODESolution, Stats
 
 __all__ = [
@@ -53,4 +62,7 @@ __all__ = [
     "AbstractSensitivity", "AbstractContinuousAdjoint",
     "DirectAdjoint", "BacksolveAdjoint", "InterpolatingAdjoint", "QuadratureAdjoint",
     "GlobalRegularization", "LocalRegularization",
+    "AbstractSDESolver", "AbstractAdaptiveSDESolver", "BrownianPath", "EulerMaruyama", "Milstein",
+    "AdaptiveMilstein",
+    "NeuralODE", "NeuralSDE", "ModuleField",
 ]

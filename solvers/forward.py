@@ -55,6 +55,8 @@ def collect(job: ODEJob, traj: Trajectory) -> Forward:
         # The biased sampler's point (a step start) joins the saved points in time order.
         t_s, u_s, h_s = traj.sampled
         k = 0
+        if isinstance(t_s, torch.Tensor):
+            k = len(ts)  # per-sample times (DirectAdjoint only): order is irrelevant
         while k < len(ts) and job.direction * (ts[k] - t_s) <= 0.0:
             k += 1
         ts.insert(k, t_s)

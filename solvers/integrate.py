@@ -170,7 +170,7 @@ def integrate(
         if adaptive:
             if reg == "error":
                 ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel)
-                r = float(ratio_t)
+                r = float(ratio_t.detach())
             else:
                 with torch.no_grad():
                     r = float(error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel))

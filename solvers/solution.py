@@ -26,6 +26,7 @@ class Stats:
             is the number of ``f`` calls recorded in the graph (one vjp each);
             checkpointed re-solves count here too.
         naccept_backward, nreject_backward: steps of the adjoint solve.
+        ng: evaluations of the diffusion ``g`` (SDEs).
         niters: loop iterations with ``per_sample=True`` (each advances every unfinished
             sample by one attempted step); equals ``naccept + nreject`` otherwise.
     """
@@ -39,6 +40,7 @@ class Stats:
     naccept_backward: int = 0
     nreject_backward: int = 0
     niters: int = 0
+    ng: int = 0
 
     @property
     def nfe_forward(self) -> int:

@@ -181,9 +181,15 @@ def solve_ode(
         dense = save is None
     if dense and per_sample:
         dense = False  # per-sample dense output is kept only where an adjoint needs it
-    check_regularization(regularization, alg, isinstance(sensealg, DirectAdjoint), adaptive and adaptive_alg)
+    direct_sens = isinstance(sensealg, DirectAdjoint)
+    check_regularization(regularization, alg, direct_sens, adaptive and adaptive_alg)
     if per_sample and isinstance(regularization, GlobalRegularization) and regularization.kind == "stiffness":
         raise ValueError("GlobalRegularization(kind='stiffness') is not supported with per_sample=True")
+
+    if (per_sample and isinstance(regularization, LocalRegularization) and regularization.sampling == "biased"
+            and not direct_sens):
+        raise ValueError("LocalRegularization(sampling='biased') with per_sample=True draws one time per sample "
+                         "and needs sensealg=DirectAdjoint(); use sampling='unbiased' with continuous adjoints")
 
     opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin,
                        dtmax=dtmax, max_steps=max_steps, controller=controller)
