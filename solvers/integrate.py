@@ -144,6 +144,7 @@ def integrate(
     cps = list(checkpoint_times) if checkpoint_times is not None else []
     ci = 0
 
+    land = adaptive and solver.dense_order() < solver.order() - 1
     t, u = t0, u0
     r_prev = 1e-4
     n_attempts = 0
@@ -156,9 +157,13 @@ def integrate(
             break
         n_attempts += 1
         if adaptive:
-            # Stretch the step by up to 1% to land on t1 instead of leaving a sliver.
-            last = direction * (t + 1.01 * dt - t1) >= 0.0
-            h = t1 - t if last else dt
+            # Stretch the step by up to 1% to land on t1 (or, for methods whose dense
+            # output is much less accurate than their steps, on the next save time)
+            # instead of leaving a sliver.
+            target = saves[si][0] if (land and si < len(saves)) else t1
+            hit = direction * (t + 1.01 * dt - target) >= 0.0
+            last = hit and target == t1
+            h = target - t if hit else dt
         else:
             t_next = t0 + (n_fixed + 1) * dt
             last = direction * (t_next - t1) >= -1e-12 * abs(dt)
@@ -191,6 +196,8 @@ def integrate(
             if not accept:
                 out.retcode = ReturnCode.NON_FINITE
                 break
+            if reg == "error":  # fixed steps of a method with an estimate: still regularize
+                ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel)
 
         if not accept:
             out.nreject += 1
@@ -203,7 +210,7 @@ def integrate(
             continue
 
         # ---- accepted
-        t_new = t1 if last else t + h
+        t_new = t1 if last else (target if (adaptive and hit) else t + h)
         u1 = step.u1
         R = None
 
@@ -248,8 +255,8 @@ def integrate(
             dt_new = h * fac
             if abs(dt_new) > opts.dtmax:
                 dt_new = direction * opts.dtmax
-            # Keep the controller's proposal, not the step shortened to hit t1.
-            dt = dt_new if not last else (dt if abs(dt) > abs(dt_new) else dt_new)
+            # Keep the controller's proposal, not the step shortened to hit a target.
+            dt = dt_new if not hit else (dt if abs(dt) > abs(dt_new) else dt_new)
         rejected_last = False
         t, u, f0 = t_new, u1, step.f1
         while ci < len(cps) and direction * (cps[ci] - t) <= 0.0:

@@ -29,8 +29,9 @@ class GlobalRegularization:
 
     Step sizes are detached (the controller's choices are not differentiated); ``E_est``
     and ``rho`` are differentiated through every step, so this needs
-    ``sensealg=DirectAdjoint()`` (the discrete adjoint of the paper) and an adaptive
-    solver; for the continuous adjoints use :class:`LocalRegularization`.
+    ``sensealg=DirectAdjoint()`` (the discrete adjoint of the paper) and a method with
+    an error estimate (it also works with ``adaptive=False``: the estimate of each fixed
+    step is summed); for the continuous adjoints use :class:`LocalRegularization`.
 
     Args:
         kind: "error" or "stiffness".
@@ -86,7 +87,7 @@ class LocalRegularization:
         positive("coeff", self.coeff, allow_zero=True)
 
 
-def check_regularization(reg, alg, sensealg_is_direct: bool, adaptive: bool) -> None:
+def check_regularization(reg, alg, sensealg_is_direct: bool) -> None:
     """Raise early when a regularizer cannot work with the chosen method."""
     if reg is None:
         return
@@ -106,8 +107,6 @@ def check_regularization(reg, alg, sensealg_is_direct: bool, adaptive: bool) -> 
                 "GlobalRegularization differentiates every step and needs sensealg=DirectAdjoint(); "
                 "use LocalRegularization with continuous adjoints"
             )
-        if not adaptive:
-            raise ValueError("GlobalRegularization sums the controller's error estimates: solve with adaptive=True")
         if reg.kind == "stiffness" and not (
             isinstance(alg, AbstractExplicitRK) and alg.stiffness_stages is not None
         ):

@@ -182,7 +182,7 @@ def solve_ode(
     if dense and per_sample:
         dense = False  # per-sample dense output is kept only where an adjoint needs it
     direct_sens = isinstance(sensealg, DirectAdjoint)
-    check_regularization(regularization, alg, direct_sens, adaptive and adaptive_alg)
+    check_regularization(regularization, alg, direct_sens)
     if per_sample and isinstance(regularization, GlobalRegularization) and regularization.kind == "stiffness":
         raise ValueError("GlobalRegularization(kind='stiffness') is not supported with per_sample=True")
 

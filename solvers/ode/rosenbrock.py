@@ -8,10 +8,10 @@ from .base import AbstractStiffSolver
 
 
 class RosenbrockWorkspace:
-    __slots__ = ("batch", "shape", "stage_state", "probe")
+    __slots__ = ("batch", "shape", "stage_state", "probe", "grad")
 
-    def __init__(self, u0: torch.Tensor, batch: bool):
-        self.batch, self.shape = batch, u0.shape
+    def __init__(self, u0: torch.Tensor, batch: bool, grad: bool):
+        self.batch, self.shape, self.grad = batch, u0.shape, grad
         self.stage_state = None
         self.probe = False
 
@@ -34,14 +34,16 @@ class AbstractRosenbrock(AbstractStiffSolver):
             raise ValueError(f"jacobian must be 'dense' or 'batch', got {self.jacobian!r}")
 
     def workspace(self, u0, *, grad):
-        return RosenbrockWorkspace(u0, self.jacobian == "batch")
+        return RosenbrockWorkspace(u0, self.jacobian == "batch", grad)
 
     # -- linear algebra on states of any shape
 
     def factor(self, rhs, t, u, dt, gamma: float, ws, *, per_sample: bool):
         """f0, the LU of ``W = I/(dt*gamma) - J`` and ``ft`` at (t, u)."""
         batch = ws.batch or per_sample
-        create_graph = torch.is_grad_enabled()
+        # Differentiate through the Jacobian only when the step itself is recorded
+        # (direct adjoint, regularizer step); W-method gradients would be inexact.
+        create_graph = ws.grad and torch.is_grad_enabled()
         f0, J, ft = rhs.jacobian(t, u, batch=batch, create_graph=create_graph)
         n = J.shape[-1]
         eye = torch.eye(n, dtype=J.dtype, device=J.device)
