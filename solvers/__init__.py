@@ -10,6 +10,7 @@ type registers its method with :func:`diffsim.dispatch.register`.
 
 from diffsim.dispatch import solve
 
+from . import detest
 from . import solve_ode as _solve_ode  # noqa: F401  (registers ODEProblem methods)
 from .adjoint import (
     AbstractContinuousAdjoint,
@@ -53,7 +54,7 @@ from .sde import (
 from .solution import ODESolution, Stats
 
 __all__ = [
-    "solve",
+    "solve", "detest",
     "ODEProblem", "SDEProblem",
     "ODESolution", "Stats", "ReturnCode", "SolveError",
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",

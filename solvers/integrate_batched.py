@@ -105,13 +105,21 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
         res_count = torch.zeros(B, dtype=dtype, device=device)
         res_t, res_u, res_h = t.clone(), u0, dt.abs()
 
+    # As in the shared loop: methods with a much less accurate dense output step onto
+    # the save times instead of interpolating them.
+    land = adaptive and alg.dense_order() < alg.order() - 1
     u = u0
     niters = 0
     while True:
         active = ~done
         if adaptive:
-            last = direction * (t + 1.01 * dt - t1) >= 0
-            h = torch.where(last, t1 - t, dt)
+            if land and n_s:
+                target = torch.where(next_idx < n_s, S[next_idx.clamp(max=n_s - 1)], torch.full_like(t, t1))
+            else:
+                target = torch.full_like(t, t1)
+            hit = direction * (t + 1.01 * dt - target) >= 0
+            last = hit & (target == t1)
+            h = torch.where(hit, target - t, dt)
         else:
             t_next = t0 + (n_fixed + 1) * dt
             last = direction * (t_next - t1) >= -1e-12 * dt.abs()
@@ -131,13 +139,15 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
         reject = active & ~accept
         acc_v = accept.view(bview)
         t_new = torch.where(last, torch.full_like(t, t1), t + h)
+        if adaptive:
+            t_new = torch.where(hit, target, t_new)
 
         # ---- record saved points crossed by accepted steps
         R = None
         while True:
             idx = next_idx.clamp(max=max(n_s - 1, 0))
-            hit = accept & (next_idx < n_s) & (direction * (S[idx] - t_new) <= 0) if n_s else accept & False
-            if not bool(hit.any()):
+            crossed = accept & (next_idx < n_s) & (direction * (S[idx] - t_new) <= 0) if n_s else accept & False
+            if not bool(crossed.any()):
                 break
             if R is None:
                 R = alg.dense_coeffs(rhs, t, u, h.view(bview), step, ws)
@@ -146,9 +156,9 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
             at_end = (ts == t_new).view(bview)
             val = torch.where(at_end, step.u1, dense_eval(u, R, theta))
             vals.append(val)
-            src[idx[hit], brange[hit]] = len(vals) - 1
-            hsave[idx[hit], brange[hit]] = h.abs()[hit]
-            next_idx = next_idx + hit.long()
+            src[idx[crossed], brange[crossed]] = len(vals) - 1
+            hsave[idx[crossed], brange[crossed]] = h.abs()[crossed]
+            next_idx = next_idx + crossed.long()
 
         if reg_kind == "error" and adaptive:
             out.reg_terms.append(torch.where(accept, ratio * h.abs(), torch.zeros_like(ratio)))
@@ -188,8 +198,8 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
             fac_rej = (opts.controller.safety * r.clamp_min(1e-300) ** (-b1)).clamp(opts.controller.factor_min, 1.0)
             fac_rej = torch.where(finite, fac_rej, torch.full_like(r, 0.1))
             dt_acc = (h * fac_acc).clamp(-opts.dtmax, opts.dtmax)
-            # Keep the proposal, not a step shortened to land on t1.
-            dt_acc = torch.where(last & (dt.abs() > dt_acc.abs()), dt, dt_acc)
+            # Keep the proposal, not a step shortened to land on a target.
+            dt_acc = torch.where(hit & (dt.abs() > dt_acc.abs()), dt, dt_acc)
             dt = torch.where(accept, dt_acc, torch.where(reject, h * fac_rej, dt))
             r_prev = torch.where(accept, r.clamp_min(1e-4), r_prev)
             rejected_last = torch.where(active, reject, rejected_last)

@@ -64,7 +64,7 @@ def jacobian(
             gu, gt = _rows(out, (x, tt), eye, create_graph)
             J = gu.reshape(n, n) if gu is not None else torch.zeros(n, n, dtype=dtype, device=device)
             ft = gt.reshape(out.shape) if gt is not None else torch.zeros_like(out)
-            return out, J, ft
+            return (out if create_graph else out.detach()), J, ft
         B = out.shape[0]
         m = out[0].numel()
         # Cotangent j picks entry j of every sample at once: row j of each block.
@@ -81,7 +81,9 @@ def jacobian(
             # A shared scalar t: reverse mode sums over samples, so take the per-sample
             # time derivative by forward mode instead.
             ft = _time_derivative_forward(g, x, tt, out, create_graph)
-        return out, J.contiguous() if not create_graph else J, ft
+        if not create_graph:
+            return out.detach(), J.contiguous(), ft.detach()
+        return out, J, ft
 
 
 def _time_derivative_forward(g, x, tt, out, create_graph):

@@ -18,7 +18,7 @@ class AdaptiveMilstein(AbstractAdaptiveSDESolver):
     estimates the drift's ``f' g I_(1,0)`` error, the second the diffusion's
     ``g' f I_(0,1)`` and ``I_(1,1,1)`` terms; both are O(dt^1.5). ``f(u1)`` and ``g(u1)``
     are reused by the next step, so a step costs one drift, one diffusion and one
-    forward-mode product. Rejected steps retry on the same Brownian path (bridge
+    Jacobian-vector product. Rejected steps retry on the same Brownian path (bridge
     sampling), so rejection introduces no bias.
 
     Reference: H. Lamba, "An adaptive timestepping algorithm for stochastic differential

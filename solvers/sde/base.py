@@ -49,13 +49,22 @@ class AbstractAdaptiveSDESolver(AbstractSDESolver):
 
 def g_dg(diffusion, t, u, g0, derivative_free: bool, dt: float):
     """``g * dg/du`` along the diagonal (for diagonal noise whose entry i depends on
-    u_i only), by forward-mode AD in the direction ``g``; or its derivative-free
-    approximation ``(g(u + g sqrt|dt|) - g(u)) / sqrt|dt|`` (Kloeden & Platen, 11.1)."""
+    u_i only): the Jacobian-vector product ``(dg/du) g``, by two reverse-mode passes
+    (the transpose trick; it composes with an outer backward pass), or its
+    derivative-free approximation ``(g(u + g sqrt|dt|) - g(u)) / sqrt|dt|`` (Kloeden &
+    Platen, eq. 11.1.5)."""
     if derivative_free:
         s = abs(dt) ** 0.5
         return (diffusion(t, u + g0 * s) - g0) / s
-    import torch.autograd.forward_ad as fwAD
-
-    with fwAD.dual_level():
-        tangent = fwAD.unpack_dual(diffusion(t, fwAD.make_dual(u, g0))).tangent
-    return tangent if tangent is not None else torch.zeros_like(u)
+    outer = torch.is_grad_enabled() and (u.requires_grad or g0.requires_grad)
+    with torch.enable_grad():
+        x = u if (outer and u.requires_grad) else u.detach().requires_grad_(True)
+        y = diffusion(t, x)
+        if not y.requires_grad:  # g does not depend on u
+            return torch.zeros_like(u)
+        w = torch.zeros_like(y, requires_grad=True)
+        (jtw,) = torch.autograd.grad(y, x, w, create_graph=True)
+        (jv,) = torch.autograd.grad(jtw, w, g0 if outer else g0.detach(), create_graph=outer, allow_unused=True)
+    if jv is None:
+        return torch.zeros_like(u)
+    return jv if outer else jv.detach()

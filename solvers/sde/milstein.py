@@ -14,7 +14,7 @@ class Milstein(AbstractSDESolver):
 
     Strong order 1 when entry ``i`` of ``g`` depends on ``u_i`` only (diagonal,
     commutative noise); with cross-dependence the missing Lévy areas reduce it to 1/2.
-    ``g g'`` comes from one forward-mode AD product (exact, composes with backprop), or
+    ``g g'`` comes from a Jacobian-vector product by autograd (exact, composes with backprop), or
     with ``derivative_free=True`` from one extra diffusion evaluation (the
     Runge–Kutta form of Kloeden & Platen, eq. 11.1.5).
 

@@ -30,14 +30,16 @@ def loss(sol):
     return (sol.u**2).sum() + sol.u[-1, 0] * sol.u[1, 1]
 
 
-def grads(sensealg, alg=dss.Tsit5(), **kw):
+def grads(sensealg, alg=None, **kw):
+    alg = alg if alg is not None else dss.Tsit5()
     u0, a, b = inputs()
     sol = dss.solve(dss.ODEProblem(f, u0, (0.0, 2.0), p=(a, b)), alg, saveat=TS, sensealg=sensealg, **kw)
     L = loss(sol)
     return L.detach(), torch.autograd.grad(L, (u0, a, b)), sol
 
 
-def finite_differences(alg=dss.Tsit5(), eps=1e-6, **kw):
+def finite_differences(alg=None, eps=1e-6, **kw):
+    alg = alg if alg is not None else dss.Tsit5()
     u0, a, b = (x.detach() for x in inputs())
     base = [u0, a, b]
     out = []

@@ -9,7 +9,8 @@ import torch
 from scipy.integrate import solve_ivp
 
 from diffsim import solvers as dss
-from diffsim.solvers import detest
+
+detest = dss.detest
 
 
 def reference(P):

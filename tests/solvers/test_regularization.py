@@ -20,7 +20,8 @@ def params():
 U0 = [0.5, -0.4, 0.9]
 
 
-def reg_value(p, reg, sensealg=dss.DirectAdjoint(), seed=7, **kw):
+def reg_value(p, reg, sensealg=None, seed=7, **kw):
+    sensealg = sensealg if sensealg is not None else dss.DirectAdjoint()
     g = torch.Generator().manual_seed(seed)
     prob = dss.ODEProblem(f, torch.tensor(U0), (0.0, 2.0), p=p)
     return dss.solve(prob, dss.Tsit5(), saveat=[2.0], regularization=reg, sensealg=sensealg, generator=g, **kw)
