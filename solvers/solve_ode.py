@@ -196,9 +196,8 @@ def solve_ode(
     stats = Stats()
     rhs = RHS(prob.f, prob.p, u0.dtype, u0.device)
     params = adjoint_params(prob.f, prob.p)
-    grad_on = torch.is_grad_enabled() and (u0.requires_grad or bool(params))
     direct = isinstance(sensealg, DirectAdjoint)
-    with torch.set_grad_enabled(grad_on and direct):
+    with torch.set_grad_enabled(torch.is_grad_enabled() and direct):
         t_arg = rhs.time(t0) if not per_sample else torch.full((u0.shape[0],), t0, dtype=u0.dtype, device=u0.device)
         f0 = rhs(t_arg, u0)
     check_rhs_output("f", f0, u0)

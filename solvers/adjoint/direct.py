@@ -21,15 +21,19 @@ class DirectAdjoint(AbstractSensitivity):
     """Discrete adjoint by backpropagation through every step ("discretize-then-optimize").
 
     Exact gradients of the computed solution (to round-off), whatever the tolerances;
-    the only sensitivity under which ``GlobalRegularization`` works and ``sol(t)`` is
-    differentiable. Memory grows with the number of steps (autograd keeps every stage);
+    the only sensitivity under which ``GlobalRegularization`` works, ``sol(t)`` is
+    differentiable, and tensors that ``f`` merely closes over receive gradients. Run
+    inference under ``torch.no_grad()`` to skip recording. Memory grows with the number of steps (autograd keeps every stage);
     the backward pass costs about one vector-Jacobian product per recorded evaluation
     of ``f``. Step sizes are not differentiated (the controller's decisions are treated
     as constants, as in diffrax). Fastest choice for small models and few steps.
     """
 
     def run(self, job: ODEJob) -> Forward:
-        grad = needs_grad(job)
+        # Record when grad mode is on and the first evaluation of f (made with grad
+        # mode on) depends on something that requires grad: u0, p, module parameters or
+        # tensors f merely closes over. Otherwise the lean, unrecorded path runs.
+        grad = torch.is_grad_enabled() and (job.u0.requires_grad or job.f0.requires_grad)
         fwd = run_forward(job, dense=job.dense, grad=grad)
         stats, traj = job.stats, fwd.traj
         if grad:

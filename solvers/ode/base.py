@@ -98,28 +98,32 @@ def dense_eval(u0: torch.Tensor, R: torch.Tensor, theta) -> torch.Tensor:
 
 class _BufferStages:
     """Stages in one preallocated (s, N) buffer: each stage input is a single
-    matrix-vector product. Used when autograd is off (inference, continuous adjoints)."""
+    matrix-vector product, the stage's row a single copy. Row and transposed-prefix
+    views are made once, since per-stage Python overhead is what a small state pays."""
 
-    __slots__ = ("K", "shape")
+    __slots__ = ("K", "shape", "_rows", "_prefix_T", "_prefix")
 
     def __init__(self, s: int, u0: torch.Tensor):
         self.shape = u0.shape
         self.K = torch.empty((s, u0.numel()), dtype=u0.dtype, device=u0.device)
+        self._rows = [self.K[i] for i in range(s)]  # select views (unbind views cannot be written)
+        self._prefix = [self.K[:n] for n in range(s + 1)]
+        self._prefix_T = [p.T for p in self._prefix]
 
     def set(self, i: int, k: torch.Tensor) -> None:
-        self.K[i].copy_(k.reshape(-1))
+        self._rows[i].copy_(k.reshape(-1))
 
     def comb(self, coef: torch.Tensor, n: int) -> torch.Tensor:
-        return torch.mv(self.K[:n].T, coef).view(self.shape)
+        return torch.mv(self._prefix_T[n], coef).view(self.shape)
 
     def stage_input(self, u, coef, n, dt):
         if isinstance(dt, float):
-            return torch.addmv(u.reshape(-1), self.K[:n].T, coef, alpha=dt).view(self.shape)
+            return torch.addmv(u.reshape(-1), self._prefix_T[n], coef, alpha=dt).view(self.shape)
         return torch.addcmul(u, dt, self.comb(coef, n))
 
     def matmul(self, M: torch.Tensor, n: int) -> torch.Tensor:
         """``M @ K[:n]`` reshaped to ``(rows, *shape)``."""
-        return torch.mm(M, self.K[:n]).view((M.shape[0], *self.shape))
+        return torch.mm(M, self._prefix[n]).view((M.shape[0], *self.shape))
 
 
 class _ListStages:

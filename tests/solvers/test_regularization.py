@@ -71,7 +71,6 @@ def test_global_error_regularization_value_is_sum_of_error_estimates():
     steps = dss.solve(prob, dss.Tsit5(), rtol=1e-4, atol=1e-6)
     total = 0.0
     for t0, t1, u in zip(steps.t[:-1], steps.t[1:], steps.u[:-1]):
-        one = reg_value(p, dss.LocalRegularization(step="solver"), rtol=1e-4, atol=1e-6)  # noqa: F841
         h = float(t1 - t0)
         step_prob = dss.ODEProblem(f, u, (float(t0), float(t1)), p=p)
         s = dss.solve(step_prob, dss.Tsit5(), dt=h, adaptive=False, rtol=1e-4, atol=1e-6,
@@ -88,9 +87,9 @@ def test_stiffness_estimate_recovers_the_eigenvalue():
     assert abs(float(sol.reg) - lam) < 1e-6 * lam
 
 
-@pytest.mark.parametrize("sampling", ["unbiased", "biased"])
-def test_local_regularization_works_with_every_sensealg(sampling):
-    reg = dss.LocalRegularization(sampling=sampling, coeff=1.0)
+@pytest.mark.parametrize("sampling,step", [("unbiased", "solver"), ("biased", "solver"), ("unbiased", "initial")])
+def test_local_regularization_works_with_every_sensealg(sampling, step):
+    reg = dss.LocalRegularization(sampling=sampling, coeff=1.0, step=step)
     out = []
     for sens in [dss.DirectAdjoint(), dss.BacksolveAdjoint(), dss.InterpolatingAdjoint(),
                  dss.InterpolatingAdjoint(checkpoints=2), dss.QuadratureAdjoint()]:
