@@ -50,7 +50,7 @@ def variants(global_coeff: float, local_coeff: float):
     }
 
 
-REPEATS = 9  # prediction timings: best of this many runs (--repeats)
+REPEATS = 21  # prediction timings: best of this many runs (--repeats)
 
 
 def timed_best(fn, repeats: int | None = None) -> tuple[float, object]:
@@ -232,7 +232,7 @@ def main(argv=None) -> list[Result]:
                     help="interpolating: InterpolatingAdjoint for the unregularized and local runs")
     ap.add_argument("--global-coeff", type=float, default=None)
     ap.add_argument("--local-coeff", type=float, default=None)
-    ap.add_argument("--repeats", type=int, default=9, help="prediction timing: best of this many runs")
+    ap.add_argument("--repeats", type=int, default=21, help="prediction timing: best of this many runs")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json and results.md")
     args = ap.parse_args(argv)
     global REPEATS

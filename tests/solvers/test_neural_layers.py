@@ -23,7 +23,7 @@ def test_neural_ode_layer_trains_and_composes():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
     assert sol.stats.nfe_backward > 0 and sol.stats.nfe_reg > 0
     assert "InterpolatingAdjoint" in repr(layer)

@@ -54,13 +54,13 @@ def fd_check(reg, **kw):
 def test_global_regularization_gradient_matches_finite_differences(kind):
     # Fixed steps keep the step sequence independent of p, so R is smooth in p.
     sol = fd_check(dss.GlobalRegularization(kind=kind, coeff=0.7), dt=0.1, adaptive=False)
-    assert float(sol.reg) > 0
+    assert sol.reg.item() > 0
 
 
 @pytest.mark.parametrize("sampling", ["unbiased", "biased"])
 def test_local_regularization_gradient_matches_finite_differences(sampling):
     sol = fd_check(dss.LocalRegularization(sampling=sampling, coeff=2.0, step="solver"), dt=0.1, adaptive=False)
-    assert float(sol.reg) > 0 and sol.stats.nfe_reg > 0
+    assert sol.reg.item() > 0 and sol.stats.nfe_reg > 0
 
 
 def test_global_error_regularization_value_is_sum_of_error_estimates():
@@ -76,7 +76,7 @@ def test_global_error_regularization_value_is_sum_of_error_estimates():
         s = dss.solve(step_prob, dss.Tsit5(), dt=h, adaptive=False, rtol=1e-4, atol=1e-6,
                       regularization=dss.GlobalRegularization())
         total += float(s.reg)
-    assert abs(total - float(sol.reg)) < 1e-10 * max(1.0, total)
+    assert abs(total - sol.reg.item()) < 1e-10 * max(1.0, total)
 
 
 def test_stiffness_estimate_recovers_the_eigenvalue():
@@ -84,7 +84,7 @@ def test_stiffness_estimate_recovers_the_eigenvalue():
     lam = 50.0
     prob = dss.ODEProblem(lambda u, p, t: -lam * u, torch.tensor([1.0, 2.0]), (0.0, 1.0))
     sol = dss.solve(prob, dss.Tsit5(), dt=0.01, adaptive=False, regularization=dss.GlobalRegularization("stiffness"))
-    assert abs(float(sol.reg) - lam) < 1e-6 * lam
+    assert abs(sol.reg.item() - lam) < 1e-6 * lam
 
 
 @pytest.mark.parametrize("sampling,step", [("unbiased", "solver"), ("biased", "solver"), ("unbiased", "initial")])
@@ -107,7 +107,7 @@ def test_local_regularization_works_with_every_sensealg(sampling, step):
 
 def test_no_regularization_gives_zero_term():
     sol = reg_value(tuple(x.detach() for x in params()), None)
-    assert float(sol.reg) == 0.0 and sol.reg.dim() == 0
+    assert sol.reg.item() == 0.0 and sol.reg.dim() == 0
 
 
 def test_regularization_reduces_solver_work_on_a_toy_fit():

@@ -114,7 +114,7 @@ def test_sde_regularization():
     prob = dss.SDEProblem(lambda u, p, t: net(u), lambda u, p, t: 0.2 * torch.sigmoid(u), torch.ones(4, 2), (0.0, 1.0))
     for reg in (dss.GlobalRegularization(), dss.LocalRegularization(), dss.LocalRegularization(sampling="biased")):
         sol = dss.solve(prob, dss.AdaptiveMilstein(), seed=0, saveat=[1.0], regularization=reg)
-        assert float(sol.reg) > 0
+        assert sol.reg.item() > 0
         grads = torch.autograd.grad(sol.reg, list(net.parameters()))
         assert all(torch.isfinite(gr).all() for gr in grads)
     with pytest.raises(ValueError, match="adaptive SDE method"):
