@@ -55,6 +55,7 @@ class Trajectory:
         self.step_dts: list[float] = []
         self.naccept = 0
         self.nreject = 0
+        self.niters = 0  # loop iterations (attempted steps; per-sample: batch-wide iterations)
         self.reg_terms: list[torch.Tensor] = []
         self.checkpoints: list[tuple[float, torch.Tensor, float]] = []
 
@@ -264,4 +265,5 @@ def integrate(
             ci += 1
 
     out.t_end, out.u_end, out.f_end, out.dt_next = t, u, f0, abs(dt)
+    out.niters = n_attempts
     return out

@@ -222,7 +222,7 @@ def solve_ode(
         stats.nfe = rhs.nfe
         stats.njac = rhs.njac
         stats.naccept, stats.nreject = traj.naccept, traj.nreject
-        stats.niters = getattr(traj, "niters", traj.naccept + traj.nreject)
+        stats.niters = traj.niters
         user = fwd.user_index()
         values = fwd.values
         u = values if len(user) == len(fwd.ts) else values[user]

@@ -133,7 +133,7 @@ def solve_sde(
     drift.nfe = diffusion.nfe = 0
     job = ODEJob(prob=prob, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
                  reg=regularization, stats=stats, per_sample=False, params=adjoint_params(prob.f, prob.p),
-                 rhs=drift, f0=u0, generator=generator)
+                 rhs=drift, f0=u0, generator=generator)  # f0 is unused by the SDE path
     if isinstance(regularization, LocalRegularization):
         if regularization.sampling == "unbiased":
             job.t_reg = draw_time(t0, t1, generator)
