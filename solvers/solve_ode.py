@@ -123,7 +123,8 @@ def solve_ode(
         per_sample: the leading dimension of ``u0`` is a batch whose samples each get
             their own step size and accept/reject decision (torchode style); ``f``
             then receives ``t`` of shape ``(batch,)``. ``saveat`` defaults to
-            ``(t0, t1)``.
+            ``(t0, t1)``; ``sol(t)`` is not available (the per-sample dense output is
+            kept only internally, for the continuous adjoints).
         throw: raise :class:`SolveError` instead of returning a failed solution.
         generator: ``torch.Generator`` for the local regularizer's random time.
 
