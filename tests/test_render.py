@@ -1,7 +1,7 @@
 """diffsim.render: images, depth test, projection, tools, 2D, animation, export, bad input.
 
-One module-scoped renderer serves every test (Taichi compiles its kernel per
-instance: once for 3D points, once for 2D). Its size is not square so that a
+One module-scoped renderer serves most tests (the kernel compiles once per
+point dimension: about a second each). Its size is not square so that a
 swapped width/height shows.
 """
 

@@ -9,9 +9,11 @@ Usage::
     r.close()
 
 The renderer is a software rasterizer in one Taichi kernel (``raster.py``): it
-needs no display and no OpenGL, runs on the CPU and unchanged on CUDA. Like a
-simulator, it owns Taichi fields (its depth buffer) and compiles its kernel
-per instance, so make one and reuse it for every frame.
+needs no display and no OpenGL, runs on the CPU and unchanged on CUDA. It owns
+Taichi memory (its depth buffer, freed by ``close``); the kernel is compiled
+once per process (per point dimension and float type) and shared by all
+renderers, so the first frame takes about a second and the next ones
+milliseconds.
 """
 
 from __future__ import annotations
@@ -215,6 +217,8 @@ class Renderer:
         palette: body colours in the order of ``sim.groups``.
         tool_color, collider_color: mesh colours.
         show_tools, show_colliders: draw the tools / static colliders.
+
+    ``ambient`` and ``light`` may be changed between frames.
 
     Raises:
         ValueError: an argument outside its range (named in the message).
@@ -507,8 +511,8 @@ def render_state(sim, state, renderer: Renderer | None = None, **kwargs) -> np.n
 
     Without a ``renderer``, a temporary one is made from ``kwargs`` (``width``,
     ``height``, ``camera``, ...) and closed again: convenient for a single
-    picture, but it compiles the kernel each call; keep a :class:`Renderer`
-    for many frames.
+    picture; keep a :class:`Renderer` for many frames (it also keeps the
+    meshes built for ``sim``).
     """
     if renderer is not None:
         if kwargs:
