@@ -234,6 +234,19 @@ def test_floor_is_checkered(r):
     assert not (c1 | c2)[:5].any()  # the top rows show the sky
 
 
+def test_renderers_of_other_sizes_coexist(r):
+    pts = np.array([[0.0, 0.0, 0.0]])
+    with Renderer(20, 10, floor=False) as small:
+        img = small.render_points(pts, radius=1.0, camera=CAM)
+        assert img.shape == (10, 20, 3)
+        assert r.render_points(pts, radius=1.0, camera=CAM).shape == (H, W, 3)
+        # the same camera: the sphere sits at the centre of both images
+        mask = np.any(img != small.render_points(np.zeros((0, 3)), camera=CAM), -1)
+        rows, cols = np.nonzero(mask)
+        assert rows.mean() == pytest.approx(4.5, abs=0.3)
+        assert cols.mean() == pytest.approx(9.5, abs=0.3)
+
+
 def test_closed_renderer_refuses_and_unregisters():
     from diffsim import runtime
 

@@ -69,7 +69,7 @@ def _check_frames(frames) -> list[np.ndarray]:
 
 
 def animate(frames, fps: float = 20, format: str = "html", loop: bool = True,
-            scale: float = 1.0) -> Animation:
+            scale: float = 1.0, embed_limit_mb: float = 200.0) -> Animation:
     """Make a notebook animation from rendered frames.
 
     Args:
@@ -79,6 +79,9 @@ def animate(frames, fps: float = 20, format: str = "html", loop: bool = True,
         loop: repeat forever.
         scale: display size relative to the frames (html: figure size; gif:
             resampled with nearest neighbour when not 1).
+        embed_limit_mb: html only: size limit of the embedded frames (matplotlib's
+            ``animation.embed_limit``, whose default of 20 MB silently drops
+            frames of long 256x256 videos).
 
     Returns:
         An :class:`Animation` (displays inline in Jupyter; ``.save(path)``;
@@ -99,7 +102,7 @@ def animate(frames, fps: float = 20, format: str = "html", loop: bool = True,
     if format == "gif":
         data = _gif(imgs, fps, loop, size)
     else:
-        data = _jshtml(imgs, fps, loop, size)
+        data = _jshtml(imgs, fps, loop, size, embed_limit_mb)
     return Animation(format, data, float(fps), len(imgs), size)
 
 
@@ -116,7 +119,9 @@ def _gif(imgs: list[np.ndarray], fps: float, loop: bool, size: tuple[int, int]) 
     return buf.getvalue()
 
 
-def _jshtml(imgs: list[np.ndarray], fps: float, loop: bool, size: tuple[int, int]) -> str:
+def _jshtml(imgs: list[np.ndarray], fps: float, loop: bool, size: tuple[int, int],
+            embed_limit_mb: float) -> str:
+    import matplotlib
     from matplotlib import animation
     from matplotlib.figure import Figure
 
@@ -132,7 +137,8 @@ def _jshtml(imgs: list[np.ndarray], fps: float, loop: bool, size: tuple[int, int
 
     anim = animation.FuncAnimation(fig, update, frames=len(imgs), interval=1000.0 / fps,
                                    blit=False, repeat=loop)
-    return anim.to_jshtml(fps=fps, default_mode="loop" if loop else "once")
+    with matplotlib.rc_context({"animation.embed_limit": float(embed_limit_mb)}):
+        return anim.to_jshtml(fps=fps, default_mode="loop" if loop else "once")
 
 
 __all__ = ["animate", "Animation", "FORMATS"]

@@ -13,11 +13,11 @@ Burns & Hunt 2013, "The Visibility Buffer"):
    ``1/z``), with ids after the particles';
 4. ``shade``: one thread per pixel decodes the winner and shades it once
    (Lambert + ambient): a particle's normal comes from the sphere impostor
-   (pixel offset from the projected centre; 2D particles are flat discs facing
-   the camera), a triangle's from its vertex
+   (pixel offset from the projected centre), a triangle's from its vertex
    normals interpolated with perspective-correct barycentrics; background
    pixels get a sky gradient and an optional checkered floor (a ray-plane hit,
-   unshaded: it is a backdrop, not an occluder).
+   unshaded: it is a backdrop, not an occluder). 2D scenes (the plane z = 0
+   seen face-on) are drawn unlit in flat colours, particles as discs.
 
 Work per frame is therefore one projection per particle and triangle, one
 atomic per covered pixel and one shading per pixel: overdraw costs atomics,
@@ -317,8 +317,10 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
                 if nv.dot(ray) > 0:  # two-sided: face the viewer
                     nv = -nv
                 base = ti.Vector([inst_color[m, 0], inst_color[m, 1], inst_color[m, 2]])
-            lam = ti.max(nv.dot(light), 0.0)
-            col = base * (ambient + (1.0 - ambient) * lam)
+            col = base
+            if ti.static(pdim == 3):  # 2D scenes face the camera: flat colours, unlit
+                lam = ti.max(nv.dot(light), 0.0)
+                col = base * (ambient + (1.0 - ambient) * lam)
         for c in ti.static(range(3)):
             out[i, j, c] = ti.cast(ti.min(ti.max(col[c], 0.0), 1.0) * 255.0 + 0.5, ti.u8)
 
