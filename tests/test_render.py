@@ -175,6 +175,26 @@ def test_rotated_box_tool_follows_its_quaternion(flat, close_after):
     assert np.ptp(rows) > 2 * np.ptp(cols)          # 90 deg about z: vertical
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_compound_tool_draws_every_part(flat, close_after, dim):
+    z = (0.5,) * (dim - 2)
+    scene = ds.Scene(dim=dim)
+    scene.add_particles(ds.Box(lo=(0.45, 0.2) + z, hi=(0.55, 0.25) + tuple(
+        v + 0.05 for v in z)), ds.Fluid())
+    left, right = (0.3, 0.6) + z, (0.7, 0.6) + z
+    scene.add_tool(ds.Compound(parts=(ds.Sphere(center=left, radius=0.06),
+                                      ds.Sphere(center=right, radius=0.06))), name="dumbbell")
+    sim = ds.MPM(scene, grid_res=16)
+    close_after(sim)
+    cam = Camera.framing(sim.scene.bounds, aspect=W / H) if dim == 2 else Camera(
+        eye=(0.5, 0.5, 3.0), target=(0.5, 0.5, 0.5), fov=30.0)
+    img = flat.render(sim, sim.reset(), camera=cam)
+    (lc, lr), (rc, rr), (mc, mr) = cam.project(np.array([left, right, (0.5, 0.6) + z]), W, H)[0]
+    tool = np.asarray(flat.tool_color)
+    assert _is_rgb(img[int(lr), int(lc)], tool) and _is_rgb(img[int(rr), int(rc)], tool)
+    assert not _is_rgb(img[int(mr), int(mc)], tool)
+
+
 def test_2d_scene_renders_bodies_tools_and_colliders(flat, close_after):
     scene = ds.Scene(dim=2)
     scene.add_particles(ds.Box(lo=(0.2, 0.1), hi=(0.45, 0.35)), ds.Fluid(), name="water")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..shapes import Box, Capsule, Cylinder, Mesh, Polygon, Shape, Sphere
+from ..shapes import Box, Capsule, Compound, Cylinder, Mesh, Polygon, Shape, Sphere
 
 SMOOTH_ANGLE = math.radians(35.0)  # edges sharper than this shade as creases
 CIRCLE_SEGMENTS = 48
@@ -52,6 +52,15 @@ class TriMesh:
         verts = np.concatenate([outline, np.full((len(outline), 1), float(z))], 1)
         normals = np.tile([0.0, 0.0, 1.0], (len(outline), 1))
         return cls(verts, normals, faces)
+
+    @classmethod
+    def concat(cls, meshes: list[TriMesh]) -> TriMesh:
+        """One mesh holding all of ``meshes`` (e.g. the parts of a compound tool)."""
+        offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])
+        return cls(np.concatenate([m.vertices for m in meshes]),
+                   np.concatenate([m.normals for m in meshes]),
+                   np.concatenate([m.faces + o for m, o in zip(meshes, offsets)]).astype(
+                       np.int32))
 
     def transformed(self, matrix: np.ndarray) -> TriMesh:
         """This mesh moved by a 3x4 (or 4x4) rigid transform."""
@@ -158,9 +167,17 @@ def tool_mesh(kind: str, geom, axis: int, dim: int, z: float = 0.0) -> TriMesh:
 
     Args:
         kind, geom, axis: as in ``ToolSpec`` (sphere ``(r,)``, box half sizes,
-            capsule ``(r, half_length)``, cylinder ``(r, half_height)``).
+            capsule ``(r, half_length)``, cylinder ``(r, half_height)``;
+            compound: ``geom`` holds ``(kind, geom, axis, offset)`` parts).
         dim: 2 gives a flat outline at height ``z`` (towards the 2D camera).
     """
+    if kind == "compound":
+        parts = []
+        for k, g, a, offset in geom:
+            shift = np.eye(4)[:3]
+            shift[:len(offset), 3] = offset
+            parts.append(tool_mesh(k, g, a, dim, z).transformed(shift))
+        return TriMesh.concat(parts)
     if dim == 3:
         return TriMesh.from_trimesh(_primitive(kind, geom, axis))
     if kind == "sphere":
@@ -180,6 +197,8 @@ def shape_mesh(shape: Shape, z: float = 0.0) -> TriMesh:
     Raises:
         TypeError: a shape this module cannot mesh.
     """
+    if isinstance(shape, Compound):
+        return TriMesh.concat([shape_mesh(p, z) for p in shape.parts])
     c = np.asarray(shape.center, float)
     if shape.dim == 2:
         if isinstance(shape, Box):
