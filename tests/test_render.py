@@ -81,6 +81,16 @@ def test_depth_test_nearer_particle_wins(flat):
     assert _is_rgb(img, red).sum() > 0 and _is_rgb(img, green).sum() > 0
 
 
+def test_points_beyond_far_are_drawn_behind(flat):
+    cam = Camera(eye=(0, 0, 5), target=(0, 0, 0), fov=90.0, far=5.5)
+    red, green = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
+    pts = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -3.0]])  # depths 4 (in range) and 8 (beyond)
+    img = flat.render_points(pts, colors=np.array([red, green]), radius=np.array([0.3, 2.0]),
+                             camera=cam)
+    assert _is_rgb(img[H // 2, W // 2], red)
+    assert _is_rgb(img, green).sum() > 20
+
+
 def test_known_camera_projects_point_to_expected_pixel(flat):
     point = np.array([[1.0, 0.5, 0.0]])
     # f = (H / 2) / tan(45 deg) = 24 px; depth 5: col = 32 + 24 * 1 / 5, row = 24 - 24 * 0.5 / 5

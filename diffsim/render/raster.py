@@ -62,7 +62,9 @@ def _vec3(a: ti.template(), i: ti.template()):
 @ti.func
 def _key(z, near, far, ident):
     t = ti.min(ti.max((z - near) / (far - near), 0.0), 1.0)
-    q = ti.cast(t * DEPTH_LEVELS, ti.i64)
+    # clamp as an integer: in f32, t * DEPTH_LEVELS rounds up to 2**31 at t = 1, which
+    # shifted by 32 would overflow into the sign bit and win every depth test
+    q = ti.min(ti.cast(t * DEPTH_LEVELS, ti.i64), ti.i64(DEPTH_LEVELS))
     return (q << 32) | ti.cast(ident, ti.i64)
 
 
