@@ -39,8 +39,8 @@ def make_scene(n_target: int):
     """A 3D MPM scene with about ``n_target`` particles, a sphere and a box tool."""
     res = 64
     spacing = 1.0 / res / 2.0  # 8 particles per cell
-    jelly_r = 0.09
-    n_jelly = int(4 / 3 * np.pi * jelly_r**3 / spacing**3)
+    n_jelly = 0.12 * n_target  # the jelly ball holds about 12% of the particles
+    jelly_r = max((3 * n_jelly / (4 * np.pi)) ** (1 / 3), 2.0) * spacing
     side = max((n_target - n_jelly) ** (1 / 3), 4.0) * spacing
     scene = ds.Scene(dim=3)
     lo = np.array([0.5 - side * 0.75, 0.06, 0.5 - side * 0.5])

@@ -382,6 +382,24 @@ def test_bad_render_arguments(r, close_after):
         r.render(sim, bad)
 
 
+def test_benchmark_runs_in_float32_and_agrees_with_its_numpy_peer(tmp_path):
+    """benchmarks/render.py at a tiny size, in a subprocess: the f32 path of the kernel."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "render.py"
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, str(script), "--particles", "3000", "--size", "64",
+                          "--reps", "2", "--precision", "f32", "--arch", "cpu", "--json",
+                          str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["precision"] == "f32" and res["particles"] > 2000
+    assert res["pixels_agreeing"] > 0.99
+
+
 @pytest.mark.slow
 def test_readme_code_runs(tmp_path):
     """The code blocks of diffsim/render/README.md run as written (in a subprocess)."""
