@@ -78,7 +78,8 @@ def test_gradients_match_finite_differences(name, close_after):
     assert U.grad.abs().sum() > 0, "the tool must touch the block"
 
     fixed = {pname: p0, "pusher.friction": fr0}
-    rtol = 2e-4 if name == "plasticine" else 1e-5  # FD may straddle the yield surface
+    # FD may straddle a yield surface or a clamp of the plastic models (a kink)
+    rtol = 1e-3 if name in ("plasticine", "snow", "sand") else 1e-5
     for idx in [(0, 0), (5, 1), (9, 2)]:
         fd = central_difference(lambda u: loss(u, fixed, s0.v), U0, idx, 1e-6)
         assert_close_rel(U.grad[idx].item(), fd, rtol, 1e-9, f"{name} dL/dU{idx}")

@@ -12,10 +12,20 @@ gradient with respect to a tool that does not yet touch the material; a
 width of about one grid cell gives useful gradients before touch at the cost
 of a slightly "fuzzy" tool surface.
 
+The hard layer (``skin``, metres, half a grid cell by default) extends the
+full projection slightly beyond the surface: grid nodes right outside a thin
+wall then stop material as firmly as nodes inside it, which keeps material
+from seeping into walls a few cells thick.
+
 Friction is Coulomb's law on the relative velocity ``v_rel`` of an approaching
 node (``v_rel . n < 0``): the normal part is removed and the tangential part
 shrinks by ``friction * |v_rel . n|``. The tangential norm is smoothed,
 ``sqrt(|t|^2 + 1e-12)``, so the direction has a finite derivative at rest.
+
+Compound tools are projected part by part (``kernels.tool_parts``). Static
+colliders are baked on the grid as one signed distance; grid nodes inside a
+collider take its velocity (zero) outright, because a single normal is
+ambiguous in the corners of a union of shapes.
 """
 
 
@@ -103,13 +113,17 @@ def make_tool_sdf(kind: str, geom: tuple, axis: int):
 
 
 @ti.func
-def coulomb_project(v, v_solid, n, phi, friction, width: ti.template()):
-    """Velocity of a node after soft contact with a solid moving at ``v_solid``."""
+def coulomb_project(v, v_solid, n, phi, friction, width: ti.template(), skin: ti.template()):
+    """Velocity of a node after soft contact with a solid moving at ``v_solid``.
+
+    ``phi``: signed distance of the node (m); ``n``: unit outward normal;
+    ``width``: soft-contact length (m, 0 = hard); ``skin``: hard layer (m).
+    """
     w = 0.0
-    if phi <= 0:
+    if phi <= skin:
         w = 1.0
     elif ti.static(width > 0):
-        w = ti.exp(-phi / width)
+        w = ti.exp(-(phi - skin) / width)
     out = v
     if w > 0:
         rel = v - v_solid

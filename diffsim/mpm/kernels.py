@@ -20,6 +20,14 @@ import taichi as ti
 
 from ..runtime import ensure_init
 from .contact import coulomb_project, make_tool_sdf, smooth_norm, wall_project
+from .model import ToolSpec
+
+
+def tool_parts(tool: ToolSpec) -> list:
+    """``(sdf_func, offset)`` per part of a tool, offsets in the tool frame."""
+    if tool.kind == "compound":
+        return [(make_tool_sdf(k, g, a), tuple(o)) for k, g, a, o in tool.geom]
+    return [(make_tool_sdf(tool.kind, tool.geom, tool.axis), (0.0,) * len(tool.position))]
 from .model import MPMModel
 from .svd import svd_backward
 
@@ -121,7 +129,9 @@ class MPMKernels:
         self.has_colliders = model.colliders is not None
         self.collider_width = model.colliders.contact_width if self.has_colliders else 0.0
         self.tool_width = tuple(t.contact_width for t in model.tools)
-        self.tool_reach = tuple(8 * t.contact_width + 2 * model.dx for t in model.tools)
+        self.skin = model.contact_skin
+        self.tool_reach = tuple(8 * t.contact_width + 2 * model.dx + self.skin
+                                for t in model.tools)
         self.bound, self.walls, self.wall_friction = model.bound, model.walls, model.wall_friction
         self.rot_dim = model.rot_dim
 
@@ -130,7 +140,11 @@ class MPMKernels:
             self.coll_sdf.from_numpy(c.sdf)
             self.coll_normal.from_numpy(c.normal)
             self.coll_friction.from_numpy(c.friction)
-        self._tool_sdfs = [make_tool_sdf(t.kind, t.geom, t.axis) for t in model.tools]
+        # one signed distance per tool part: a compound tool (a cup, a spoon) is
+        # projected part by part, so each node sees well-defined normals in the
+        # corners where parts meet (a single min-distance normal points sideways
+        # there and lets material seep through)
+        self._tool_parts = [tool_parts(t) for t in model.tools]
         self._grid_dirty = True
 
     # ------------------------------------------------------------------ lifecycle
@@ -236,9 +250,12 @@ class MPMKernels:
             if mass > 0:
                 v = self.grid_v[I] / mass + self.dt * ti.Vector(self.gravity)
                 if ti.static(self.has_colliders):
-                    v = coulomb_project(v, ti.Vector.zero(float, d), self.coll_normal[I],
-                                        self.coll_sdf[I], self.coll_friction[I],
-                                        self.collider_width)
+                    if self.coll_sdf[I] < 0:
+                        v = ti.Vector.zero(float, d)  # inside a static collider
+                    else:
+                        v = coulomb_project(v, ti.Vector.zero(float, d), self.coll_normal[I],
+                                            self.coll_sdf[I], self.coll_friction[I],
+                                            self.collider_width, self.skin)
                 xg = ti.Vector(self.origin) + ti.cast(I, float) * self.dx
                 for k in ti.static(range(self.n_tools)):
                     v = self._tool_contact(v, xg, s, k)
@@ -253,27 +270,30 @@ class MPMKernels:
 
     @ti.func
     def _tool_contact(self, v, xg, s, k: ti.template()):
-        sdf = ti.static(self._tool_sdfs[k])
         d = ti.static(self.dim)
         R = self.tool_rot[s, k]
         r = xg - self.tool_pos[s, k]
         q = R.transpose() @ r
-        phi = sdf(q)
+        v_tool = self.tool_vel[s, k]
+        om = self.tool_omega[s, k]
+        if ti.static(d == 2):
+            v_tool += om[0] * ti.Vector([-r[1], r[0]])
+        else:
+            v_tool += om.cross(r)
         out = v
-        if phi < self.tool_reach[k]:
-            h = 0.25 * self.dx
-            n_local = ti.Vector.zero(float, d)
-            for i in ti.static(range(d)):
-                e = ti.Vector.unit(d, i, float) * h
-                n_local[i] = (sdf(q + e) - sdf(q - e)) / (2 * h)
-            n = R @ (n_local / smooth_norm(n_local))
-            v_tool = self.tool_vel[s, k]
-            om = self.tool_omega[s, k]
-            if ti.static(d == 2):
-                v_tool += om[0] * ti.Vector([-r[1], r[0]])
-            else:
-                v_tool += om.cross(r)
-            out = coulomb_project(v, v_tool, n, phi, self.tool_friction[k], self.tool_width[k])
+        for j in ti.static(range(len(self._tool_parts[k]))):
+            sdf = ti.static(self._tool_parts[k][j][0])
+            qj = q - ti.Vector(self._tool_parts[k][j][1])
+            phi = sdf(qj)
+            if phi < self.tool_reach[k]:
+                h = 0.25 * self.dx
+                n_local = ti.Vector.zero(float, d)
+                for i in ti.static(range(d)):
+                    e = ti.Vector.unit(d, i, float) * h
+                    n_local[i] = (sdf(qj + e) - sdf(qj - e)) / (2 * h)
+                n = R @ (n_local / smooth_norm(n_local))
+                out = coulomb_project(out, v_tool, n, phi, self.tool_friction[k],
+                                      self.tool_width[k], self.skin)
         return out
 
     @ti.func

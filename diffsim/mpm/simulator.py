@@ -61,6 +61,10 @@ class MPM(Simulator):
         ppc: default particles per cell for bodies that do not set their own.
         bound: thickness of the wall layer in grid cells (>= 3).
         seed: seed of the particle jitter.
+        contact_skin: thickness, in grid cells, of a layer around tools and
+            colliders where grid nodes get the full contact projection (default
+            0.5). Without it, material pressed against a tool seeps into walls
+            thinner than about three cells; see ``diffsim/mpm/contact.py``.
         memory_budget_mb: memory the simulator may allocate up front for a
             checkpoint segment and its gradients (default 256 MiB). Within it the
             first use allocates room for 16 control steps with gradient fields, so
@@ -78,7 +82,7 @@ class MPM(Simulator):
 
     def __init__(self, scene: Scene, grid_res: int = 64, dt: float = 1e-4, substeps: int = 10,
                  ppc: float | None = None, bound: int = 3, seed: int = 0,
-                 memory_budget_mb: float = 256.0):
+                 memory_budget_mb: float = 256.0, contact_skin: float = 0.5):
         if not isinstance(scene, Scene):
             raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
         if not (isinstance(grid_res, int) and grid_res >= 8):
@@ -152,7 +156,7 @@ class MPM(Simulator):
             dim=d, origin=tuple(map(float, origin)), dx=dx, grid_shape=grid_shape, dt=self.dt,
             substeps=self.substeps, bound=bound, gravity=scene.gravity, groups=tuple(groups),
             tools=tuple(tools), colliders=colliders, walls=scene.walls,
-            wall_friction=scene.wall_friction)
+            wall_friction=scene.wall_friction, contact_skin=float(contact_skin) * dx)
         self._x0 = np.concatenate(positions)
         self._v0 = np.concatenate(velocities)
         self.groups = {g.name: slice(g.start, g.end) for g in groups}

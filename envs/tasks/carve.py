@@ -61,7 +61,7 @@ class Carve(Task):
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="sticky")
-        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=5e3, nu=0.3, yield_stress=60.0),
+        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=3e4, nu=0.3, yield_stress=1.5e3),
                             name="block")
         top = BLOCK["hi"][1]
         scene.add_tool(ds.Box(lo=(0.49, top + 0.03, 0.36), hi=(0.51, top + 0.2, 0.64)),

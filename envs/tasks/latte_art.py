@@ -44,21 +44,21 @@ class LatteArt(Task):
         Success: loss below 0.8. Truncation after ``horizon`` steps (default 80).
 
     Arguments:
-        ``grid_res`` (40), ``horizon`` (80).
+        ``grid_res`` (32), ``horizon`` (80).
 
     Version History:
         v0: initial release.
     """
 
     name = "LatteArt"
-    defaults = {"grid_res": 40, "horizon": 80}
+    defaults = {"grid_res": 32, "horizon": 80}
     success_threshold = 0.8
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="slip")
         lo, hi = interior(CUP["lo"], CUP["hi"], CUP["wall"])
         g = 0.01
-        scene.add_particles(ds.Box(lo=tuple(lo + g), hi=(hi[0] - g, lo[1] + 0.1, hi[2] - g)),
+        scene.add_particles(ds.Box(lo=tuple(lo + g), hi=(hi[0] - g, lo[1] + 0.06, hi[2] - g)),
                             ds.Fluid(bulk_modulus=1e4, viscosity=0.5, density=1e3),
                             name="coffee")
         plo, phi = interior(PITCHER["lo"], PITCHER["hi"], PITCHER["wall"])

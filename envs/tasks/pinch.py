@@ -66,7 +66,7 @@ class Pinch(Task):
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="sticky")
-        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=5e3, nu=0.3, yield_stress=100.0),
+        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=3e4, nu=0.3, yield_stress=2e3),
                             name="dough")
         for i, x in enumerate((0.33, 0.67)):
             scene.add_tool(ds.Sphere(center=(x, FLOOR + 0.08, 0.5), radius=0.04),

@@ -12,7 +12,7 @@ from ..task import Task, velocity_map
 from .geometry import box_outside_distance, container, interior
 
 # walls two grid cells thick (at the default grid): thinner walls leak under grid contact
-CUP = dict(lo=(0.15, 0.42, 0.38), hi=(0.39, 0.66, 0.62), wall=0.05)
+CUP = dict(lo=(0.13, 0.40, 0.36), hi=(0.41, 0.66, 0.64), wall=0.075)
 BOWL = dict(lo=(0.50, 0.075, 0.28), hi=(0.92, 0.25, 0.72), wall=0.05)
 
 

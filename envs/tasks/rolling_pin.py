@@ -52,7 +52,7 @@ class RollingPin(Task):
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="friction", wall_friction=0.8)
-        scene.add_particles(ds.Box(**DOUGH), ds.Plasticine(E=5e3, nu=0.3, yield_stress=80.0),
+        scene.add_particles(ds.Box(**DOUGH), ds.Plasticine(E=3e4, nu=0.3, yield_stress=1.5e3),
                             name="dough")
         scene.add_tool(ds.Capsule(center=(0.5, FLOOR + 0.15, 0.5), radius=0.03, length=0.3,
                                   axis=2), name="pin", friction=0.5)

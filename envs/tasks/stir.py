@@ -40,14 +40,14 @@ class Stir(Task):
         Success: mixing index below 0.3. Truncation after ``horizon`` steps (100).
 
     Arguments:
-        ``grid_res`` (40), ``horizon`` (100).
+        ``grid_res`` (32), ``horizon`` (100).
 
     Version History:
         v0: initial release.
     """
 
     name = "Stir"
-    defaults = {"grid_res": 40, "horizon": 100}
+    defaults = {"grid_res": 32, "horizon": 100}
     success_threshold = 0.3
 
     def build_scene(self):
