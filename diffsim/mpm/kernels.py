@@ -20,7 +20,8 @@ import taichi as ti
 
 from ..runtime import ensure_init
 from .contact import coulomb_project, make_tool_sdf, smooth_norm, wall_project
-from .model import ToolSpec
+from .model import MPMModel, ToolSpec
+from .svd import svd2x2, svd_backward
 
 
 def tool_parts(tool: ToolSpec) -> list:
@@ -28,8 +29,6 @@ def tool_parts(tool: ToolSpec) -> list:
     if tool.kind == "compound":
         return [(make_tool_sdf(k, g, a), tuple(o)) for k, g, a, o in tool.geom]
     return [(make_tool_sdf(tool.kind, tool.geom, tool.axis), (0.0,) * len(tool.position))]
-from .model import MPMModel
-from .svd import svd_backward
 
 
 @ti.data_oriented
@@ -190,12 +189,18 @@ class MPMKernels:
         for p in range(self.svd_end):
             eye = ti.Matrix.identity(float, self.dim)
             F = (eye + self.dt * self.C[s, p]) @ self.F[s, p]
-            U, S, V = ti.svd(F)
             self.F_trial[p] = F
-            self.U[p] = U
-            self.V[p] = V
-            for i in ti.static(range(self.dim)):
-                self.sig[p][i] = S[i, i]
+            if ti.static(self.dim == 2):
+                U, sig, V = svd2x2(F)
+                self.U[p] = U
+                self.V[p] = V
+                self.sig[p] = sig
+            else:
+                U, S, V = ti.svd(F)
+                self.U[p] = U
+                self.V[p] = V
+                for i in ti.static(range(self.dim)):
+                    self.sig[p][i] = S[i, i]
 
     @ti.func
     def _clear_svd_grad(self):

@@ -26,7 +26,6 @@ from .engine import STATE_NAMES, MPMEngine
 from .model import ColliderGrid, GroupSpec, MPMModel, ToolSpec
 from .tools import tool_trajectory
 
-
 #: control steps the first engine holds when memory allows (see ``MPM._engine_for``)
 DEFAULT_SEGMENT = 16
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 import diffsim as ds
 
 from ..losses import soft_inside_box

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 import diffsim as ds
 
 from ..losses import mixing_index
