@@ -488,3 +488,21 @@ def test_mpc_on_a_diffsim_env(close_after):
     replay = base.rollout_loss(out.actions.float().to(base.sim.dtype), state=start)
     assert float(replay) == pytest.approx(out.losses[-1], rel=1e-6, abs=1e-9)
     assert out.total_reward == pytest.approx(info["loss"] - out.losses[-1], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_hybrid_mpc_on_a_diffsim_env_uses_gradients(close_after):
+    """Gradients through a real rollout (compiles the reverse kernels: about a minute on
+    2 CPU cores): Hybrid(CEM, Adam) plans on Pour and the Adam stage improves on CEM."""
+    import diffsim.envs  # noqa: F401
+
+    env = gym.make("diffsim/Pour-v0", horizon=3, grid_res=16)
+    close_after(env)
+    mpc = dss.MPC(dss.Hybrid(dss.CEM(population=4, elites=2), dss.Adam(lr=0.3), sampler_iters=1),
+                  horizon=3, replan_every=3, maxiters=6)
+    out = dss.receding_horizon(env, mpc, steps=3, seed=0)
+    plan = out.plans[0]
+    assert plan.successful and [s.niters for s in plan.stages] == [1, 5]
+    assert plan.nbackward == 5 and plan.nevals == 4 + 5
+    assert plan.loss < plan.stages[0].loss  # the gradient stage refined the sample
+    assert out.losses[-1] == pytest.approx(plan.loss, rel=1e-5)  # executing the plan gives its loss
