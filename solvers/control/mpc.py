@@ -134,7 +134,9 @@ def receding_horizon(env: Any, mpc: MPC, *, steps: int | None = None, seed: int 
     ``env.unwrapped.get_state()`` returns; the state is restored with ``set_state(s)``
     after planning, then the first ``mpc.replan_every`` actions run through ``env.step``
     (through any wrappers, so rewards and time limits apply) and the plan is shifted to
-    warm-start the next one. Stops after ``steps`` steps or when an episode ends.
+    warm-start the next one. Stops after ``steps`` steps or when an episode ends. A plan
+    that fails (``NON_FINITE``: every candidate blew up) still executes its best finite
+    controls, or the warm start if it saw none; ``out.plans[k].retcode`` tells.
 
     Args:
         env: a Gymnasium env whose ``unwrapped`` has ``get_state``, ``set_state`` and
