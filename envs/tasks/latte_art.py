@@ -9,10 +9,10 @@ import diffsim as ds
 
 from ..losses import soft_inside_box, splat
 from ..task import Task, velocity_map
-from .geometry import container, interior
+from .geometry import TABLE, container, interior
 
-CUP = dict(lo=(0.30, 0.075, 0.30), hi=(0.70, 0.30, 0.70), wall=0.05)
-PITCHER = dict(lo=(0.22, 0.40, 0.42), hi=(0.40, 0.60, 0.58), wall=0.05)
+CUP = dict(lo=(0.30, TABLE, 0.30), hi=(0.70, TABLE + 0.225, 0.70), wall=0.05)
+PITCHER = dict(lo=(0.22, TABLE + 0.325, 0.42), hi=(0.40, TABLE + 0.525, 0.58), wall=0.05)
 GRID = 8  # top-view pattern resolution over the cup's inside
 
 
