@@ -60,7 +60,7 @@ def test_same_seed_same_episode_and_horizon_truncates():
     b = _episode(env, seed=3)
     assert np.array_equal(a, b)
     env.reset(seed=0)
-    for t in range(TINY["horizon"]):
+    for _ in range(TINY["horizon"]):
         *_, trunc, info = env.step(np.zeros(env.action_space.shape))
     assert trunc, "the task horizon ends the episode"
     env.close()
