@@ -81,6 +81,8 @@ class MPMKernels:
         self.sig = ti.Vector.field(d, real, needs_grad=g)
         n_svd = self.n_p if model.needs_svd else 1
         place((n_svd,), self.F_trial, self.U, self.V, self.sig)
+        self.affine = ti.Matrix.field(d, d, real, needs_grad=g)  # p2g's affine matrix (scratch)
+        place((self.n_p,), self.affine)
 
         n_groups = max(len(model.groups), 1)
         from ..materials import N_INTERNAL
@@ -211,30 +213,41 @@ class MPMKernels:
             self.sig.grad[p] = ti.Vector.zero(float, self.dim)
 
     @ti.func
-    def _p2g(self, s: ti.template()):
+    def _constitutive(self, s, p, gi: ti.template()):
+        """Plasticity and stress of particle ``p`` (group ``gi``) at substep ``s``.
+
+        Writes ``F[s + 1, p]`` and ``Jp[s + 1, p]``; returns the APIC affine matrix
+        ``-dt vol 4/dx^2 tau + m C`` that p2g scatters.
+        """
+        d = ti.static(self.dim)
+        C = self.C[s, p]
+        eye = ti.Matrix.identity(float, d)
+        F = eye
+        U = eye
+        V = eye
+        sig = ti.Vector.one(float, d)
+        if ti.static(self.g_svd[gi]):
+            F = self.F_trial[p]
+            U = self.U[p]
+            V = self.V[p]
+            sig = self.sig[p]
+        else:
+            F = (eye + self.dt * C) @ self.F[s, p]
+        F_e, Jp, tau = self.g_model[gi].update(F, U, sig, V, self.Jp[s, p], self.material[gi], C)
+        self.F[s + 1, p] = F_e
+        self.Jp[s + 1, p] = Jp
+        return self.g_stress[gi] * tau + self.g_mass[gi] * C
+
+    @ti.func
+    def _p2g(self, s: ti.template(), keep_affine: ti.template()):
         d = ti.static(self.dim)
         for gi in ti.static(range(self.n_groups)):
             ti.loop_config(serialize=self.deterministic)
             for p in range(self.g_start[gi], self.g_end[gi]):
                 base, fx, w = self._stencil(self.x[s, p])
-                C = self.C[s, p]
-                eye = ti.Matrix.identity(float, d)
-                F = eye
-                U = eye
-                V = eye
-                sig = ti.Vector.one(float, d)
-                if ti.static(self.g_svd[gi]):
-                    F = self.F_trial[p]
-                    U = self.U[p]
-                    V = self.V[p]
-                    sig = self.sig[p]
-                else:
-                    F = (eye + self.dt * C) @ self.F[s, p]
-                F_e, Jp, tau = self.g_model[gi].update(F, U, sig, V, self.Jp[s, p],
-                                                       self.material[gi], C)
-                self.F[s + 1, p] = F_e
-                self.Jp[s + 1, p] = Jp
-                affine = self.g_stress[gi] * tau + self.g_mass[gi] * C
+                affine = self._constitutive(s, p, gi)
+                if ti.static(keep_affine):  # for scatter_adjoint in the backward pass
+                    self.affine[p] = affine
                 mv = self.g_mass[gi] * self.v[s, p]
                 for offset in ti.static(ti.grouped(ti.ndrange(*([3] * d)))):
                     dpos = (ti.cast(offset, float) - fx) * self.dx
@@ -330,7 +343,7 @@ class MPMKernels:
         """Forward substep ``s -> s + 1``; expects zeroed grid accumulators, leaves them zeroed."""
         if ti.static(self.needs_svd):
             self._trial_F_svd(s)
-        self._p2g(s)
+        self._p2g(s, False)
         self._grid_update(s, True)
         self._g2p(s)
 
@@ -341,14 +354,63 @@ class MPMKernels:
         if ti.static(self.needs_svd):
             self._clear_svd_grad()
             self._trial_F_svd(s)
-        self._p2g(s)
+        self._p2g(s, True)
         self._grid_update(s, False)
 
     @ti.kernel
-    def transfer(self, s: ti.i32):
-        """p2g -> grid_update; only its reverse (``transfer.grad``) is used."""
-        self._p2g(s)
+    def grid(self, s: ti.i32):
+        """grid_update alone; only its reverse (``grid.grad``) is used."""
         self._grid_update(s, False)
+
+    @ti.kernel
+    def stress(self, s: ti.i32):
+        """The per-particle half of p2g (plasticity, stress, affine matrix).
+
+        Only its reverse is used: Taichi differentiates the constitutive models
+        particle by particle, while the scatter half has a hand-written adjoint
+        (``scatter_adjoint``). Differentiating p2g as a whole took minutes to
+        compile in 3D (27 unrolled stencil nodes around every model).
+        """
+        for gi in ti.static(range(self.n_groups)):
+            # the material-parameter gradient is a sum over particles
+            ti.loop_config(serialize=self.deterministic)
+            for p in range(self.g_start[gi], self.g_end[gi]):
+                self.affine[p] = self._constitutive(s, p, gi)
+
+    @ti.kernel
+    def scatter_adjoint(self, s: ti.i32):
+        """Reverse of p2g's scatter: grid gradients to x, v (at s) and the affine matrix."""
+        d = ti.static(self.dim)
+        for gi in ti.static(range(self.n_groups)):
+            for p in range(self.g_start[gi], self.g_end[gi]):
+                base, fx, w = self._stencil(self.x[s, p])
+                dw = [fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5]
+                m = self.g_mass[gi]
+                A = self.affine[p]
+                mv = m * self.v[s, p]
+                g_mv = ti.Vector.zero(float, d)
+                g_A = ti.Matrix.zero(float, d, d)
+                g_fx = ti.Vector.zero(float, d)
+                for offset in ti.static(ti.grouped(ti.ndrange(*([3] * d)))):
+                    dpos = (ti.cast(offset, float) - fx) * self.dx
+                    weight = 1.0
+                    for i in ti.static(range(d)):
+                        weight *= w[offset[i]][i]
+                    Gv = self.grid_v.grad[base + offset]
+                    Gm = self.grid_m.grad[base + offset]
+                    g_mv += weight * Gv
+                    g_A += weight * Gv.outer_product(dpos)
+                    g_fx -= (weight * self.dx) * (A.transpose() @ Gv)
+                    g_weight = Gv.dot(mv + A @ dpos) + Gm * m
+                    for i in ti.static(range(d)):
+                        dweight = dw[offset[i]][i]
+                        for j in ti.static(range(d)):
+                            if ti.static(j != i):
+                                dweight *= w[offset[j]][j]
+                        g_fx[i] += g_weight * dweight
+                self.affine.grad[p] = g_A
+                self.v.grad[s, p] += m * g_mv
+                self.x.grad[s, p] += g_fx * self.inv_dx
 
     @ti.kernel
     def g2p_adjoint(self, s: ti.i32):
@@ -526,7 +588,9 @@ class MPMKernels:
         self._grid_dirty = True
         self.recompute_grid(s)
         self.g2p_adjoint(s)
-        self.transfer.grad(s)
+        self.grid.grad(s)
+        self.scatter_adjoint(s)
+        self.stress.grad(s)
         if self.needs_svd:
             self.svd_grad()
             self.trial_F.grad(s)
