@@ -19,7 +19,7 @@ The SVD has a hand-written backward (``svd.py``) instead of autodiff.
 import taichi as ti
 
 from ..runtime import ensure_init
-from .contact import coulomb_project, make_tool_sdf, smooth_norm, wall_project
+from .contact import coulomb_project, make_tool_sdf, wall_project
 from .model import MPMModel, ToolSpec
 from .svd import svd2x2, svd_backward
 
@@ -300,17 +300,10 @@ class MPMKernels:
             v_tool += om.cross(r)
         out = v
         for j in ti.static(range(len(self._tool_parts[k]))):
-            sdf = ti.static(self._tool_parts[k][j][0])
-            qj = q - ti.Vector(self._tool_parts[k][j][1])
-            phi = sdf(qj)
+            sdfn = ti.static(self._tool_parts[k][j][0])
+            phi, n_local = sdfn(q - ti.Vector(self._tool_parts[k][j][1]))
             if phi < self.tool_reach[k]:
-                h = 0.25 * self.dx
-                n_local = ti.Vector.zero(float, d)
-                for i in ti.static(range(d)):
-                    e = ti.Vector.unit(d, i, float) * h
-                    n_local[i] = (sdf(qj + e) - sdf(qj - e)) / (2 * h)
-                n = R @ (n_local / smooth_norm(n_local))
-                out = coulomb_project(out, v_tool, n, phi, self.tool_friction[k],
+                out = coulomb_project(out, v_tool, R @ n_local, phi, self.tool_friction[k],
                                       self.tool_width[k], self.skin)
         return out
 
