@@ -11,14 +11,14 @@ import nbformat as nbf
 HERE = Path(__file__).resolve().parent
 
 SETUP = '''import os
-import numpy as np
-import torch
+
 import gymnasium as gym
 import matplotlib.pyplot as plt
-from IPython.display import display
+import numpy as np
+import torch
 
 import diffsim as ds
-import diffsim.envs                       # registers diffsim/<Task>-v0
+import diffsim.envs  # noqa: F401  (registers diffsim/<Task>-v0)
 from diffsim import solvers as dss
 
 TINY = os.environ.get("DIFFSIM_NOTEBOOK_TINY") == "1"   # CI runs the notebooks tiny
@@ -45,7 +45,8 @@ env = gym.make("diffsim/Pour-v0", render_mode="rgb_array", **options)
 sim, task = env.unwrapped.sim, env.unwrapped.task
 obs, info = env.reset(seed=0)
 print(sim, "| actions:", env.action_space, "| loss at start:", info["loss"])
-plt.imshow(env.render()); plt.axis("off");'''),
+plt.imshow(env.render())
+plt.axis("off");'''),
     ("md", "## 2. Optimise the actions of a whole episode\n`rollout_loss` is differentiable "
            "in the actions, so a `ControlProblem` can use `Adam` directly."),
     ("code", '''u = env.unwrapped
@@ -53,7 +54,9 @@ T, A = u.horizon, u.act_dim
 prob = dss.ControlProblem(u.rollout_loss, u0=torch.zeros(T, A, dtype=sim.dtype), bounds=(-1.0, 1.0))
 res = dss.solve(prob, dss.Adam(lr=0.2), maxiters=2 if TINY else 15, progress=not TINY)
 print(res)
-plt.plot(res.history.best); plt.xlabel("iteration"); plt.ylabel("loss");'''),
+plt.plot(res.history.best)
+plt.xlabel("iteration")
+plt.ylabel("loss");'''),
     ("md", "## 3. Before and after"),
     ("code", '''def frames(actions):
     env.reset(seed=0)
@@ -86,12 +89,15 @@ with torch.no_grad():
 print(f"zero actions {float(u.rollout_loss(torch.zeros(T, A))):.4f} | Adam {grad.loss:.4f} | CEM {cem.loss:.4f}")
 plt.plot(grad.history.nevals, grad.history.best, label="Adam")
 plt.plot(cem.history.nevals, cem.history.best, label="CEM")
-plt.xlabel("simulated episodes"); plt.ylabel("mixing index"); plt.legend();'''),
+plt.xlabel("simulated episodes")
+plt.ylabel("mixing index")
+plt.legend();'''),
     ("code", '''best = grad.u if grad.loss <= cem.loss else cem.u
 env.reset(seed=0)
 for a in best.numpy():
     env.step(a.astype(np.float32))
-plt.imshow(env.render()); plt.axis("off")
+plt.imshow(env.render())
+plt.axis("off")
 env.close()'''),
 ])
 
@@ -116,9 +122,12 @@ for a in res.u.numpy():
     env.step(a.astype(np.float32))
 state = u.get_state()
 fig, ax = plt.subplots(1, 2, figsize=(8, 4))
-ax[0].imshow(env.render()); ax[0].set_title("result"); ax[0].axis("off")
+ax[0].imshow(env.render())
+ax[0].set_title("result")
+ax[0].axis("off")
 target = u.task._target(u.sim).numpy()
-ax[1].scatter(target[:, 0], target[:, 1], s=1); ax[1].set_title("target (side view)")
+ax[1].scatter(target[:, 0], target[:, 1], s=1)
+ax[1].set_title("target (side view)")
 ax[1].set_aspect("equal")
 ds.render.export_state(u.sim, state, "pinch_result.ply")   # point cloud, through trimesh
 env.close()'''),
