@@ -46,7 +46,9 @@ class ReferenceMPM:
         self.J.fill(1.0)
 
     def destroy(self):
-        self.tree.destroy()
+        from diffsim.runtime import free_fields
+
+        free_fields(self.tree)
 
     @ti.kernel
     def substep(self):

@@ -188,3 +188,27 @@ def unregister(obj) -> None:
 def live_count() -> int:
     """How many field-owning objects are alive."""
     return len(_live)
+
+
+_kept_trees: list = []
+
+
+def free_fields(tree) -> None:
+    """Free a ``ti.FieldsBuilder`` tree's memory.
+
+    On CUDA, Taichi 1.7.4 fails an internal assertion when a tree is destroyed
+    (``llvm_context.cpp: delete_snode_tree: data->struct_modules.erase(id)``),
+    which leaves the runtime unusable. There the tree is kept, with a warning
+    naming the memory that stays allocated until the process exits, rather than
+    crashing the caller's ``close()``.
+    """
+    cfg = config()
+    if cfg is not None and cfg.arch == "cuda":
+        import warnings
+
+        warnings.warn("diffsim: Taichi 1.7.4 cannot free fields on CUDA (an assertion in "
+                      "delete_snode_tree); this object's GPU memory stays allocated until the "
+                      "process exits", stacklevel=3)
+        _kept_trees.append(tree)
+        return
+    tree.destroy()

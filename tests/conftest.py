@@ -1,5 +1,8 @@
 """Test session set-up: Taichi on the CPU in float64, deterministic.
 
+``DIFFSIM_TEST_ARCH=cuda`` runs the same tests on a CUDA GPU (float64, without the
+serialised scatter loops: GPU atomics make the last bits order-dependent).
+
 Finite-difference gradient checks need float64; every MPM test shares this one
 runtime (re-initialising Taichi would destroy live fields). ``ds.init``'s default
 ``optimize="compile"`` keeps kernel compilation short; the benchmark runs with
@@ -14,7 +17,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import diffsim as ds  # noqa: E402
 
-ds.init(arch="cpu", precision="f64", deterministic=True)
+ARCH = os.environ.get("DIFFSIM_TEST_ARCH", "cpu")
+ds.init(arch=ARCH, precision="f64", deterministic=ARCH == "cpu")
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import diffsim as ds
 def _run(sim, steps, state=None, controls=None):
     state = state or sim.reset()
     U = torch.zeros(steps, sim.action_dim, dtype=torch.float64) if controls is None else controls
-    with torch.no_grad():
-        return sim.rollout(state, U, saveat=range(steps + 1))
+    with torch.no_grad():  # states on the CPU, where the checks compute
+        return [s.to("cpu") for s in sim.rollout(state, U, saveat=range(steps + 1))]
 
 
 def _momentum(sim, st):

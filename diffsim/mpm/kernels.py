@@ -18,7 +18,7 @@ The SVD has a hand-written backward (``svd.py``) instead of autodiff.
 
 import taichi as ti
 
-from ..runtime import ensure_init
+from ..runtime import ensure_init, free_fields
 from .contact import coulomb_project, make_tool_sdf, wall_project
 from .model import MPMModel, ToolSpec
 from .svd import svd2x2, svd_backward
@@ -152,7 +152,7 @@ class MPMKernels:
     def destroy(self) -> None:
         """Free the fields (the kernels of this instance are unusable afterwards)."""
         if self._tree is not None:
-            self._tree.destroy()
+            free_fields(self._tree)
             self._tree = None
 
     # ------------------------------------------------------------------ helpers
