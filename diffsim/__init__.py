@@ -8,7 +8,19 @@ from diffsim.assets import asset_path
 from .adjoint import CheckpointAdjoint
 from .dispatch import solve
 from .errors import SimulationError
-from .materials import Elastic, Fluid, Material, NeoHookean, Plasticine, Sand, Snow
+from .fem import FEM, Rectangle, TriMesh, VolumeMesh
+from .materials import (
+    Elastic,
+    Fluid,
+    LinearElastic,
+    Material,
+    NeoHookean,
+    Plasticine,
+    Sand,
+    ShellMaterial,
+    Snow,
+    StableNeoHookean,
+)
 from .mpm import MPM
 from .problem import SimulationProblem, SimulationSolution
 from .runtime import init
@@ -21,5 +33,8 @@ __all__ = [
     "Scene", "State", "MPM", "SimulationProblem", "SimulationSolution", "CheckpointAdjoint",
     "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
     "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Polygon", "Mesh",
+    # FEM solids and thin shells
+    "FEM", "LinearElastic", "StableNeoHookean", "ShellMaterial",
+    "VolumeMesh", "TriMesh", "Rectangle",
 ]
 __version__ = "0.1.0"
