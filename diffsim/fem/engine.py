@@ -127,9 +127,7 @@ class DeformableEngine:
         if self.implicit:
             self.newton(s)
         else:
-            if hasattr(self.k, "explicit_elastic"):
-                self.k.explicit_elastic(s)
-            self.k.explicit_elems(s, False)
+            self.k.element_forces(s, False)
             self.k.gather_forces()
             self.k.explicit_nodes(s, False)
         self.k.after_substep(s)
@@ -141,16 +139,12 @@ class DeformableEngine:
         if self.implicit:
             self.implicit_backward(s)
         else:
-            if hasattr(k, "explicit_elastic"):
-                k.explicit_elastic(s)
-            k.explicit_elems(s, True)
+            k.element_forces(s, True)
             k.gather_forces()
             k.fel.grad.fill(0)
             k.explicit_nodes.grad(s, True)
             k.scatter_force_grads()
-            k.explicit_elems.grad(s, True)
-            if hasattr(k, "elastic_adjoint"):
-                k.elastic_adjoint(s)
+            k.element_forces_adjoint(s)
 
     def check_step(self, slot: int, step: int) -> None:
         if self._failure is not None:
@@ -299,7 +293,5 @@ class DeformableEngine:
         k.matvec_full()
         k.seed_vjp(s)
         k.vjp_nodes.grad(s)
-        k.vjp_elems.grad(s)
-        if hasattr(k, "elastic_param_vjp"):
-            k.elastic_param_vjp()
+        k.element_vjp(s)
         k.iw[0] = 1.0

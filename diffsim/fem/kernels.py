@@ -382,34 +382,20 @@ class DeformableKernels:
                                       self.fr_eps)
         return vs
 
-    @ti.func
-    def _elastic_gather(self, i):
-        """Solids add their hand-differentiated elastic forces here (zero by default)."""
-        return ti.Vector.zero(float, self.dim)
-
     # ------------------------------------------------------------------ explicit step
-    # explicit_elems -> gather_forces -> explicit_nodes; the gather is differentiated by
+    # element forces (solids: explicit_elastic, by hand; shells: explicit_elems, autodiff)
+    # into ``contrib`` -> gather_forces -> explicit_nodes. The gather is differentiated by
     # hand (scatter_force_grads): Taichi's reverse mode does not handle the nodes' loops
     # over their variable-length slot lists.
     @ti.kernel
-    def explicit_elems(self, s: ti.i32, ad: ti.template()):
-        """Element forces that autodiff handles (hook) into ``contrib``."""
-        self._elem_forces_explicit(s, ad)
-
-    @ti.kernel
     def gather_forces(self):
         for i in range(self.N):
-            self.fel[i] = self._gather(i, self.contrib) + self._elastic_gather(i)
+            self.fel[i] = self._gather(i, self.contrib)
 
     @ti.kernel
     def scatter_force_grads(self):
         for j in range(self.n_slots):
             self.contrib.grad[j] = self.fel.grad[self.slot_node[j]]
-        self._scatter_extra_force_grads()
-
-    @ti.func
-    def _scatter_extra_force_grads(self):
-        pass
 
     @ti.kernel
     def explicit_nodes(self, s: ti.i32, ad: ti.template()):
@@ -700,12 +686,6 @@ class DeformableKernels:
     def copy_lambda_to_p(self):
         for i in range(self.N):
             self.cp[i] = self.dx[i]
-
-    @ti.kernel
-    def vjp_elems(self, s: ti.i32):
-        """The autodiff part of the element gradient at ``xk`` (hook) into ``contrib``;
-        only its reverse, seeded with ``-lam`` per slot, is used."""
-        self._elem_grad_vjp(s)
 
     @ti.kernel
     def vjp_nodes(self, s: ti.i32):

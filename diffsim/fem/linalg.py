@@ -2,17 +2,19 @@
 
 ``ti.sym_eig`` divides by differences of eigenvalues and returns NaN for multiples of
 the identity, which are common here (node mass blocks, undeformed elements). These
-use Jacobi rotations with the numerically stable angle formula instead.
+use cyclic Jacobi rotations with the numerically stable angle formula instead; each
+rotation touches only the affected rows and columns (small code, quick to compile).
 """
 
 
 import taichi as ti
 
-_SWEEPS = 6
+_SWEEPS = 5
 
 
 @ti.func
 def _rotate(A, Q, p: ti.template(), q: ti.template()):
+    n = ti.static(A.n)
     apq = A[p, q]
     if ti.abs(apq) > 1e-300:
         theta = (A[q, q] - A[p, p]) / (2 * apq)
@@ -21,13 +23,22 @@ def _rotate(A, Q, p: ti.template(), q: ti.template()):
             t = -t
         c = 1.0 / ti.sqrt(t * t + 1.0)
         s = t * c
-        J = ti.Matrix.identity(float, A.n)
-        J[p, p] = c
-        J[q, q] = c
-        J[p, q] = s
-        J[q, p] = -s
-        A = J.transpose() @ A @ J
-        Q = Q @ J
+        app, aqq = A[p, p], A[q, q]
+        A[p, p] = app - t * apq
+        A[q, q] = aqq + t * apq
+        A[p, q] = 0.0
+        A[q, p] = 0.0
+        for r in ti.static(range(n)):
+            if ti.static(r != p and r != q):
+                arp, arq = A[r, p], A[r, q]
+                A[r, p] = c * arp - s * arq
+                A[p, r] = A[r, p]
+                A[r, q] = s * arp + c * arq
+                A[q, r] = A[r, q]
+        for r in ti.static(range(n)):
+            qrp, qrq = Q[r, p], Q[r, q]
+            Q[r, p] = c * qrp - s * qrq
+            Q[r, q] = s * qrp + c * qrq
     return A, Q
 
 

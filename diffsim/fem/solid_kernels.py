@@ -36,13 +36,12 @@ class SolidKernels(DeformableKernels):
         npair = len(pairs(d))
         self.els = ti.Vector.field(npair, real)
         self.ela = ti.Vector.field(npair, real)
-        self.eparam = ti.Vector.field(2, real)
+        self.eparam = ti.Vector.field(5, real)
         place((self.E,), self.elem, self.Dm_inv, self.vol, self.eFn, self.eU, self.eV, self.eHs,
               self.els, self.ela, self.eparam, grad=False)
-        self.contrib_el = ti.Vector.field(d, real, needs_grad=True)
         self.contrib_adj = ti.Vector.field(d, real)
-        place((self.n_slots,), self.contrib_el, grad=True)
-        place((self.n_slots,), self.contrib_adj, grad=False)
+        self.contrib_adj2 = ti.Vector.field(d, real)
+        place((self.n_slots,), self.contrib_adj, self.contrib_adj2, grad=False)
 
     def _upload_static(self):
         m = self.model
@@ -153,8 +152,9 @@ class SolidKernels(DeformableKernels):
                 self.eHs[e] = Hs
                 self.els[e] = ls
                 self.ela[e] = la
-                # diagonal blocks: node a moves by delta e_c => dF = e_c (x) beta_a
-                vol = self.vol[e]
+                # diagonal blocks: node a moving by delta gives dF = delta beta_a^T
+                Fn = self.eFn[e]
+                cd = self.vol[e] * self.iw[0] * prm[3] / self.dt
                 for a in ti.static(range(d + 1)):
                     beta = ti.Vector.zero(float, d)
                     if ti.static(a == 0):
@@ -164,16 +164,10 @@ class SolidKernels(DeformableKernels):
                     else:
                         for j in ti.static(range(d)):
                             beta[j] = Dmi[a - 1, j]
-                    blk = ti.Matrix.zero(float, d, d)
-                    for c in ti.static(range(d)):
-                        dF = ti.Matrix.zero(float, d, d)
-                        for j in ti.static(range(d)):
-                            dF[c, j] = beta[j]
-                        dP = apply_hessian(U, V, Hs, ls, la, dF) + self._damp_apply(e, gi, dF,
-                                                                                     True)
-                        col = vol * dP @ beta
-                        for r in ti.static(range(d)):
-                            blk[r, c] = col[r]
+                    Fb = Fn @ beta
+                    blk = self.vol[e] * _diag_block(U, V.transpose() @ beta, Hs, ls, la)
+                    blk += cd * (prm[4] * beta.norm_sqr() * Fn @ Fn.transpose()
+                                 + (prm[4] + prm[5]) * Fb.outer_product(Fb))
                     self.contrib_m[e * self.k + a] = blk
 
     @ti.func
@@ -186,106 +180,124 @@ class SolidKernels(DeformableKernels):
                                    dF) + self._damp_apply(e, gi, dF, True)
                 self._write(e, self.vol[e] * dP @ Dmi.transpose(), self.contrib)
 
-    @ti.func
-    def _elem_grad_vjp(self, s: ti.template()):
-        """Autodiff part of the element gradient at ``xk``: Rayleigh damping with ``F_n`` from
-        ``x[s]`` (elasticity is differentiated by hand in ``elastic_param_vjp``)."""
-        for gi in ti.static(range(self.n_groups)):
-            ti.loop_config(serialize=self.deterministic)
-            for e in range(self.g_start[gi], self.g_end[gi]):
-                Dmi = self.Dm_inv[e]
-                F = self._Ds(e, self.xk) @ Dmi
-                Fn = self._Ds_slot(e, self.x, s) @ Dmi
-                prm = self.material[gi]
-                P = damping_stress(Fn, (F - Fn) / self.dt, prm[3], prm[4], prm[5]) * self.iw[0]
-                self._write(e, self.vol[e] * P @ Dmi.transpose(), self.contrib)
+    # ------------------------------------------------------------------ engine entry points
+    def element_forces(self, s: int, ad: bool) -> None:
+        self.explicit_elastic(s)
 
-    # ------------------------------------------------------------------ explicit hooks
+    def element_forces_adjoint(self, s: int) -> None:
+        self.elastic_adjoint(s)
+
+    def element_vjp(self, s: int) -> None:
+        self.solid_vjp(s)
+
+    # ------------------------------------------------------------------ explicit step
     @ti.kernel
     def explicit_elastic(self, s: ti.i32):
-        """Elastic nodal forces of slot ``s`` into ``contrib_el`` (hand-differentiated)."""
+        """Elastic and damping nodal forces of slot ``s`` into ``contrib`` (differentiated by
+        hand in ``elastic_adjoint``)."""
         for gi in ti.static(range(self.n_groups)):
-            for e in range(self.g_start[gi], self.g_end[gi]):
-                Dmi = self.Dm_inv[e]
-                F = self._Ds_slot(e, self.x, s) @ Dmi
-                U, sig, V = self._svd(F, gi)
-                A, B = self.g_model[gi].parts(F, U, sig, V)
-                prm = self.material[gi]
-                P = prm[0] * A + prm[1] * B
-                self._write(e, -self.vol[e] * P @ Dmi.transpose(), self.contrib_el)
-
-    @ti.func
-    def _elastic_gather(self, i):
-        return self._gather(i, self.contrib_el)
-
-    @ti.func
-    def _scatter_extra_force_grads(self):
-        for j in range(self.n_slots):
-            self.contrib_el.grad[j] = self.fel.grad[self.slot_node[j]]
-
-    @ti.func
-    def _elem_forces_explicit(self, s: ti.template(), ad: ti.template()):
-        for gi in ti.static(range(self.n_groups)):
-            ti.loop_config(serialize=ti.static(self._serial(ad)))
             for e in range(self.g_start[gi], self.g_end[gi]):
                 Dmi = self.Dm_inv[e]
                 F = self._Ds_slot(e, self.x, s) @ Dmi
                 Fdot = self._Ds_slot(e, self.v, s) @ Dmi
+                U, sig, V = self._svd(F, gi)
+                A, B = self.g_model[gi].parts(F, U, sig, V)
                 prm = self.material[gi]
-                P = damping_stress(F, Fdot, prm[3], prm[4], prm[5])
+                P = prm[0] * A + prm[1] * B + damping_stress(F, Fdot, prm[3], prm[4], prm[5])
                 self._write(e, -self.vol[e] * P @ Dmi.transpose(), self.contrib)
+
+    @ti.func
+    def _damping_adjoint(self, F, Fdot, Pbar, prm):
+        """Reverse of ``damping_stress(F, Fdot, beta, mu, lam)``: ``(F_bar, Fdot_bar, (beta_bar,
+        mu_bar, lam_bar))`` for the adjoint ``Pbar`` of the stress."""
+        d = ti.static(self.dim)
+        beta, mu, lam = prm[3], prm[4], prm[5]
+        eye = ti.Matrix.identity(float, d)
+        Mf = F.transpose() @ Fdot
+        Ed = 0.5 * (Mf + Mf.transpose())
+        M = F.transpose() @ Pbar
+        sM = 0.5 * (M + M.transpose())
+        T = 2 * mu * sM + lam * M.trace() * eye
+        Sd = beta * (2 * mu * Ed + lam * Ed.trace() * eye)
+        Fbar = Pbar @ Sd + beta * Fdot @ T
+        Fdbar = beta * F @ T
+        pb = ti.Vector([(M * (2 * mu * Ed + lam * Ed.trace() * eye)).sum(),
+                        2 * beta * (sM * Ed).sum(), beta * M.trace() * Ed.trace()])
+        return Fbar, Fdbar, pb
 
     @ti.kernel
     def elastic_adjoint(self, s: ti.i32):
-        """Reverse of ``explicit_elastic(s)``: ``contrib_el.grad`` -> ``x.grad[s]``, moduli."""
+        """Reverse of ``explicit_elastic(s)``: ``contrib.grad`` -> ``x.grad[s]``, ``v.grad[s]``,
+        moduli and damping parameters."""
         d = ti.static(self.dim)
         for gi in ti.static(range(self.n_groups)):
             for e in range(self.g_start[gi], self.g_end[gi]):
                 Dmi = self.Dm_inv[e]
                 F = self._Ds_slot(e, self.x, s) @ Dmi
+                Fdot = self._Ds_slot(e, self.v, s) @ Dmi
                 U, sig, V = self._svd(F, gi)
                 prm = self.material[gi]
                 base = e * self.k
                 W = ti.Matrix.zero(float, d, d)
-                w0 = self.contrib_el.grad[base]
+                w0 = self.contrib.grad[base]
                 for a in ti.static(range(1, d + 1)):
-                    wa = self.contrib_el.grad[base + a] - w0
+                    wa = self.contrib.grad[base + a] - w0
                     for r in ti.static(range(d)):
                         W[r, a - 1] = wa[r]
                 Pbar = -self.vol[e] * W @ Dmi
                 A, B = self.g_model[gi].parts(F, U, sig, V)
-                self.eparam[e] = ti.Vector([(A * Pbar).sum(), (B * Pbar).sum()])
                 Hs, ls, la = self.g_model[gi].hessian(sig, prm[0], prm[1], False)
-                Fbar = apply_hessian(U, V, Hs, ls, la, Pbar)
+                Fbar, Fdbar, pb = self._damping_adjoint(F, Fdot, Pbar, prm)
+                Fbar += apply_hessian(U, V, Hs, ls, la, Pbar)
+                self.eparam[e] = ti.Vector([(A * Pbar).sum(), (B * Pbar).sum(), pb[0], pb[1],
+                                            pb[2]])
                 self._write(e, Fbar @ Dmi.transpose(), self.contrib_adj)
+                self._write(e, Fdbar @ Dmi.transpose(), self.contrib_adj2)
         for i in range(self.N):
             self.x.grad[s, i] += self._gather(i, self.contrib_adj)
+            self.v.grad[s, i] += self._gather(i, self.contrib_adj2)
         self._reduce_eparam()
 
+    # ------------------------------------------------------------------ implicit backward
     @ti.kernel
-    def elastic_param_vjp(self):
-        """``-lam^T d g_el / d(a, b)`` at ``xk`` with ``lam`` in ``dx`` (implicit backward)."""
+    def solid_vjp(self, s: ti.i32):
+        """``-lam^T dg/d(inputs)`` of the solid elements at ``xk`` (``lam`` in ``dx``): the
+        moduli, the damping parameters and, through the lagged ``F_n``, ``x.grad[s]``."""
+        d = ti.static(self.dim)
         for gi in ti.static(range(self.n_groups)):
             for e in range(self.g_start[gi], self.g_end[gi]):
                 Dmi = self.Dm_inv[e]
                 F = self._Ds(e, self.xk) @ Dmi
+                Fn = self._Ds_slot(e, self.x, s) @ Dmi
                 U, sig, V = self._svd(F, gi)
                 A, B = self.g_model[gi].parts(F, U, sig, V)
-                G = self._Ds(e, self.dx) @ Dmi
-                v = -self.vol[e]
-                self.eparam[e] = ti.Vector([v * (A * G).sum(), v * (B * G).sum()])
+                prm = self.material[gi]
+                iw = self.iw[0]
+                Pbar = -self.vol[e] * self._Ds(e, self.dx) @ Dmi
+                Fdot = (F - Fn) / self.dt
+                Fbar, Fdbar, pb = self._damping_adjoint(Fn, Fdot, iw * Pbar, prm)
+                Fn_bar = Fbar - Fdbar / self.dt
+                self.eparam[e] = ti.Vector([(A * Pbar).sum(), (B * Pbar).sum(), pb[0], pb[1],
+                                            pb[2]])
+                self._write(e, Fn_bar @ Dmi.transpose(), self.contrib_adj)
+        for i in range(self.N):
+            self.x.grad[s, i] += self._gather(i, self.contrib_adj)
         self._reduce_eparam()
 
     @ti.func
     def _reduce_eparam(self):
         for gi in ti.static(range(self.n_groups)):
             for _ in range(1):
-                acc = ti.Vector.zero(float, 2)
+                acc = ti.Vector.zero(float, 5)
                 for e in range(self.g_start[gi], self.g_end[gi]):
                     acc += self.eparam[e]
+                # whole-vector update (see kernels.add_node_grads)
                 upd = ti.Vector.zero(float, self.material.n)
                 upd[0] = acc[0]
                 upd[1] = acc[1]
+                upd[3] = acc[2]
+                upd[4] = acc[3]
+                upd[5] = acc[4]
                 self.material.grad[gi] += upd
 
     @ti.kernel
@@ -303,3 +315,22 @@ class SolidKernels(DeformableKernels):
                 acc += self.eE[e]
             self.red[12] = acc
         return self.red[12]
+
+
+@ti.func
+def _diag_block(U, w, Hs, ls, la):
+    """``d(dP beta)/d delta`` for ``dF = delta beta^T`` in the rotated-frame representation
+    (``w = V^T beta``): ``U B U^T``."""
+    d = ti.static(w.n)
+    B = ti.Matrix.zero(float, d, d)
+    for i, k in ti.static(ti.ndrange(d, d)):
+        B[i, k] = Hs[i, k] * w[i] * w[k]
+    for p in ti.static(range(len(pairs(d)))):
+        i, j = ti.static(pairs(d)[p][0], pairs(d)[p][1])
+        c1 = 0.5 * (la[p] + ls[p])
+        c2 = 0.5 * (ls[p] - la[p]) * w[i] * w[j]
+        B[i, i] += c1 * w[j] * w[j]
+        B[j, j] += c1 * w[i] * w[i]
+        B[i, j] += c2
+        B[j, i] += c2
+    return U @ B @ U.transpose()
