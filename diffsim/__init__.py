@@ -8,7 +8,7 @@ from diffsim.assets import asset_path
 from .adjoint import CheckpointAdjoint
 from .dispatch import solve
 from .errors import SimulationError
-from .fem import FEM, Rectangle, TriMesh, VolumeMesh
+from .fem import FEM, Rectangle, Shell, TriMesh, VolumeMesh
 from .materials import (
     Elastic,
     Fluid,
@@ -34,7 +34,7 @@ __all__ = [
     "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
     "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Polygon", "Mesh",
     # FEM solids and thin shells
-    "FEM", "LinearElastic", "StableNeoHookean", "ShellMaterial",
+    "FEM", "Shell", "LinearElastic", "StableNeoHookean", "ShellMaterial",
     "VolumeMesh", "TriMesh", "Rectangle",
 ]
 __version__ = "0.1.0"

@@ -3,9 +3,11 @@
 A substep is one explicit (symplectic Euler) step or one implicit (backward Euler)
 step solved by Newton's method:
 
-* the search direction solves ``H dx = -g`` with the projected (positive
-  semi-definite) Hessian by block-Jacobi preconditioned conjugate gradients, to a
-  relative residual ``cg_tol``;
+* the search direction solves ``H dx = -g`` by block-Jacobi preconditioned conjugate
+  gradients to a relative residual ``cg_tol``, with the exact Hessian while CG finds it
+  positive definite (quadratic convergence; the inertia term usually makes it so) and
+  the projected one (element Hessians clamped to positive semi-definite) from the first
+  sign of negative curvature on (``hessian="projected"`` always projects);
 * a backtracking line search (Armijo, halving) on the incremental potential;
 * convergence when the accepted step moves no node more than ``newton_tol`` times
   the body size.
@@ -34,6 +36,7 @@ class SolverOptions:
     max_cg: int = 2000
     adjoint_tol: float = 1e-10
     length_scale: float = 1.0
+    hessian: str = "auto"
 
 
 @dataclass
@@ -214,7 +217,7 @@ class DeformableEngine:
             return 0, False
         target = rel_tol * rel_tol * rr0
         for it in range(self.opts.max_cg):
-            rr = k.cg_iter()
+            rr = k.cg_iter(it % 2)
             if rr < 0:
                 return it + 1, True
             if rr <= target:
@@ -227,14 +230,22 @@ class DeformableEngine:
         k.begin_step(s, 0 if quasi_static else 1)
         tol_x = o.newton_tol * o.length_scale
         converged = False
+        project = o.hessian == "projected"
         for _ in range(o.max_newton):
             k.gradient(s)
             self.node_hessian(s)
-            k.prepare(True)
-            n_cg, _neg = self.cg(True, o.cg_tol)
+            k.prepare(project)
+            n_cg, neg = self.cg(True, o.cg_tol)
+            gdx = k.descent()
+            if not project and (neg or gdx >= 0):
+                # the exact Hessian is indefinite here: project it (for the rest of the step)
+                project = True
+                k.prepare(True)
+                n2, _neg = self.cg(True, o.cg_tol)
+                n_cg += n2
+                gdx = k.descent()
             st.newton_iters += 1
             st.cg_iters += n_cg
-            gdx = k.descent()
             dxmax = float(k.red[9])
             if dxmax <= tol_x:
                 k.energy(s, 1.0)
@@ -277,13 +288,17 @@ class DeformableEngine:
         k.set_iterate_from_slot(s + 1)
         k.implicit_rhs(s)
         self.node_hessian(s)
+        exact = getattr(k, "exact_hessian", None)
+        if exact is not None:
+            exact(s)
         k.prepare(False)
         n_cg, neg = self.cg(False, o.adjoint_tol)
+        if exact is not None:
+            k.end_exact()
         if neg:
             # the exact Hessian is indefinite here (e.g. a buckling sheet): fall back to the
             # projected one, an approximation of the gradient, and count it
             st.adjoint_fallbacks += 1
-            self.node_hessian(s)
             k.prepare(True)
             n2, _ = self.cg(False, o.adjoint_tol)
             n_cg += n2

@@ -152,7 +152,8 @@ class DeformableKernels:
         # ---- reductions: block partial sums, results, the inertia weight
         self.part = ti.field(real)
         self.part2 = ti.field(real)
-        place((self.nb,), self.part, self.part2, grad=False)
+        self.part3 = ti.field(real)
+        place((self.nb,), self.part, self.part2, self.part3, grad=False)
         self.red = ti.field(real)      # see RED_* below
         place((16,), self.red, grad=False)
         self.iw = ti.field(real)       # 1: dynamic step, 0: quasi-static (equilibrium)
@@ -589,26 +590,32 @@ class DeformableKernels:
         return self.red[4]
 
     @ti.kernel
-    def cg_iter(self) -> ti.f64:
-        """One preconditioned CG iteration; returns ``|r|^2`` (negative on negative curvature)."""
-        self._matvec(self.cp, self.cAp, True)
+    def cg_iter(self, parity: ti.i32) -> ti.f64:
+        """One preconditioned CG iteration in four parallel loops; returns ``|r|^2`` (-1 on
+        negative curvature). Every block sums the (few) block partials itself, so no serial
+        loop is needed; ``r.z`` ping-pongs between ``red[3]`` and ``red[15]`` (``parity``)."""
+        self._elem_matvec(self.cp)
+        self._pair_matvec(self.cp)
         for blk in range(self.nb):
             acc = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                acc += self.cp[i].dot(self.cAp[i])
-            self.part[blk] = acc
-        self._sum_parts(5, 5, False)   # red[5] = p.Ap
-        for _ in range(1):
-            pAp = self.red[5]
+                y = self.Hn[i] @ self.cp[i] + self._gather(i, self.contrib) + self._pair_gather(i)
+                if self.fixed[i] != 0:
+                    y = ti.Vector.zero(float, self.dim)
+                self.cAp[i] = y
+                acc += self.cp[i].dot(y)
+            self.part3[blk] = acc
+        for blk in range(self.nb):
+            pAp = 0.0
+            for b in range(self.nb):
+                pAp += self.part3[b]
+            rz = ti.select(parity == 0, self.red[3], self.red[15])
             a = 0.0
             if pAp > 0:
-                a = self.red[3] / pAp
-            self.red[6] = a
-        for blk in range(self.nb):
+                a = rz / pAp
             acc = 0.0
             acc2 = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                a = self.red[6]
                 self.dx[i] += a * self.cp[i]
                 r = self.cr[i] - a * self.cAp[i]
                 self.cr[i] = r
@@ -618,15 +625,27 @@ class DeformableKernels:
                 acc2 += r.norm_sqr()
             self.part[blk] = acc
             self.part2[blk] = acc2
-        self._sum_parts(7, 4, True)    # red[7] = new r.z, red[4] = r.r
-        for _ in range(1):
+        for blk in range(self.nb):
+            rz_new = 0.0
+            rr = 0.0
+            pAp = 0.0
+            for b in range(self.nb):
+                rz_new += self.part[b]
+                rr += self.part2[b]
+                pAp += self.part3[b]
+            rz = ti.select(parity == 0, self.red[3], self.red[15])
             beta = 0.0
-            if self.red[3] > 0:
-                beta = self.red[7] / self.red[3]
-            self.red[3] = self.red[7]
-            self.red[8] = beta
-        for i in range(self.N):
-            self.cp[i] = self.cz[i] + self.red[8] * self.cp[i]
+            if rz > 0:
+                beta = rz_new / rz
+            for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
+                self.cp[i] = self.cz[i] + beta * self.cp[i]
+            if blk == 0:
+                if parity == 0:
+                    self.red[15] = rz_new
+                else:
+                    self.red[3] = rz_new
+                self.red[4] = rr
+                self.red[5] = pAp
         out = self.red[4]
         if self.red[5] <= 0:
             out = -1.0
