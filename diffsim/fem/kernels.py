@@ -391,12 +391,17 @@ class DeformableKernels:
     @ti.kernel
     def gather_forces(self):
         for i in range(self.N):
-            self.fel[i] = self._gather(i, self.contrib)
+            self.fel[i] = self._gather(i, self.contrib) + self._pair_gather(i)
 
     @ti.kernel
     def scatter_force_grads(self):
         for j in range(self.n_slots):
             self.contrib.grad[j] = self.fel.grad[self.slot_node[j]]
+        self._pair_scatter_grads()
+
+    @ti.func
+    def _pair_scatter_grads(self):
+        pass
 
     @ti.kernel
     def explicit_nodes(self, s: ti.i32, ad: ti.template()):
@@ -544,10 +549,20 @@ class DeformableKernels:
             B = Hn + self._gather_m(i) + self._pair_diag(i)
             P = ti.Matrix.identity(float, self.dim)
             if self.fixed[i] == 0:
-                # the block of an exact (indefinite) Hessian is made SPD for preconditioning
-                B = psd(0.5 * (B + B.transpose()))
-                tr = B.trace() / self.dim + 1e-300
-                P = (B + 1e-10 * tr * ti.Matrix.identity(float, self.dim)).inverse()
+                # the block of an exact (indefinite) Hessian is shifted to be SPD for
+                # preconditioning (Gershgorin bound on its smallest eigenvalue)
+                B = 0.5 * (B + B.transpose())
+                low = B[0, 0]
+                scale = 0.0
+                for r in ti.static(range(self.dim)):
+                    off = 0.0
+                    for c in ti.static(range(self.dim)):
+                        if ti.static(c != r):
+                            off += ti.abs(B[r, c])
+                    low = ti.min(low, B[r, r] - off)
+                    scale = ti.max(scale, ti.abs(B[r, r]))
+                shift = ti.max(0.0, -low) + 1e-10 * scale + 1e-300
+                P = (B + shift * ti.Matrix.identity(float, self.dim)).inverse()
             self.Pinv[i] = P
 
     @ti.func

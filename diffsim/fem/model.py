@@ -170,7 +170,7 @@ class DeformableModel:
     hinge_yield: np.ndarray | None = None
     rest_angle0: np.ndarray | None = None
     self_contact: float = 0.0            # radius (m) of the vertex repulsion; 0 = off
-    self_contact_stiffness: float = 0.0  # kappa of the vertex repulsion (1/s^2)
+    self_contact_capacity: int = 0       # most candidate pairs held
 
     @property
     def n_nodes(self) -> int:

@@ -50,6 +50,19 @@ def _dihedral(X, H):
     return np.arctan2(s, (a * b).sum(1))
 
 
+def _check_damping_bound(dt, h_min, bodies):
+    """Explicit stiffness-proportional damping is stable for ``dt <= h^2 / (4 beta c^2)``."""
+    for b in bodies:
+        if b.beta > 0:
+            c = b.material.wave_speed()
+            bound = h_min ** 2 / (4 * b.beta * c ** 2)
+            if dt > bound:
+                raise ValueError(
+                    f"dt={dt:g} s is above the explicit stability bound of body {b.name!r}'s "
+                    f"stiffness damping: dt <= h^2 / (4 beta c^2) = {bound:.3g} s (beta={b.beta:g}"
+                    " s); lower dt or beta, or use integrator='implicit'")
+
+
 class Shell(DeformableSimulator):
     """Discrete thin shells: membrane triangles plus bending hinges, implicit or explicit.
 
@@ -64,6 +77,10 @@ class Shell(DeformableSimulator):
         dt, substeps, integrator, contact_stiffness, contact_width, friction_eps,
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as for ``ds.FEM``
             (default integrator ``"implicit"``: bending makes explicit steps tiny).
+        self_contact: radius r (m) of vertex-vertex repulsion between and within shells
+            (``None``: off). Approximate (``selfcontact.py``): keeps stacked or folded
+            sheets about ``r`` apart; use ``r`` near the edge length.
+        self_contact_capacity: most candidate pairs (default 16 per vertex).
 
     State: ``x``, ``v`` (N, 3), ``rest_angle`` (H,) the hinges' rest dihedral angles (rad,
     evolving under plasticity), ``tool_pos``, ``tool_rot``.
@@ -76,9 +93,14 @@ class Shell(DeformableSimulator):
     STATE_NAMES = ("x", "v", "rest_angle")
 
     def __init__(self, scene, dt: float = 1e-2, substeps: int = 1, integrator: str = "implicit",
-                 contact_stiffness: float = 1e4, contact_width: float | None = None,
+                 contact_stiffness: float = 1e5, contact_width: float | None = None,
                  friction_eps: float = 1e-3, newton_tol: float = 1e-6, cg_tol: float = 1e-5,
-                 max_newton: int = 30, max_cg: int = 2000, adjoint_tol: float = 1e-10):
+                 max_newton: int = 30, max_cg: int = 2000, adjoint_tol: float = 1e-10,
+                 self_contact: float | None = None, self_contact_capacity: int | None = None):
+        if self_contact is not None and not (isinstance(self_contact, (int, float))
+                                             and math.isfinite(self_contact) and self_contact > 0):
+            raise ValueError(f"self_contact={self_contact!r} is not allowed: expected a radius "
+                             "> 0 (m) or None")
         self._common_args(scene, dt, substeps, integrator, contact_stiffness, friction_eps,
                           newton_tol, cg_tol, max_newton, max_cg, adjoint_tol)
         if not scene.shells:
@@ -121,7 +143,7 @@ class Shell(DeformableSimulator):
         edges = np.concatenate([np.linalg.norm(x0[elem[:, a]] - x0[elem[:, (a + 1) % 3]], axis=1)
                                 for a in range(3)])
         self.h_mean = float(edges.mean())
-        width = 0.25 * self.h_mean if contact_width is None else contact_width
+        width = 0.1 * self.h_mean if contact_width is None else contact_width
         if not (width > 0 and math.isfinite(width)):
             raise ValueError(f"contact_width={contact_width!r} is not allowed: it must be > 0 (m)")
         if integrator == "explicit":
@@ -133,6 +155,7 @@ class Shell(DeformableSimulator):
                     f"dt={dt:g} s is above the stability bound of the explicit integrator: dt <= "
                     f"h / (2 c) = {h_min:.4g} / (2 * {c:.4g}) = {bound:.3g} s (h the shortest "
                     "edge, c the membrane wave speed); lower dt or use integrator='implicit'")
+            _check_damping_bound(dt, h_min, scene.shells)
         tools, colliders = self._obstacles(scene, width)
         slot_nodes = np.concatenate([elem.ravel(), hin.ravel()])
         ptr, slots = node_csr(len(x0), slot_nodes)
@@ -147,7 +170,9 @@ class Shell(DeformableSimulator):
                                 float(friction_eps)),
             node_ptr=ptr, node_slots=slots, hinges=hin,
             hinge_weight=np.concatenate(weights), hinge_yield=np.concatenate(yields),
-            rest_angle0=np.concatenate(rest_angles))
+            rest_angle0=np.concatenate(rest_angles),
+            self_contact=float(self_contact or 0.0),
+            self_contact_capacity=int(self_contact_capacity or 16 * len(x0)))
         L = float(np.linalg.norm(np.ptp(x0, axis=0)))
         self.groups = {g.name: slice(g.node_start, g.node_end) for g in groups}
         self.hinge_groups = {g.name: slice(g.hinge_start, g.hinge_end) for g in groups}

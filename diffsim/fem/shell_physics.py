@@ -16,12 +16,14 @@ term and clamps ``c1`` at zero, which makes it positive semi-definite.
 
 Bending (per interior edge, "hinge"; Grinspun et al. 2003): ``E = k w (theta - theta0)^2``
 with the signed dihedral angle ``theta``, ``w = 3 |e|^2 / (A1 + A2)`` from the rest
-shape and ``k = 4 D / 27``. The constant makes the energy density of a near-equilateral
-mesh exactly ``D/2 (tr W)^2 - 2 D/3 det W`` for a quadratic deflection with Hessian
-``W`` (the per-edge sum of squared normal curvatures over three edge directions), i.e.
-Kirchhoff's plate energy (with an effective ``nu = 1/3`` in the Gaussian-curvature
-term, which integrates to zero when the boundary deflection is zero). On other meshes
-the hinge energy is anisotropic; ``ds.Rectangle`` meshes are near-equilateral.
+shape and ``k = D / 6``. On an equilateral mesh a quadratic deflection with Hessian
+``W`` bends the hinge across edge direction ``t`` (normal ``n``) by ``theta = h (n.W.n -
+t.W.t / 3)`` (``h`` the triangle height), so the energy density over the three edge
+directions is exactly ``k (3 (tr W)^2 - 8 det W)``: with ``k = D/6`` this is Kirchhoff's
+``D/2 (tr W)^2 - D (1 - nu) det W`` with an effective ``nu = -1/3`` in the Gaussian-
+curvature term, which integrates to zero when the boundary deflection is zero (clamped
+or simply supported plates). On other meshes the hinge energy is anisotropic;
+``ds.Rectangle`` meshes are near-equilateral.
 The dihedral gradient is the closed form of Bridson et al. (2003); the Gauss-Newton
 Hessian ``2 k w grad(theta) grad(theta)^T`` serves Newton's method, the exact one
 (through Taichi's autodiff) the adjoint solves.
@@ -30,7 +32,7 @@ Hessian ``2 k w grad(theta) grad(theta)^T`` serves Newton's method, the exact on
 
 import taichi as ti
 
-HINGE_FACTOR = 4.0 / 27.0
+HINGE_FACTOR = 1.0 / 6.0
 _TINY = 1e-12
 
 

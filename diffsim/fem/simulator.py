@@ -42,7 +42,7 @@ class FEM(DeformableSimulator):
             stable, gradients by the adjoint of each step) or ``"explicit"`` (symplectic
             Euler; ``dt`` must respect the element CFL bound ``h / c``).
         contact_stiffness: kappa (1/s^2), penalty acceleration per metre of penetration.
-        contact_width: penalty onset length (m); default a quarter of the mean edge.
+        contact_width: penalty onset length (m); default a tenth of the mean edge.
         friction_eps: friction smoothing velocity (m/s).
         newton_tol: Newton stops when a step moves no node more than ``newton_tol`` times
             the scene's body size.
@@ -58,7 +58,7 @@ class FEM(DeformableSimulator):
     kernels_cls = SolidKernels
 
     def __init__(self, scene, dt: float = 1e-2, substeps: int = 1, integrator: str = "implicit",
-                 contact_stiffness: float = 1e4, contact_width: float | None = None,
+                 contact_stiffness: float = 1e5, contact_width: float | None = None,
                  friction_eps: float = 1e-3, newton_tol: float = 1e-6, cg_tol: float = 1e-5,
                  max_newton: int = 30, max_cg: int = 2000, adjoint_tol: float = 1e-10):
         self._common_args(scene, dt, substeps, integrator, contact_stiffness, friction_eps,
@@ -92,7 +92,7 @@ class FEM(DeformableSimulator):
                                 for a in range(d + 1) for b in range(a + 1, d + 1)])
         self.h_mean, self.h_min = float(edges.mean()), float(
             (rest * math.factorial(d)).min() ** (1.0 / d))
-        width = 0.25 * self.h_mean if contact_width is None else contact_width
+        width = 0.1 * self.h_mean if contact_width is None else contact_width
         if not (width > 0 and math.isfinite(width)):
             raise ValueError(f"contact_width={contact_width!r} is not allowed: it must be > 0 (m)")
         if integrator == "explicit":
@@ -104,6 +104,9 @@ class FEM(DeformableSimulator):
                     f"h / c = {self.h_min:.4g} / {c:.4g} = {bound:.3g} s (h the smallest element "
                     "size, c the fastest wave speed); lower dt, coarsen the mesh, or use "
                     "integrator='implicit'")
+            from .shell import _check_damping_bound
+
+            _check_damping_bound(dt, self.h_min, scene.soft_bodies)
             if dt > 1.0 / math.sqrt(contact_stiffness):
                 raise ValueError(f"dt={dt:g} s is above the explicit contact bound 1/sqrt("
                                  f"contact_stiffness) = {1 / math.sqrt(contact_stiffness):.3g} s")
