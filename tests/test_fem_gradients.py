@@ -27,7 +27,10 @@ BODIES = {
 def _scene(dim=2, all_models=True):
     scene = ds.Scene(dim=dim, bounds=[(0, 1)] * dim)
     d = dim
-    box = (lambda lo, hi: ds.Box(lo=lo[:d], hi=hi[:d]))
+
+    def box(lo, hi):
+        return ds.Box(lo=lo[:d], hi=hi[:d])
+
     scene.add_soft_body(box((0.30, 0.0, 0.3), (0.40, 0.05, 0.35)), BODIES["snh"], resolution=0.025,
                         velocity=(0.1, 0.0, 0.0)[:d], damping=(0.2, 0.01), name="snh")
     scene.add_soft_body(box((0.0, 0.3, 0.3), (0.15, 0.35, 0.35)), BODIES["cor"], resolution=0.025,

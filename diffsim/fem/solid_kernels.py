@@ -263,7 +263,6 @@ class SolidKernels(DeformableKernels):
     def solid_vjp(self, s: ti.i32):
         """``-lam^T dg/d(inputs)`` of the solid elements at ``xk`` (``lam`` in ``dx``): the
         moduli, the damping parameters and, through the lagged ``F_n``, ``x.grad[s]``."""
-        d = ti.static(self.dim)
         for gi in ti.static(range(self.n_groups)):
             for e in range(self.g_start[gi], self.g_end[gi]):
                 Dmi = self.Dm_inv[e]
