@@ -5,6 +5,7 @@ The public surface is re-exported here; see README.md for a tour.
 
 from diffsim.assets import asset_path
 
+from . import render  # noqa: F401  (the submodule ds.render)
 from .adjoint import CheckpointAdjoint
 from .dispatch import solve
 from .errors import SimulationError
@@ -25,14 +26,14 @@ from .mpm import MPM
 from .problem import SimulationProblem, SimulationSolution
 from .runtime import init
 from .scene import Scene
-from .shapes import Box, Capsule, Cylinder, Mesh, Polygon, Shape, Sphere
+from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Polygon, Shape, Sphere
 from .state import State
 
 __all__ = [
     "init", "solve", "SimulationError", "asset_path",
     "Scene", "State", "MPM", "SimulationProblem", "SimulationSolution", "CheckpointAdjoint",
     "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
-    "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Polygon", "Mesh",
+    "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Compound", "Polygon", "Mesh",
     # FEM solids and thin shells
     "FEM", "Shell", "LinearElastic", "StableNeoHookean", "ShellMaterial",
     "VolumeMesh", "TriMesh", "Rectangle",

@@ -13,25 +13,34 @@ import numpy as np
 from .mpm.tools import angle_to_matrix
 
 
-def _tool_outline(tool, pos: np.ndarray, angle: float) -> np.ndarray:
-    """Closed outline (M, 2) of a 2D tool at a pose."""
-    if tool.kind == "sphere":
+def _part_outline(kind, geom, axis, pos: np.ndarray, angle: float) -> np.ndarray:
+    """Closed outline (M, 2) of a 2D tool part at a pose."""
+    if kind == "sphere":
         t = np.linspace(0, 2 * np.pi, 40)
-        local = tool.geom[0] * np.stack([np.cos(t), np.sin(t)], -1)
-    elif tool.kind == "box":
-        hx, hy = tool.geom
+        local = geom[0] * np.stack([np.cos(t), np.sin(t)], -1)
+    elif kind == "box":
+        hx, hy = geom
         local = np.array([[-hx, -hy], [hx, -hy], [hx, hy], [-hx, hy], [-hx, -hy]])
     else:  # capsule: a rounded segment along its axis
-        r, hl = tool.geom
+        r, hl = geom
         t = np.linspace(-np.pi / 2, np.pi / 2, 20)
         right = np.stack([hl + r * np.cos(t), r * np.sin(t)], -1)
         left = np.stack([-hl - r * np.cos(t), -r * np.sin(t)], -1)
         local = np.concatenate([right, left, right[:1]])
-        if tool.axis == 1:
+        if axis == 1:
             local = local[:, ::-1]
     c, s = np.cos(angle), np.sin(angle)
     R = np.array([[c, -s], [s, c]])
     return local @ R.T + pos
+
+
+def _tool_outlines(tool, pos: np.ndarray, angle: float) -> list:
+    """Outlines of a tool's parts (one for simple tools)."""
+    if tool.kind != "compound":
+        return [_part_outline(tool.kind, tool.geom, tool.axis, pos, angle)]
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.array([[c, -s], [s, c]])
+    return [_part_outline(k, g, a, pos + R @ np.asarray(o), angle) for k, g, a, o in tool.geom]
 
 
 def draw_state(ax, sim, state, target=None, title: str | None = None, colors=None):
@@ -55,8 +64,8 @@ def draw_state(ax, sim, state, target=None, title: str | None = None, colors=Non
     pos = state.tool_pos.detach().cpu().numpy()
     rot = state.tool_rot.detach().cpu().numpy()
     for k, tool in enumerate(sim.model.tools):
-        outline = _tool_outline(tool, pos[k], float(rot[k, 0]))
-        ax.fill(outline[:, 0], outline[:, 1], color="0.35", alpha=0.9)
+        for outline in _tool_outlines(tool, pos[k], float(rot[k, 0])):
+            ax.fill(outline[:, 0], outline[:, 1], color="0.35", alpha=0.9)
     if target is not None:
         t = np.asarray(target, dtype=float)
         ax.plot(t[0], t[1], marker="*", markersize=14, color="crimson", zorder=5)

@@ -259,6 +259,61 @@ class Cylinder(Shape):
         return math.pi * self.radius**2 * self.height
 
 
+@dataclass(frozen=True, eq=False)
+class Compound(Shape):
+    """A union of analytic shapes that moves as one rigid tool (or fills one body).
+
+    A cup is a bottom plate and four walls; a spoon is a shallow tray and a
+    handle. Parts are given in world coordinates at the rest pose; the
+    compound's reference point (the tool's pose) is ``center``, default the
+    centre of the parts' bounding box. Parts must be axis-aligned ``Box``,
+    ``Sphere``, ``Capsule`` or ``Cylinder`` shapes (the tool pose rotates them
+    together).
+    """
+
+    parts: tuple
+    center_point: tuple | None = None
+
+    def __post_init__(self):
+        parts = tuple(self.parts)
+        if not parts:
+            raise ValueError("parts=() is not allowed: a Compound needs at least one shape")
+        for p in parts:
+            if not isinstance(p, (Box, Sphere, Capsule, Cylinder)):
+                raise TypeError(f"Compound parts must be Box, Sphere, Capsule or Cylinder, got "
+                                f"{type(p).__name__}")
+        if len({p.dim for p in parts}) != 1:
+            raise ValueError("Compound parts must all have the same dimension")
+        object.__setattr__(self, "parts", parts)
+        if self.center_point is not None:
+            _vec("center_point", self.center_point, parts[0].dim)
+
+    @property
+    def dim(self) -> int:
+        return self.parts[0].dim
+
+    @property
+    def center(self) -> np.ndarray:
+        if self.center_point is not None:
+            return np.asarray(self.center_point, dtype=np.float64)
+        lo, hi = self.bounds()
+        return 0.5 * (lo + hi)
+
+    def sdf(self, points):
+        return np.min([p.sdf(points) for p in self.parts], axis=0)
+
+    def sdf_local(self, q):
+        return self.sdf(np.asarray(q, float) + self.center)
+
+    def bounds(self):
+        los, his = zip(*(p.bounds() for p in self.parts))
+        return np.min(los, axis=0), np.max(his, axis=0)
+
+    def volume(self):
+        """Sum of the parts' volumes (overlaps counted twice)."""
+        return float(sum(p.volume() for p in self.parts))
+
+
 @dataclass(frozen=True)
 class Polygon(Shape):
     """A simple polygon (2D) given by its vertices in order (m).
@@ -460,4 +515,4 @@ class Mesh(Shape):
         return self._exact_sdf(np.asarray(points, dtype=np.float64))
 
 
-__all__ = ["Shape", "Box", "Sphere", "Capsule", "Cylinder", "Polygon", "Mesh"]
+__all__ = ["Shape", "Box", "Sphere", "Capsule", "Cylinder", "Compound", "Polygon", "Mesh"]

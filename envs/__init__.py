@@ -1,11 +1,18 @@
 """diffsim.envs: Gymnasium manipulation tasks over the diffsim simulators.
 
-``register_envs`` is the ``gymnasium.envs`` entry point; importing this package
-registers every task as ``diffsim/<Task>-v<N>``.
+Importing this package registers every task as ``diffsim/<Task>-v<N>`` (also
+done through the ``gymnasium.envs`` entry point):
+
+    import gymnasium as gym
+    env = gym.make("diffsim/Pour-v0", render_mode="rgb_array")
+    loss = env.unwrapped.rollout_loss(actions)   # differentiable in actions
 """
 
-__all__ = ["register_envs"]
+from .env import DiffSimEnv
+from .registry import TASKS, env_ids, make_task, register_envs
+from .task import Task, velocity_map
 
+__all__ = ["DiffSimEnv", "Task", "TASKS", "env_ids", "make_task", "register_envs",
+           "velocity_map"]
 
-def register_envs() -> None:
-    """Register every diffsim task with Gymnasium (idempotent)."""
+register_envs()

@@ -2,8 +2,89 @@
 
 ``solve`` is the same function as ``diffsim.solve``; every problem and algorithm
 type registers its method with :func:`diffsim.dispatch.register`.
+
+    prob = ODEProblem(f, u0, tspan=(0.0, 1.0), p=theta)       # f(u, p, t) -> du/dt
+    sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-8, saveat=ts, sensealg=InterpolatingAdjoint())
+    sol.t, sol.u, sol(0.5), sol.stats, sol.retcode, sol.reg
 """
 
 from diffsim.dispatch import solve
 
-__all__ = ["solve"]
+from . import detest
+from . import solve_ode as _solve_ode  # noqa: F401  (registers ODEProblem methods)
+from .adjoint import (
+    AbstractContinuousAdjoint,
+    AbstractSensitivity,
+    BacksolveAdjoint,
+    DirectAdjoint,
+    InterpolatingAdjoint,
+    QuadratureAdjoint,
+)
+from .control import (
+    CEM,
+    MPC,
+    MPPI,
+    AbstractControlAlgorithm,
+    AbstractGradientMethod,
+    AbstractOptimizer,
+    AbstractSampler,
+    Adam,
+    ControlError,
+    ControlHistory,
+    ControlProblem,
+    ControlResult,
+    ControlReturnCode,
+    Hybrid,
+    MPCResult,
+    receding_horizon,
+)
+from .neural import ModuleField, NeuralODE, NeuralSDE
+from .ode import (
+    BS3,
+    DP5,
+    DP8,
+    RK4,
+    AbstractAdaptiveSolver,
+    AbstractExplicitRK,
+    AbstractODESolver,
+    AbstractRosenbrock,
+    AbstractStiffSolver,
+    ButcherTableau,
+    Euler,
+    Heun,
+    Midpoint,
+    PIController,
+    Rodas5P,
+    Rosenbrock23,
+    Tsit5,
+)
+from .problems import ODEProblem, SDEProblem
+from .regularization import GlobalRegularization, LocalRegularization
+from .retcode import ReturnCode, SolveError
+from .sde import (
+    AbstractAdaptiveSDESolver,
+    AbstractSDESolver,
+    AdaptiveMilstein,
+    BrownianPath,
+    EulerMaruyama,
+    Milstein,
+)
+from .solution import ODESolution, Stats
+
+__all__ = [
+    "solve", "detest",
+    "ODEProblem", "SDEProblem",
+    "ODESolution", "Stats", "ReturnCode", "SolveError",
+    "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
+    "AbstractRosenbrock", "ButcherTableau", "PIController",
+    "Euler", "Midpoint", "Heun", "RK4", "BS3", "DP5", "Tsit5", "DP8", "Rosenbrock23", "Rodas5P",
+    "AbstractSensitivity", "AbstractContinuousAdjoint",
+    "DirectAdjoint", "BacksolveAdjoint", "InterpolatingAdjoint", "QuadratureAdjoint",
+    "GlobalRegularization", "LocalRegularization",
+    "AbstractSDESolver", "AbstractAdaptiveSDESolver", "BrownianPath", "EulerMaruyama", "Milstein",
+    "AdaptiveMilstein",
+    "NeuralODE", "NeuralSDE", "ModuleField",
+    "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
+    "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod", "AbstractSampler",
+    "Adam", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+]

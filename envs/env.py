@@ -1,0 +1,205 @@
+"""``DiffSimEnv``: any ``Task`` as a Gymnasium environment, with differentiable episodes.
+
+Description:
+    A manipulation task on a diffsim simulator (see the task's class docstring
+    for its scene, observation, reward and success metric).
+
+Action Space:
+    ``Box(-1, 1, (act_dim,), float32)``: normalised tool velocities; the task's
+    ``action_map`` scales them to m/s and rad/s. Actions outside [-1, 1] are
+    clipped; NaN or wrongly shaped actions raise ``ValueError``.
+
+Observation Space:
+    ``Box(low, high, float32)`` from ``Task.observation_bounds``: tool poses,
+    per-body centroids, spreads and a fixed subset of particle positions.
+
+Rewards:
+    ``loss(previous state) - loss(state)``: dense, and summing to the decrease of
+    the same task loss that ``rollout_loss`` differentiates.
+
+Starting State:
+    ``Task.initial_state`` (the scene at rest; tasks may randomise tool poses or
+    targets with the episode's seed).
+
+Episode End:
+    ``terminated`` when the task's success test holds; ``truncated`` after the
+    task's ``horizon`` steps (also the ``max_episode_steps`` of the registered
+    ``TimeLimit``).
+
+Arguments:
+    ``task``: a registered task name or a ``Task`` instance; ``render_mode``:
+    ``None`` or ``"rgb_array"``; any task option (``grid_res``, ``horizon``, ...).
+
+Version History:
+    v0: initial release.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import diffsim as ds
+
+from . import cache
+from .task import Task
+
+
+class DiffSimEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+
+    def __init__(self, task: str | Task = "Pour", render_mode: str | None = None, **options):
+        from .registry import make_task
+
+        self.task = make_task(task, **options) if isinstance(task, str) else task
+        if options and not isinstance(task, str):
+            raise ValueError("options are given to the Task instance, not to DiffSimEnv")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None, "
+                             "'rgb_array'")
+        self.render_mode = render_mode
+        self.sim = cache.acquire(self.task)
+        self._A = self.task.action_map(self.sim)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self._A.shape[0],), np.float32)
+        low, high = self.task.observation_bounds(self.sim)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self._state: ds.State | None = None
+        self._start: ds.State | None = None
+        self._loss = None
+        self._renderer = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def horizon(self) -> int:
+        """Control steps per episode (also the registered ``max_episode_steps``)."""
+        return self.task.horizon
+
+    @property
+    def act_dim(self) -> int:
+        return int(self._A.shape[0])
+
+    # ------------------------------------------------------------------ gym API
+    def _obs(self, state) -> np.ndarray:
+        with torch.no_grad():
+            o = self.task.observe(self.sim, state).cpu().numpy().astype(np.float32)
+        return np.clip(o, self.observation_space.low, self.observation_space.high)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"reset options {sorted(options)} are not supported; set task "
+                             "options when making the environment")
+        state = self.task.initial_state(self.sim, self.np_random)
+        self._start = state
+        self._set(state)
+        return self._obs(state), self._info(state)
+
+    def _set(self, state: ds.State) -> None:
+        self._state = state
+        with torch.no_grad():
+            self._loss = float(self.task.loss(self.sim, state))
+
+    def _info(self, state) -> dict:
+        return {"loss": self._loss, "success": self.task.success(self.sim, state),
+                "step": state.step}
+
+    def _physical(self, actions: torch.Tensor) -> torch.Tensor:
+        return actions.to(self._A.dtype) @ self._A
+
+    def _check_action(self, action) -> torch.Tensor:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.act_dim,):
+            raise ValueError(f"action has shape {a.shape}; expected ({self.act_dim},)")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action {a.tolist()} holds non-finite values")
+        return torch.as_tensor(np.clip(a, -1.0, 1.0), dtype=self.sim.dtype)
+
+    def step(self, action):
+        if self._state is None:
+            raise RuntimeError("call reset() before step()")
+        a = self._check_action(action)
+        prev = self._loss
+        with torch.no_grad():
+            state = self.sim.step(self._state, self._physical(a))
+        self._set(state)
+        reward = prev - self._loss
+        success = self.task.success(self.sim, state)
+        # the task's horizon ends the episode even when the registered TimeLimit is
+        # longer (e.g. gym.make(..., horizon=20))
+        truncated = state.step - self._start.step >= self.horizon
+        return self._obs(state), float(reward), bool(success), bool(truncated), self._info(state)
+
+    def render(self):
+        if self.render_mode is None:
+            return None
+        if self._renderer is None:
+            from diffsim.render import Renderer
+
+            self._renderer = Renderer(width=256, height=256)
+        return self._renderer.render(self.sim, self._state if self._state is not None
+                                     else self.sim.reset())
+
+    def close(self):
+        if not self._closed:
+            if self._renderer is not None:
+                self._renderer.close()
+                self._renderer = None
+            cache.release(self.task)
+            self._closed = True
+
+    # ------------------------------------------------------------------ planners
+    def rollout_loss(self, actions: torch.Tensor, state: ds.State | None = None,
+                     segment: int = 16) -> torch.Tensor:
+        """Task loss after applying ``actions`` from ``state``; differentiable.
+
+        Args:
+            actions: (T, act_dim) normalised actions (T is usually ``horizon``);
+                values are used as given (no clipping, so gradients are exact).
+            state: start state (default: the state of the last ``reset``).
+            segment: checkpoint segment length (steps) of ``ds.CheckpointAdjoint``.
+
+        Returns:
+            The scalar loss at the final state (a torch tensor with a graph to
+            ``actions``, the task parameters and ``state``).
+        """
+        state = self._start if state is None else state
+        if state is None:
+            raise RuntimeError("call reset() (or pass state=) before rollout_loss()")
+        if not torch.is_tensor(actions):
+            actions = torch.as_tensor(np.asarray(actions), dtype=self.sim.dtype)
+        if actions.ndim != 2 or actions.shape[1] != self.act_dim:
+            raise ValueError(f"actions has shape {tuple(actions.shape)}; expected (T, "
+                             f"{self.act_dim})")
+        if not torch.isfinite(actions).all():
+            raise ValueError("actions holds non-finite values")
+        prob = ds.SimulationProblem(self.sim, controls=self._physical(actions), state0=state)
+        sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment,
+                                                                        len(actions))))
+        return self.task.loss(self.sim, sol.u[-1])
+
+    def get_state(self) -> ds.State:
+        """A copy of the current simulator state (for planners and MPC)."""
+        if self._state is None:
+            raise RuntimeError("call reset() before get_state()")
+        return self._state.clone()
+
+    def set_state(self, state: ds.State) -> None:
+        """Continue the episode from ``state`` (as returned by ``get_state``)."""
+        self.sim.validate_state(state)
+        self._set(state.clone())
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        d = {k: v for k, v in self.__dict__.items() if k not in ("sim", "_renderer")}
+        d["_closed"] = True  # the copy acquires its own simulator on unpickling
+        return copy.copy(d)
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self.sim = cache.acquire(self.task)
+        self._renderer = None
+        self._closed = False

@@ -1,0 +1,48 @@
+"""The task registry and Gymnasium registration (``diffsim/<Task>-v<version>``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from .task import Task
+
+#: task name -> "module:Class" (imported on first use, so registration stays cheap)
+TASKS = {
+    "Pour": "diffsim.envs.tasks.pour:Pour",
+    "LatteArt": "diffsim.envs.tasks.latte_art:LatteArt",
+    "Scoop": "diffsim.envs.tasks.scoop:Scoop",
+    "Gather": "diffsim.envs.tasks.gather:Gather",
+    "Stir": "diffsim.envs.tasks.stir:Stir",
+    "Pinch": "diffsim.envs.tasks.pinch:Pinch",
+    "RollingPin": "diffsim.envs.tasks.rolling_pin:RollingPin",
+    "Carve": "diffsim.envs.tasks.carve:Carve",
+}
+
+
+def task_class(name: str) -> type[Task]:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(TASKS))}")
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_task(name: str, **options) -> Task:
+    return task_class(name)(**options)
+
+
+def env_ids() -> list[str]:
+    """Every registered Gymnasium id."""
+    return [f"diffsim/{name}-v{task_class(name).version}" for name in TASKS]
+
+
+def register_envs() -> None:
+    """Register every task with Gymnasium (idempotent)."""
+    import gymnasium as gym
+
+    for name in TASKS:
+        cls = task_class(name)
+        env_id = f"diffsim/{name}-v{cls.version}"
+        if env_id in gym.registry:
+            continue
+        gym.register(id=env_id, entry_point="diffsim.envs.env:DiffSimEnv",
+                     kwargs={"task": name}, max_episode_steps=cls.defaults["horizon"])

@@ -1,0 +1,138 @@
+"""``Task``: what a manipulation task is, as data plus a small class.
+
+A task says how to build its scene, how normalised actions in [-1, 1] map to the
+simulator's tool velocities (``action_map``), what the agent observes, the
+differentiable loss of a state, and when the task is solved. ``DiffSimEnv``
+turns any task into a Gymnasium environment; rewards are the decrease of the
+task loss per step, so an episode's return is ``loss(start) - loss(end)`` and
+``rollout_loss`` differentiates exactly the quantity RL maximises.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+import diffsim as ds
+
+
+class Task(abc.ABC):
+    """Base of all tasks (abstract).
+
+    Subclasses set ``name``, ``version``, ``defaults`` (every option with its
+    default; ``horizon`` and ``grid_res`` at least) and implement
+    ``build_scene``, ``action_map`` and ``loss``. Options given to the
+    environment (``gym.make("diffsim/Pour-v0", grid_res=32)``) override defaults.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 0
+    defaults: ClassVar[dict] = {}
+    #: loss below which ``success`` is true (tasks may override ``success``)
+    success_threshold: ClassVar[float] = 0.0
+    #: particles per body in the observation (a fixed random subset)
+    obs_particles: ClassVar[int] = 16
+
+    def __init__(self, **options):
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for task {self.name}; allowed: "
+                             f"{sorted(self.defaults)}")
+        self.options = {**self.defaults, **options}
+        for key in ("horizon", "grid_res"):
+            v = self.options.get(key)
+            if v is not None and not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"{key}={v!r} is not allowed: it must be an int >= 1")
+
+    # ------------------------------------------------------------------ spec
+    @property
+    def horizon(self) -> int:
+        return int(self.options["horizon"])
+
+    @abc.abstractmethod
+    def build_scene(self) -> ds.Scene:
+        """The scene (bodies, tools, colliders) of the task."""
+
+    def sim_kwargs(self) -> dict:
+        """Arguments of ``ds.MPM`` besides the scene."""
+        return {"grid_res": self.options["grid_res"], "dt": self.options.get("dt", 1e-3),
+                "substeps": self.options.get("substeps", 10)}
+
+    def build_sim(self) -> ds.MPM:
+        return ds.MPM(self.build_scene(), **self.sim_kwargs())
+
+    def cache_key(self) -> tuple:
+        """Tasks with equal keys share one compiled simulator in a process."""
+        build = {k: v for k, v in self.options.items() if k not in self.episode_options}
+        return (self.name, self.version, tuple(sorted(build.items())))
+
+    #: options that change episodes but not the simulator (horizon, targets, ...)
+    episode_options: ClassVar[tuple] = ("horizon",)
+
+    @abc.abstractmethod
+    def action_map(self, sim: ds.MPM) -> torch.Tensor:
+        """(act_dim, sim.action_dim) matrix: tool velocities = action @ action_map."""
+
+    # ------------------------------------------------------------------ episodes
+    def initial_state(self, sim: ds.MPM, rng: np.random.Generator) -> ds.State:
+        """The start state of an episode (may use ``rng`` for variation)."""
+        return sim.reset()
+
+    @abc.abstractmethod
+    def loss(self, sim: ds.MPM, state: ds.State) -> torch.Tensor:
+        """Differentiable scalar loss of a state (lower is better)."""
+
+    def success(self, sim: ds.MPM, state: ds.State) -> bool:
+        return bool(float(self.loss(sim, state)) < self.success_threshold)
+
+    # ------------------------------------------------------------------ observations
+    def _obs_indices(self, sim: ds.MPM) -> list:
+        rng = np.random.default_rng(1234)
+        out = []
+        for sl in sim.groups.values():
+            n = sl.stop - sl.start
+            k = min(self.obs_particles, n)
+            out.append(torch.as_tensor(np.sort(rng.choice(n, k, replace=False)) + sl.start))
+        return out
+
+    def observe(self, sim: ds.MPM, state: ds.State) -> torch.Tensor:
+        """Tool poses, then per body: centroid, spread (std) and a fixed particle subset."""
+        if not hasattr(self, "_obs_idx"):
+            self._obs_idx = self._obs_indices(sim)
+        parts = [state.tool_pos.reshape(-1), state.tool_rot.reshape(-1)]
+        for sl, idx in zip(sim.groups.values(), self._obs_idx):
+            x = state.x[sl]
+            parts += [x.mean(0), x.std(0), state.x[idx].reshape(-1)]
+        return torch.cat(parts)
+
+    def observation_bounds(self, sim: ds.MPM) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds matching ``observe`` (observations are clipped into them)."""
+        lo, hi = sim.scene.bounds[:, 0], sim.scene.bounds[:, 1]
+        ext = hi - lo
+        K, d = len(sim.model.tools), sim.dim
+        r = 1 if d == 2 else 4
+        rot_lim = 4 * math.pi if d == 2 else 1.0
+        low = [np.tile(lo - ext, K), np.full(K * r, -rot_lim)]
+        high = [np.tile(hi + ext, K), np.full(K * r, rot_lim)]
+        for sl in sim.groups.values():
+            k = min(self.obs_particles, sl.stop - sl.start)
+            low += [lo, np.zeros(d), np.tile(lo, k)]
+            high += [hi, ext, np.tile(hi, k)]
+        return np.concatenate(low).astype(np.float32), np.concatenate(high).astype(np.float32)
+
+
+def velocity_map(sim: ds.MPM, tool_dofs: list[tuple[int, int, float]]) -> torch.Tensor:
+    """Build an action map from ``(tool index, dof within tool, max speed)`` triples.
+
+    Tool dofs are ``0..d-1`` linear (m/s) and then angular (rad/s). Action ``i``
+    drives the ``i``-th triple at up to its max speed.
+    """
+    per_tool = sim.dim + (1 if sim.dim == 2 else 3)
+    A = torch.zeros(len(tool_dofs), sim.action_dim, dtype=sim.dtype)
+    for i, (tool, dof, vmax) in enumerate(tool_dofs):
+        A[i, tool * per_tool + dof] = vmax
+    return A

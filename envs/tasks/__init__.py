@@ -1,0 +1,1 @@
+"""The manipulation tasks (one module per task)."""

@@ -1,0 +1,269 @@
+"""The integration loop with one step size shared by the whole state.
+
+Time and step size live in Python floats, so the only host-device synchronisation
+per step is reading the scalar error ratio (adaptive methods) or a finiteness flag
+(fixed-step methods). Stage arithmetic is fused (see ``ode/base.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+
+from .dense import DenseOutput
+from .ode.base import AbstractAdaptiveSolver, AbstractExplicitRK, AbstractODESolver, dense_eval
+from .ode.controller import PIController, error_ratio, initial_step
+from .retcode import ReturnCode
+
+_EPS = 2.220446049250313e-16
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    """Step-size options of one integration (see ``solve`` for their meaning)."""
+
+    rtol: float | torch.Tensor = 1e-3
+    atol: float | torch.Tensor = 1e-6
+    dt: float | None = None
+    adaptive: bool = True
+    dtmin: float = 0.0
+    dtmax: float = math.inf
+    max_steps: int = 100_000
+    controller: PIController = PIController()
+
+
+class Trajectory:
+    """What one integration produced (internal; ``solve`` wraps it in a solution)."""
+
+    def __init__(self):
+        self.ts: list[float] = []
+        self.us: list[torch.Tensor] = []
+        self.tags: list[int] = []  # per saved point: the tag given with its time
+        self.save_h: list[float] = []  # size of the step that produced each saved point
+        self.sampled: tuple[float, torch.Tensor, float] | None = None
+        self.nfe_rejected = 0
+        self.retcode = ReturnCode.SUCCESS
+        self.t_end = 0.0
+        self.u_end: torch.Tensor | None = None
+        self.f_end: torch.Tensor | None = None
+        self.dt_next: float = 0.0
+        self.dense: DenseOutput | None = None
+        self.step_starts: list[float] = []
+        self.step_dts: list[float] = []
+        self.naccept = 0
+        self.nreject = 0
+        self.niters = 0  # loop iterations (attempted steps; per-sample: batch-wide iterations)
+        self.reg_terms: list[torch.Tensor] = []
+        self.checkpoints: list[tuple[float, torch.Tensor, float]] = []
+
+
+def stiffness_estimate(solver: AbstractExplicitRK, step, ws) -> torch.Tensor:
+    """Shampine/Hairer's estimate of the dominant eigenvalue magnitude,
+    ``||k_j - k_i|| / ||g_j - g_i||`` from two stages evaluated at the same time."""
+    i, _ = solver.stiffness_stages
+    st = ws.stages
+    k_i = st.ks[i] if hasattr(st, "ks") else st.K[i].view(step.u1.shape)
+    num = torch.linalg.vector_norm(step.f1 - k_i)
+    den = torch.linalg.vector_norm(step.u1 - ws.stage_state)
+    return num / (den + torch.finfo(num.dtype).tiny ** 0.5)
+
+
+def integrate(
+    solver: AbstractODESolver,
+    rhs,
+    t0: float,
+    t1: float,
+    u0: torch.Tensor,
+    opts: StepOptions,
+    *,
+    f0: torch.Tensor | None = None,
+    saveat: list[tuple[float, int]] | None = None,
+    save_steps: bool = False,
+    dense: bool = False,
+    grad: bool = False,
+    err_numel: int | None = None,
+    reg: str | None = None,
+    on_accept: Callable | None = None,
+    checkpoint_times: list[float] | None = None,
+    sample_step=None,
+) -> Trajectory:
+    """Integrate ``u' = rhs(t, u)`` from ``t0`` to ``t1`` (either direction).
+
+    Args:
+        saveat: ``(time, tag)`` pairs, times ordered in the direction of integration and
+            inside the span, at which to record the state (dense output between step
+            ends); the tag is copied to ``Trajectory.tags``.
+        save_steps: record the state after every accepted step (and at ``t0``).
+        dense: keep the continuous extension of every accepted step.
+        grad: autograd records the steps (stage tensors kept separately).
+        err_numel: control the error of only the first entries of the state.
+        reg: accumulate "error" (E_est * |dt|) or "stiffness" (rho * |dt|) per step.
+        on_accept: ``on_accept(t, dt, u, u1, coeffs)`` after each accepted step;
+            ``coeffs()`` returns that step's dense coefficients.
+        checkpoint_times: record ``(t, u, next dt)`` at the first step end at or after
+            each of these times.
+        sample_step: a ``random.Random``; keeps ``(t, u, dt)`` of one accepted step drawn
+            uniformly (reservoir sampling, O(1) memory) in ``Trajectory.sampled``.
+    """
+    out = Trajectory()
+    direction = 1.0 if t1 > t0 else -1.0
+    adaptive = opts.adaptive and isinstance(solver, AbstractAdaptiveSolver)
+    ws = solver.workspace(u0, grad=grad)
+    if reg == "stiffness":
+        ws.probe = True
+    if f0 is None and (solver.fsal or adaptive):
+        f0 = rhs(t0, u0)
+    if dense:
+        out.dense = DenseOutput(t0, direction)
+    b1 = b2 = 0.0
+    if adaptive:
+        b1, b2 = opts.controller.exponents(solver.error_order())
+        if opts.dt is not None:
+            dt = direction * opts.dt
+        else:
+            dt = direction * min(opts.dtmax, initial_step(rhs, t0, u0, f0, direction, solver.error_order(),
+                                                            opts.rtol, opts.atol))
+    else:
+        dt = direction * opts.dt
+
+    saves = list(saveat) if saveat is not None else []
+    si = 0
+    while si < len(saves) and saves[si][0] == t0:
+        out.ts.append(t0)
+        out.us.append(u0)
+        out.tags.append(saves[si][1])
+        out.save_h.append(abs(dt))
+        si += 1
+    if save_steps:
+        out.ts.append(t0)
+        out.us.append(u0)
+        out.tags.append(0)
+        out.save_h.append(abs(dt))
+    cps = list(checkpoint_times) if checkpoint_times is not None else []
+    ci = 0
+
+    land = adaptive and solver.dense_order() < solver.order() - 1
+    t, u = t0, u0
+    r_prev = 1e-4
+    n_attempts = 0
+    n_fixed = 0
+    rejected_last = False
+    rtol, atol = opts.rtol, opts.atol
+    while direction * (t1 - t) > 0.0:
+        if n_attempts >= opts.max_steps:
+            out.retcode = ReturnCode.MAX_STEPS
+            break
+        n_attempts += 1
+        if adaptive:
+            # Stretch the step by up to 1% to land on t1 (or, for methods whose dense
+            # output is much less accurate than their steps, on the next save time)
+            # instead of leaving a sliver.
+            target = saves[si][0] if (land and si < len(saves)) else t1
+            hit = direction * (t + 1.01 * dt - target) >= 0.0
+            last = hit and target == t1
+            h = target - t if hit else dt
+        else:
+            t_next = t0 + (n_fixed + 1) * dt
+            last = direction * (t_next - t1) >= -1e-12 * abs(dt)
+            h = (t1 if last else t_next) - t
+        nfe_before = rhs.nfe
+        step = solver.step(rhs, t, u, h, f0, ws)
+
+        ratio_t = None
+        if adaptive:
+            if reg == "error":
+                ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel)
+                r = float(ratio_t.detach())
+            else:
+                with torch.no_grad():
+                    r = float(error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel))
+            if not math.isfinite(r):
+                # A step that overflowed is retried much smaller; only a step that is
+                # already at dtmin declares the solve non-finite.
+                out.nreject += 1
+                out.nfe_rejected += rhs.nfe - nfe_before
+                rejected_last = True
+                dt = h * 0.1
+                if abs(dt) < max(opts.dtmin, 16 * _EPS * abs(t)):
+                    out.retcode = ReturnCode.NON_FINITE
+                    break
+                continue
+            accept = r <= 1.0
+        else:
+            accept = bool(torch.isfinite(step.u1).all())
+            if not accept:
+                out.retcode = ReturnCode.NON_FINITE
+                break
+            if reg == "error":  # fixed steps of a method with an estimate: still regularize
+                ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel)
+
+        if not accept:
+            out.nreject += 1
+            out.nfe_rejected += rhs.nfe - nfe_before
+            rejected_last = True
+            dt = h * opts.controller.reject_factor(r, b1)
+            if abs(dt) < max(opts.dtmin, 16 * _EPS * abs(t)):
+                out.retcode = ReturnCode.DT_LESS_THAN_MIN
+                break
+            continue
+
+        # ---- accepted
+        t_new = t1 if last else (target if (adaptive and hit) else t + h)
+        u1 = step.u1
+        R = None
+
+        def coeffs(t=t, u=u, h=h, step=step):
+            nonlocal R
+            if R is None:
+                R = solver.dense_coeffs(rhs, t, u, h, step, ws)
+            return R
+
+        if reg == "error":
+            out.reg_terms.append(ratio_t * abs(h))
+        elif reg == "stiffness":
+            out.reg_terms.append(stiffness_estimate(solver, step, ws) * abs(h))
+        while si < len(saves) and direction * (saves[si][0] - t_new) <= 0.0:
+            ts = saves[si][0]
+            out.ts.append(ts)
+            out.us.append(u1 if ts == t_new else dense_eval(u, coeffs(), (ts - t) / h))
+            out.tags.append(saves[si][1])
+            out.save_h.append(abs(h))
+            si += 1
+        if save_steps:
+            out.ts.append(t_new)
+            out.us.append(u1)
+            out.tags.append(0)
+            out.save_h.append(abs(h))
+        if sample_step is not None and sample_step.random() * (out.naccept + 1) < 1.0:
+            out.sampled = (t, u, abs(h))
+        if dense:
+            out.dense.append(t, h, u, coeffs())
+        if on_accept is not None:
+            on_accept(t, h, u, u1, coeffs)
+        out.step_starts.append(t)
+        out.step_dts.append(h)
+        out.naccept += 1
+        n_fixed += 1
+
+        if adaptive:
+            fac = opts.controller.factor(r, r_prev, b1, b2)
+            if rejected_last:
+                fac = min(fac, 1.0)
+            r_prev = max(r, 1e-4)
+            dt_new = h * fac
+            if abs(dt_new) > opts.dtmax:
+                dt_new = direction * opts.dtmax
+            # Keep the controller's proposal, not the step shortened to hit a target.
+            dt = dt_new if not hit else (dt if abs(dt) > abs(dt_new) else dt_new)
+        rejected_last = False
+        t, u, f0 = t_new, u1, step.f1
+        while ci < len(cps) and direction * (cps[ci] - t) <= 0.0:
+            out.checkpoints.append((t, u.detach(), abs(dt)))
+            ci += 1
+
+    out.t_end, out.u_end, out.f_end, out.dt_next = t, u, f0, abs(dt)
+    out.niters = n_attempts
+    return out

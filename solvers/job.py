@@ -1,0 +1,55 @@
+"""Everything one ODE solve needs, gathered once by ``solve`` and handed to the
+sensitivity algorithms (internal)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any
+
+import torch
+
+from .integrate import StepOptions
+from .ode.base import AbstractODESolver
+from .regularization import GlobalRegularization, LocalRegularization
+from .rhs import RHS
+from .solution import Stats
+
+#: tags of saved points: the user's save times, and the local regularizer's point
+USER, REG = 0, 1
+
+
+@dataclasses.dataclass
+class ODEJob:
+    prob: Any
+    alg: AbstractODESolver
+    opts: StepOptions
+    t0: float
+    t1: float
+    direction: float
+    saveat: list[float] | None  # None: save every accepted step
+    dense: bool  # the user asked for sol(t)
+    reg: GlobalRegularization | LocalRegularization | None
+    stats: Stats
+    per_sample: bool
+    params: list[torch.Tensor]  # tensors that receive gradients under continuous adjoints
+    rhs: RHS
+    f0: torch.Tensor
+    generator: torch.Generator | None
+    t_reg: float | None = None  # unbiased local-regularization time, drawn up front
+    reservoir: random.Random | None = None  # biased local-regularization sampler
+
+    @property
+    def u0(self) -> torch.Tensor:
+        return self.prob.u0
+
+    def save_list(self) -> list[tuple[float, int]] | None:
+        """The user's save times (tag USER) merged with the regularizer's time (tag REG)."""
+        pts = [] if self.saveat is None else [(t, USER) for t in self.saveat]
+        if self.t_reg is not None:
+            pts.append((self.t_reg, REG))
+            pts.sort(key=lambda x: (self.direction * x[0], x[1]))
+        return pts if (self.saveat is not None or self.t_reg is not None) else None
+
+    def global_reg_kind(self) -> str | None:
+        return self.reg.kind if isinstance(self.reg, GlobalRegularization) else None

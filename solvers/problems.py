@@ -1,0 +1,88 @@
+"""Problem values: what to solve. ``ODEProblem`` and ``SDEProblem``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ._checks import as_state, as_tspan, check_params
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ODEProblem:
+    """The initial value problem ``du/dt = f(u, p, t)``, ``u(t0) = u0`` on ``tspan``.
+
+    Args:
+        f: the right-hand side ``f(u, p, t) -> du/dt``. ``u`` has the shape of ``u0``
+            (any shape; a leading batch dimension is just part of the shape), ``t`` is
+            a 0-d tensor of ``u0``'s dtype and device (shape ``(batch,)`` with
+            ``per_sample=True``), and the result must have ``u``'s shape and dtype.
+            If ``f`` is a ``torch.nn.Module`` its parameters get gradients under every
+            ``sensealg``; tensors a plain closure captures get gradients only under
+            ``DirectAdjoint``, so pass those in ``p``.
+        u0: initial state, a real floating tensor of any shape; its dtype and device
+            decide those of the solve. Non-tensors are converted.
+        tspan: ``(t0, t1)`` in seconds; ``t1 < t0`` integrates backwards in time.
+        p: parameters handed to ``f``: None, a tensor, or a tuple of tensors (numbers
+            allowed as constants). Tensors in ``p`` that require grad receive gradients.
+
+    Raises:
+        TypeError: ``f`` not callable, ``u0`` not real floating, ``p`` of another type.
+        ValueError: non-finite ``u0``, a ``tspan`` of zero length or non-finite ends.
+    """
+
+    f: Callable[[torch.Tensor, Any, torch.Tensor], torch.Tensor]
+    u0: torch.Tensor
+    tspan: tuple[float, float]
+    p: Any = None
+
+    def __post_init__(self):
+        if not callable(self.f):
+            raise TypeError(f"f must be callable as f(u, p, t), got {type(self.f).__name__}")
+        object.__setattr__(self, "u0", as_state("u0", self.u0))
+        object.__setattr__(self, "tspan", as_tspan(self.tspan))
+        object.__setattr__(self, "p", check_params(self.p))
+
+    def remake(self, **changes: Any) -> ODEProblem:
+        """A copy with some fields replaced (``u0=``, ``tspan=``, ``p=``, ``f=``)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SDEProblem:
+    """The Itô SDE ``du = f(u, p, t) dt + g(u, p, t) dW`` with diagonal noise.
+
+    Each entry of ``u`` is driven by its own independent Brownian motion, so ``g``
+    returns a tensor of ``u``'s shape (the diagonal of the noise matrix).
+
+    Args:
+        f: drift ``f(u, p, t) -> tensor like u``.
+        g: diffusion ``g(u, p, t) -> tensor like u`` (diagonal noise).
+        u0: initial state (any shape, real floating).
+        tspan: ``(t0, t1)`` in seconds; ``t1 < t0`` is allowed.
+        p: parameters as in :class:`ODEProblem`.
+
+    Raises:
+        TypeError, ValueError: as :class:`ODEProblem`.
+    """
+
+    f: Callable[[torch.Tensor, Any, torch.Tensor], torch.Tensor]
+    g: Callable[[torch.Tensor, Any, torch.Tensor], torch.Tensor]
+    u0: torch.Tensor
+    tspan: tuple[float, float]
+    p: Any = None
+
+    def __post_init__(self):
+        for name in ("f", "g"):
+            if not callable(getattr(self, name)):
+                raise TypeError(f"{name} must be callable as {name}(u, p, t), got {type(getattr(self, name)).__name__}")
+        object.__setattr__(self, "u0", as_state("u0", self.u0))
+        object.__setattr__(self, "tspan", as_tspan(self.tspan))
+        object.__setattr__(self, "p", check_params(self.p))
+
+    def remake(self, **changes: Any) -> SDEProblem:
+        """A copy with some fields replaced."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,274 @@
+"""``solve(ODEProblem, solver, ...)``: the method registered with diffsim's ``solve``."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from diffsim.dispatch import register, register_default
+
+from ._checks import no_unknown_kwargs, param_tensors, positive, tolerance
+from .adjoint import AbstractSensitivity, DirectAdjoint
+from .integrate import StepOptions
+from .job import ODEJob
+from .ode.base import AbstractAdaptiveSolver, AbstractODESolver
+from .ode.controller import PIController
+from .ode.tsit5 import Tsit5
+from .problems import ODEProblem
+from .regularization import (
+    GlobalRegularization,
+    LocalRegularization,
+    check_regularization,
+    draw_time,
+    local_step_error,
+)
+from .retcode import ReturnCode, SolveError
+from .rhs import RHS, check_rhs_output
+from .solution import ODESolution, Stats
+
+ALLOWED = (
+    "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "max_steps", "controller", "dense",
+    "sensealg", "regularization", "per_sample", "throw", "generator",
+)
+
+
+def adjoint_params(f: Any, p: Any) -> list[torch.Tensor]:
+    """Tensors that receive gradients: those in ``p`` and the parameters of an
+    ``nn.Module`` right-hand side, each once."""
+    out, seen = [], set()
+    candidates = list(param_tensors(p))
+    if isinstance(f, torch.nn.Module):
+        candidates += list(f.parameters())
+    for t in candidates:
+        if t.requires_grad and id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def check_saveat(saveat: Any, t0: float, t1: float, like: torch.Tensor) -> list[float] | None:
+    if saveat is None:
+        return None
+    if isinstance(saveat, torch.Tensor):
+        saveat = saveat.detach().reshape(-1).cpu().tolist()
+    elif isinstance(saveat, (int, float)):
+        saveat = [saveat]
+    elif not isinstance(saveat, Sequence):
+        raise TypeError(f"saveat must be None, a number, a sequence or a 1-D tensor of times, got {type(saveat).__name__}")
+    ts = [float(x) for x in saveat]
+    if not ts:
+        raise ValueError("saveat is empty; pass None to save every step")
+    direction = 1.0 if t1 > t0 else -1.0
+    lo, hi = sorted((t0, t1))
+    for t in ts:
+        if not (math.isfinite(t) and lo <= t <= hi):
+            raise ValueError(f"saveat contains {t}, outside tspan [{lo}, {hi}]")
+    for a, b in zip(ts, ts[1:]):
+        if direction * (b - a) < 0:
+            order = "increasing" if direction > 0 else "decreasing (t1 < t0)"
+            raise ValueError(f"saveat must be {order}; got {a} before {b}")
+    return ts
+
+
+@register_default(ODEProblem)
+def _default_ode_solver(prob: ODEProblem) -> AbstractODESolver:
+    return Tsit5()
+
+
+@register(ODEProblem, AbstractODESolver)
+def solve_ode(
+    prob: ODEProblem,
+    alg: AbstractODESolver,
+    *,
+    saveat=None,
+    rtol: float = 1e-3,
+    atol: float = 1e-6,
+    dt: float | None = None,
+    adaptive: bool = True,
+    dtmin: float = 0.0,
+    dtmax: float = math.inf,
+    max_steps: int = 100_000,
+    controller: PIController | None = None,
+    dense: bool | None = None,
+    sensealg: AbstractSensitivity | None = None,
+    regularization: GlobalRegularization | LocalRegularization | None = None,
+    per_sample: bool = False,
+    throw: bool = False,
+    generator: torch.Generator | None = None,
+    **unknown: Any,
+) -> ODESolution:
+    """Solve an :class:`ODEProblem`.
+
+    Args:
+        prob: the problem.
+        alg: the method (``Tsit5()`` when ``solve(prob)`` is called without one).
+        saveat: times at which to return the state (a sequence or 1-D tensor, ordered in
+            the direction of integration, inside ``tspan``); None saves every accepted
+            step (and ``t0``).
+        rtol, atol: relative and absolute tolerances of the scaled RMS error norm
+            (numbers, or tensors broadcastable to ``u``).
+        dt: initial step (adaptive) or the fixed step (fixed-step methods, required).
+        adaptive: False runs an adaptive method with fixed ``dt``.
+        dtmin, dtmax: bounds on the adaptive step size (magnitudes, seconds).
+        max_steps: cap on attempted steps (accepted + rejected).
+        controller: :class:`PIController` (default ``PIController()``).
+        dense: keep the dense output for ``sol(t)``; default True iff ``saveat`` is None.
+        sensealg: :class:`DirectAdjoint` (default), :class:`BacksolveAdjoint`,
+            :class:`InterpolatingAdjoint` or :class:`QuadratureAdjoint`.
+        regularization: :class:`GlobalRegularization` or :class:`LocalRegularization`.
+        per_sample: the leading dimension of ``u0`` is a batch whose samples each get
+            their own step size and accept/reject decision (torchode style); ``f``
+            then receives ``t`` of shape ``(batch,)``. ``saveat`` defaults to
+            ``(t0, t1)``; ``sol(t)`` is not available (the per-sample dense output is
+            kept only internally, for the continuous adjoints).
+        throw: raise :class:`SolveError` instead of returning a failed solution.
+        generator: ``torch.Generator`` for the local regularizer's random time.
+
+    Returns:
+        :class:`ODESolution`.
+
+    Raises:
+        TypeError: unknown keyword arguments, wrong argument types, ``f`` returning a
+            non-tensor or the wrong dtype.
+        ValueError: ``f`` returning the wrong shape, out-of-range options, a fixed-step
+            method without ``dt``, incompatible regularization/sensealg choices.
+        SolveError: only with ``throw=True``.
+    """
+    no_unknown_kwargs("solve(ODEProblem, ...)", unknown, ALLOWED)
+    u0 = prob.u0
+    t0, t1 = prob.tspan
+    direction = 1.0 if t1 > t0 else -1.0
+    rtol = tolerance("rtol", rtol, u0)
+    atol = tolerance("atol", atol, u0)
+    if isinstance(rtol, float) and isinstance(atol, float) and rtol == 0.0 and atol == 0.0:
+        raise ValueError("rtol and atol are both 0; at least one must be > 0")
+    adaptive_alg = isinstance(alg, AbstractAdaptiveSolver)
+    if not isinstance(adaptive, bool):
+        raise TypeError(f"adaptive must be a bool, got {type(adaptive).__name__}")
+    if dt is not None:
+        dt = positive("dt", dt)
+    if (not adaptive_alg or not adaptive) and dt is None:
+        why = "is a fixed-step method" if not adaptive_alg else "runs with adaptive=False"
+        raise ValueError(f"{type(alg).__name__} {why}: pass dt=... (the step size, > 0)")
+    dtmin = positive("dtmin", dtmin, allow_zero=True)
+    dtmax = float(dtmax)
+    if not dtmax > 0:
+        raise ValueError(f"dtmax must be > 0, got {dtmax}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
+    if controller is None:
+        controller = PIController()
+    elif not isinstance(controller, PIController):
+        raise TypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    if sensealg is None:
+        sensealg = DirectAdjoint()
+    elif not isinstance(sensealg, AbstractSensitivity):
+        raise TypeError(
+            f"sensealg must be DirectAdjoint(), BacksolveAdjoint(), InterpolatingAdjoint() or "
+            f"QuadratureAdjoint(), got {type(sensealg).__name__}"
+        )
+    if not isinstance(per_sample, bool):
+        raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
+    if per_sample and u0.dim() < 1:
+        raise ValueError("per_sample=True needs u0 with a leading batch dimension, got a 0-d u0")
+    save = check_saveat(saveat, t0, t1, u0)
+    if per_sample and save is None:
+        save = [t0, t1]
+    if dense is None:
+        dense = save is None
+    if dense and per_sample:
+        dense = False  # per-sample dense output is kept only where an adjoint needs it
+    direct_sens = isinstance(sensealg, DirectAdjoint)
+    check_regularization(regularization, alg, direct_sens)
+    if per_sample and isinstance(regularization, GlobalRegularization) and regularization.kind == "stiffness":
+        raise ValueError("GlobalRegularization(kind='stiffness') is not supported with per_sample=True")
+
+    if (per_sample and isinstance(regularization, LocalRegularization) and regularization.sampling == "biased"
+            and not direct_sens):
+        raise ValueError("LocalRegularization(sampling='biased') with per_sample=True draws one time per sample "
+                         "and needs sensealg=DirectAdjoint(); use sampling='unbiased' with continuous adjoints")
+
+    opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin,
+                       dtmax=dtmax, max_steps=max_steps, controller=controller)
+    stats = Stats()
+    rhs = RHS(prob.f, prob.p, u0.dtype, u0.device)
+    params = adjoint_params(prob.f, prob.p)
+    direct = isinstance(sensealg, DirectAdjoint)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and direct):
+        t_arg = rhs.time(t0) if not per_sample else torch.full((u0.shape[0],), t0, dtype=u0.dtype, device=u0.device)
+        f0 = rhs(t_arg, u0)
+    check_rhs_output("f", f0, u0)
+    if not direct:
+        f0 = f0.detach()
+
+    job = ODEJob(prob=prob, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
+                 reg=regularization, stats=stats, per_sample=per_sample, params=params, rhs=rhs, f0=f0,
+                 generator=generator)
+    if isinstance(regularization, LocalRegularization):
+        if regularization.sampling == "unbiased":
+            job.t_reg = draw_time(t0, t1, generator)
+        else:
+            seed = int(torch.randint(0, 2**62, (), generator=generator))
+            job.reservoir = random.Random(seed)
+
+    if not bool(torch.isfinite(f0.detach()).all()):
+        fwd_ts, u, retcode, reg_val, dense_out, t_final = [t0], u0[None], ReturnCode.NON_FINITE, None, None, t0
+    else:
+        fwd = sensealg.run(job)
+        traj = fwd.traj
+        stats.nfe = rhs.nfe
+        stats.njac = rhs.njac
+        stats.naccept, stats.nreject = traj.naccept, traj.nreject
+        stats.niters = traj.niters
+        user = fwd.user_index()
+        values = fwd.values
+        u = values if len(user) == len(fwd.ts) else values[user]
+        fwd_ts = [fwd.ts[i] for i in user]
+        retcode, dense_out, t_final = traj.retcode, fwd.dense if dense else None, traj.t_end
+        reg_val = _regularization_value(job, fwd, values)
+    if reg_val is None:
+        reg_val = torch.zeros((), dtype=u0.dtype, device=u0.device)
+    t_out = torch.tensor(fwd_ts, dtype=u0.dtype, device=u0.device)
+    if throw and retcode is not ReturnCode.SUCCESS:
+        raise SolveError(retcode, t_final)
+    return ODESolution(t=t_out, u=u, stats=stats, retcode=retcode, reg=reg_val, dense=dense_out, prob=prob,
+                       alg=alg, sensealg=sensealg, t_final=t_final)
+
+
+def _regularization_value(job: ODEJob, fwd, values: torch.Tensor) -> torch.Tensor | None:
+    reg = job.reg
+    if reg is None:
+        return None
+    if isinstance(reg, GlobalRegularization):
+        terms = fwd.traj.reg_terms
+        if not terms:
+            return None
+        total = torch.stack(terms).sum() if not job.per_sample else terms_sum_per_sample(terms)
+        return reg.coeff * total
+    k = fwd.reg_index()
+    if k is None:  # the solve failed before reaching t_r
+        return None
+    t_r = fwd.ts[k]
+    u_r = values[k]
+    rrhs = RHS(job.prob.f, job.prob.p, u_r.dtype, u_r.device)
+    dt_r = fwd.reg_dt if reg.step == "solver" else None
+    with torch.enable_grad() if torch.is_grad_enabled() else torch.no_grad():
+        if job.per_sample:
+            dims = tuple(range(1, u_r.dim()))
+            if dt_r is not None and not isinstance(dt_r, torch.Tensor):
+                dt_r = torch.full((u_r.shape[0],), float(dt_r), dtype=u_r.dtype, device=u_r.device)
+            r = local_step_error(job.alg, rrhs, t_r, u_r, dt_r, job.opts.rtol, job.opts.atol, job.direction,
+                                 per_sample_dims=dims)
+        else:
+            r = local_step_error(job.alg, rrhs, t_r, u_r, dt_r, job.opts.rtol, job.opts.atol, job.direction)
+    job.stats.nfe_reg += rrhs.nfe
+    return reg.coeff * r
+
+
+def terms_sum_per_sample(terms: list[torch.Tensor]) -> torch.Tensor:
+    """Per-sample stepping keeps (batch,) terms per iteration: sum over steps, mean over samples."""
+    return torch.stack(terms).sum(0).mean()
