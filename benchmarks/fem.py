@@ -264,7 +264,7 @@ def main(argv=None):
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--json", help="write results to this file")
     args = ap.parse_args(argv)
-    cfg = ds.init(arch=args.arch, precision="f64")
+    cfg = ds.init(arch=args.arch, precision="f64", optimize="runtime")
     cases = list(args.cases) + (["tets100k"] if args.large else [])
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"taichi arch={cfg.arch}, {cfg.precision}, deterministic={cfg.deterministic}")

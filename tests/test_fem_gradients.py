@@ -81,25 +81,27 @@ def _check(sim, segment, quick=False):
     v0 = v_init.clone().requires_grad_()
     loss(U, P, x0, v0).backward()
     assert U.grad[:, 0].abs().sum() > 0, "the tool must touch the block"
+    atol = 1e-6 * float(x0.grad.abs().max())  # below this, finite differences are noise
 
     with torch.no_grad():
         for idx in [(0, 0), (T - 1, 1), (1, d)][:2 if quick else 3]:
             fd = central_difference(lambda u: loss(u, p0, s0.x, v_init), U0, idx, 1e-6)
-            assert_close_rel(U.grad[idx].item(), fd, 1e-5, 1e-9, f"dL/dU{idx}")
+            assert_close_rel(U.grad[idx].item(), fd, 1e-5, atol, f"dL/dU{idx}")
         names = ["snh.E", "cor.nu", "cor.damping_beta", "ground.friction"] if quick else p0
         for name in names:
             val = p0[name]
             fd = central_difference(lambda q, name=name: loss(U0, {**p0, name: q}, s0.x, v_init),
                                     val, (), 1e-6 * max(1.0, float(val)))
-            assert_close_rel(P[name].grad.item(), fd, 1e-5, 1e-9, f"dL/d{name}")
+            v = float(val)  # compare p dL/dp: gradients in the parameter's own scale
+            assert_close_rel(v * P[name].grad.item(), v * fd, 1e-5, atol * 0.1, f"dL/d{name}")
         for body, node in (("snh", 3), ("cor", 5), ("nh", 2))[:1 if quick else 3]:
             if body not in sim.groups:
                 continue
             i = sim.groups[body].start + node
-            fd = central_difference(lambda x: loss(U0, p0, x, v_init), s0.x, (i, 1), 1e-7)
-            assert_close_rel(x0.grad[i, 1].item(), fd, 1e-5, 1e-8, f"dL/dx0[{body}]")
+            fd = central_difference(lambda x: loss(U0, p0, x, v_init), s0.x, (i, 1), 1e-6)
+            assert_close_rel(x0.grad[i, 1].item(), fd, 1e-5, atol, f"dL/dx0[{body}]")
             fd = central_difference(lambda v: loss(U0, p0, s0.x, v), v_init, (i, 0), 1e-6)
-            assert_close_rel(v0.grad[i, 0].item(), fd, 1e-5, 1e-9, f"dL/dv0[{body}]")
+            assert_close_rel(v0.grad[i, 0].item(), fd, 1e-5, atol, f"dL/dv0[{body}]")
 
 
 def test_implicit_gradients_match_finite_differences(close_after):

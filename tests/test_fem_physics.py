@@ -48,8 +48,9 @@ def test_cantilever_matches_euler_bernoulli_3d():
     assert -0.08 < err < 0.0, err
 
 
-@pytest.mark.parametrize("material", [ds.StableNeoHookean(E=1e4, nu=0.4),
-                                      ds.Elastic(E=1e4, nu=0.3)])
+@pytest.mark.parametrize("material", [
+    ds.StableNeoHookean(E=1e4, nu=0.4),
+    pytest.param(ds.Elastic(E=1e4, nu=0.3), marks=pytest.mark.slow)])
 def test_patch_test_reproduces_affine_deformation(material, close_after):
     """Pin the boundary of an irregular mesh to an affine map (20% stretch, shear, rotation):
     at equilibrium every interior node follows it (any consistent element passes)."""
@@ -96,6 +97,7 @@ def test_explicit_integrator_conserves_energy_without_damping(close_after):
     assert abs(energies[half:].mean() - energies[:half].mean()) < 1e-3 * e0
 
 
+@pytest.mark.slow
 def test_implicit_and_explicit_agree_at_small_dt(close_after):
     """A cantilever swinging under gravity: backward Euler converges to the explicit solution
     at first order (halving dt halves the difference)."""

@@ -74,6 +74,7 @@ def _check(sim, segment, quick):
                   s0.rest_angle.clone().requires_grad_())
     loss(U, P, x0, v0, r0).backward()
     assert U.grad[:, :2].abs().sum() > 0, "the finger must touch the sheet"
+    atol = 1e-6 * float(x0.grad.abs().max())  # below this, finite differences are noise
     flap = sim.hinge_groups["flap"]
     with torch.no_grad():
         end = sim.rollout(s0, U0, segment=segment)[-1]
@@ -84,25 +85,26 @@ def _check(sim, segment, quick):
         for idx in [(0, 0), (T - 1, 1), (1, 4)][:2 if quick else 3]:
             fd = central_difference(lambda u: loss(u, p0, s0.x, s0.v, s0.rest_angle), U0, idx,
                                     1e-5)
-            assert_close_rel(U.grad[idx].item(), fd, 2e-5, 1e-9, f"dL/dU{idx}")
+            assert_close_rel(U.grad[idx].item(), fd, 2e-5, atol, f"dL/dU{idx}")
         names = ["flap.bending_stiffness", "upper.nu", "finger.friction"] if quick else p0
         for name in names:
             val = p0[name]
             fd = central_difference(
                 lambda q, name=name: loss(U0, {**p0, name: q}, s0.x, s0.v, s0.rest_angle), val,
                 (), 1e-5 * float(val))
-            assert_close_rel(P[name].grad.item(), fd, 2e-5, 1e-9, f"dL/d{name}")
+            v = float(val)  # compare p dL/dp: gradients in the parameter's own scale
+            assert_close_rel(v * P[name].grad.item(), v * fd, 2e-5, atol * 0.1, f"dL/d{name}")
         i = sim.groups["upper"].start + 4
         fd = central_difference(lambda x: loss(U0, p0, x, s0.v, s0.rest_angle), s0.x, (i, 1),
                                 1e-7)
-        assert_close_rel(x0.grad[i, 1].item(), fd, 2e-5, 1e-8, "dL/dx0")
+        assert_close_rel(x0.grad[i, 1].item(), fd, 2e-5, atol, "dL/dx0")
         j = sim.groups["flap"].start + 5
         fd = central_difference(lambda v: loss(U0, p0, s0.x, v, s0.rest_angle), s0.v, (j, 1),
                                 1e-6)
-        assert_close_rel(v0.grad[j, 1].item(), fd, 2e-5, 1e-9, "dL/dv0")
+        assert_close_rel(v0.grad[j, 1].item(), fd, 2e-5, atol, "dL/dv0")
         h = int(np.arange(sim.n_hinges)[flap][2])
         fd = central_difference(lambda r: loss(U0, p0, s0.x, s0.v, r), s0.rest_angle, (h,), 1e-6)
-        assert_close_rel(r0.grad[h].item(), fd, 2e-5, 1e-9, "dL/drest_angle0")
+        assert_close_rel(r0.grad[h].item(), fd, 2e-5, atol, "dL/drest_angle0")
 
 
 def test_implicit_shell_gradients_match_finite_differences(close_after):
@@ -120,6 +122,7 @@ def test_implicit_shell_gradients_all_parameters(close_after):
     _check(sim, segment=2, quick=False)
 
 
+@pytest.mark.slow
 def test_explicit_shell_gradients_match_finite_differences(close_after):
     sim = ds.Shell(_scene(), dt=2.5e-4, substeps=20, integrator="explicit",
                    contact_stiffness=2e3, self_contact=0.012)

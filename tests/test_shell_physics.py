@@ -8,6 +8,7 @@
 """
 
 import numpy as np
+import pytest
 import torch
 
 import diffsim as ds
@@ -58,6 +59,7 @@ def test_membrane_patch_test(close_after):
     assert (eq.x - target).abs().max() < 1e-9
 
 
+@pytest.mark.slow
 def test_plastic_fold_keeps_a_crease_elastic_springs_back(close_after):
     """A strip clamped at one end (two pinned rows) is bent down by a finger; released (the
     quasi-static equilibrium without the finger), the plastic strip stays bent because its
@@ -88,6 +90,7 @@ def test_plastic_fold_keeps_a_crease_elastic_springs_back(close_after):
     assert abs(results["elastic"][1]) < 1e-6 and results["elastic"][2] == 0.0, results
 
 
+@pytest.mark.slow
 def test_self_contact_keeps_stacked_sheets_apart(close_after):
     scene = ds.Scene(dim=3)
     mat = ds.ShellMaterial(E=1e5, nu=0.3, thickness=1e-3, density=300.0)
