@@ -44,7 +44,8 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict) ->
     env = gym.make(f"diffsim/{name}-v0", **options)
     u = env.unwrapped
     T, A = u.horizon, u.act_dim
-    row = {"task": name, "horizon": T, "act_dim": A, "particles": u.sim.n_particles}
+    n = getattr(u.sim, "n_particles", None) or u.sim.n_nodes  # mesh nodes for FEM/Shell
+    row = {"task": name, "horizon": T, "act_dim": A, "particles": n}
 
     env.reset(seed=0)
     row["zero"] = episode_loss(env, np.zeros((T, A)))
