@@ -130,3 +130,22 @@ def test_unsupported_obstacles_and_floating_equilibrium(close_after):
     close_after(sim)
     with pytest.raises(ds.SimulationError, match="something holds the body"):
         sim.equilibrium()
+
+
+def test_tetgen_mesher_gives_valid_tets():
+    """mesher="tetgen" (optional package) meshes analytic shapes and ds.Mesh surfaces."""
+    pytest.importorskip("tetgen")
+    scene = ds.Scene(dim=3)
+    scene.add_soft_body(ds.Sphere(center=(0.5, 0.5, 0.5), radius=0.1), ds.LinearElastic(),
+                        resolution=0.04, mesher="tetgen", name="ball")
+    scene.add_soft_body(ds.Mesh.from_file("assets/meshes/cup.obj", scale=0.1), ds.LinearElastic(),
+                        resolution=0.03, mesher="tetgen", name="cup")
+    for body in scene.soft_bodies:
+        from diffsim.fem.mesh import signed_volumes
+
+        assert len(body.cells) > 50 and (signed_volumes(body.points, body.cells) > 0).all()
+    vol = signed_volumes(scene.soft_bodies[0].points, scene.soft_bodies[0].cells).sum()
+    assert abs(vol / (4 / 3 * np.pi * 0.1 ** 3) - 1) < 0.05
+    with pytest.raises(ValueError, match="mesher='delaunay'"):
+        scene.add_soft_body(ds.Sphere(center=(0.5, 0.5, 0.5), radius=0.1), ds.LinearElastic(),
+                            resolution=0.04, mesher="delaunay")

@@ -20,7 +20,9 @@ Each node ``i`` of mass ``m_i`` meets each obstacle through its signed distance 
 
 Signed distances have analytic gradients here (not finite differences), so the
 implicit solver's gradient is exactly the derivative of its energy, and Taichi's
-autodiff of these functions gives the exact node Hessian blocks.
+autodiff of these functions gives the exact node Hessian blocks. Squared norms are
+written ``v.dot(v)``: Taichi 1.7's reverse mode of ``norm_sqr``/``** 2`` returns NaN in
+float32 when advanced optimisation is off (``ds.init``'s default).
 """
 
 
@@ -36,7 +38,7 @@ def _sgn(x):
 
 @ti.func
 def _rounded_norm(m):
-    s = ti.sqrt(m.norm_sqr() + _EPS_SDF * _EPS_SDF)
+    s = ti.sqrt(m.dot(m) + _EPS_SDF * _EPS_SDF)
     return s - _EPS_SDF, m / s
 
 
@@ -153,7 +155,7 @@ def lagged_friction(x, xn, n, fn, v_obst, mu, h: ti.template(), eps: ti.template
     d = ti.static(x.n)
     T = ti.Matrix.identity(float, d) - n.outer_product(n)
     u = T @ ((x - xn) / h - v_obst)
-    s = ti.sqrt(u.norm_sqr() + eps * eps)
+    s = ti.sqrt(u.dot(u) + eps * eps)
     return mu * fn * (T @ u) / s, mu * fn * h * (s - eps)
 
 
@@ -163,5 +165,5 @@ def coulomb_velocity(v, v_obst, n, dv_max, eps: ti.template()):
     rel = v - v_obst
     vn = rel.dot(n)
     t = rel - vn * n
-    tn = ti.sqrt(t.norm_sqr() + eps * eps)
+    tn = ti.sqrt(t.dot(t) + eps * eps)
     return v_obst + vn * n + t * ti.max(0.0, 1.0 - dv_max / tn)

@@ -269,7 +269,7 @@ class DeformableKernels:
         rhon, _P = penalty(self.offset - phin, self.width)
         if rhon > 0 and iw > 0:
             nn = R0 @ gqn
-            nn = nn / ti.sqrt(nn.norm_sqr() + 1e-30)
+            nn = nn / ti.sqrt(nn.dot(nn) + 1e-30)
             v_o = vel + self._cross_omega(om, xn - p0)
             gf, Ef = lagged_friction(x, xn, nn, m * self.kappa * rhon, v_o, mu, self.dt,
                                      self.fr_eps)
@@ -300,10 +300,10 @@ class DeformableKernels:
         grav = ti.Vector(self.gravity)
         y = x - xn - h * vn
         grad = iw * m / (h * h) * y - m * grav
-        E = iw * 0.5 * m / (h * h) * y.norm_sqr() - m * grav.dot(x)
+        E = iw * 0.5 * m / (h * h) * y.dot(y) - m * grav.dot(x)
         alpha = self._node_alpha(i, shadow)
         grad += iw * alpha * m / h * (x - xn)
-        E += iw * 0.5 * alpha * m / h * (x - xn).norm_sqr()
+        E += iw * 0.5 * alpha * m / h * (x - xn).dot(x - xn)
         for k in ti.static(range(self.K)):
             gk, Ek = self._contact_implicit(x, xn, m, self.tool_sdf[k], tp[s + 1, k],
                                             tr[s + 1, k], tp[s, k], tr[s, k], tv[s, k],
@@ -365,14 +365,14 @@ class DeformableKernels:
             rho, _P = penalty(self.offset - phi, self.width)
             if rho > 0:
                 n = R @ gq
-                n = n / ti.sqrt(n.norm_sqr() + 1e-30)
+                n = n / ti.sqrt(n.dot(n) + 1e-30)
                 v_o = self.tool_vel[s, k] + self._cross_omega(self.tool_omega[s, k], x - p)
                 vs = coulomb_velocity(vs, v_o, n, self.friction[k] * dt * kr * rho, self.fr_eps)
         for c in ti.static(range(self.n_coll)):
             phi, gq = self.coll_sdf[c](x - ti.Vector(self.coll_center[c]))
             rho, _P = penalty(self.offset - phi, self.width)
             if rho > 0:
-                n = gq / ti.sqrt(gq.norm_sqr() + 1e-30)
+                n = gq / ti.sqrt(gq.dot(gq) + 1e-30)
                 vs = coulomb_velocity(vs, ti.Vector.zero(float, d), n,
                                       self.friction[self.K + c] * dt * kr * rho, self.fr_eps)
         if ti.static(self.has_ground):
@@ -470,7 +470,7 @@ class DeformableKernels:
                 if self.fixed[i] == 0:
                     gn, _E = self._node_terms(i, self.xk[i], s, True)
                     gi = gn + self._gather(i, self.contrib) + self._pair_gather(i)
-                    acc = ti.max(acc, gi.norm() / self.mass[i])
+                    acc = ti.max(acc, ti.sqrt(gi.dot(gi)) / self.mass[i])
                 self.gvec[i] = gi
             self.part[blk] = acc
         for _ in range(1):
@@ -598,7 +598,7 @@ class DeformableKernels:
                 self.cz[i] = z
                 self.cp[i] = z
                 acc += b.dot(z)
-                acc2 += b.norm_sqr()
+                acc2 += b.dot(b)
             self.part[blk] = acc
             self.part2[blk] = acc2
         self._sum_parts(3, 4, True)   # red[3] = r.z, red[4] = r.r
@@ -637,7 +637,7 @@ class DeformableKernels:
                 z = self.Pinv[i] @ r
                 self.cz[i] = z
                 acc += r.dot(z)
-                acc2 += r.norm_sqr()
+                acc2 += r.dot(r)
             self.part[blk] = acc
             self.part2[blk] = acc2
         for blk in range(self.nb):
@@ -748,7 +748,7 @@ class DeformableKernels:
             if b:
                 ti.atomic_add(self.red[13], 1.0)
             else:
-                ti.atomic_max(self.red[11], vv.norm())
+                ti.atomic_max(self.red[11], ti.sqrt(vv.dot(vv)))
         return self.red[13]
 
     # ------------------------------------------------------------------ transfer

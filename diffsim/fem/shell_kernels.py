@@ -311,7 +311,7 @@ class ShellKernels(DeformableKernels):
                     inner = c1 * sb * Ci + (c1 + prm[1]) * b.outer_product(b)
                     blk = beta.dot(S @ beta) * ti.Matrix.identity(float, 3) + F @ inner @ F.transpose()
                     Fb = Fn @ beta
-                    blk += cd * (prm[0] * beta.norm_sqr() * Fn @ Fn.transpose()
+                    blk += cd * (prm[0] * beta.dot(beta) * Fn @ Fn.transpose()
                                  + (prm[0] + prm[1]) * Fb.outer_product(Fb))
                     self.contrib_m[e * 3 + a] = A * blk
             for h in range(self.h_start[gi], self.h_end[gi]):
@@ -500,7 +500,7 @@ class ShellKernels(DeformableKernels):
         ij = self.pair_ij[k]
         mbar = 0.5 * (self.mass[ij[0]] + self.mass[ij[1]]) * self.kappa
         r = xi - xj
-        d = ti.sqrt(r.norm_sqr() + 1e-30)
+        d = ti.sqrt(r.dot(r) + 1e-30)
         u = r / d
         pen = self.sc_radius - d
         rho, R = penalty(pen, self.sc_width)

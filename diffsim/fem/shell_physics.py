@@ -54,7 +54,8 @@ def membrane_stress(F, mu, lam, neo: ti.template()):
         c1 = mu - lam * logJ
     else:
         E = 0.5 * (C - eye)
-        psi = mu * (E * E).sum() + 0.5 * lam * E.trace() ** 2
+        trE = E.trace()
+        psi = mu * (E * E).sum() + 0.5 * lam * trE * trE
         S = 2 * mu * E + lam * E.trace() * eye
     return psi, S, Ci, c1
 
@@ -81,11 +82,11 @@ def dihedral(x0, x1, x2, x3):
     """Signed dihedral angle at edge ``x0 -> x1`` between faces ``(x0, x1, x2)`` and
     ``(x1, x0, x3)``, and its gradient (four 3-vectors)."""
     e = x1 - x0
-    le = ti.sqrt(e.norm_sqr() + 1e-300)
+    le = ti.sqrt(e.dot(e) + 1e-30)
     nA = e.cross(x2 - x0)
     nB = (x0 - x1).cross(x3 - x1)
-    lA = nA.norm_sqr() + 1e-300
-    lB = nB.norm_sqr() + 1e-300
+    lA = nA.dot(nA) + 1e-30
+    lB = nB.dot(nB) + 1e-30
     a = nA / ti.sqrt(lA)
     b = nB / ti.sqrt(lB)
     theta = ti.atan2(a.cross(b).dot(e) / le, a.dot(b))

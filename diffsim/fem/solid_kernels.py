@@ -166,7 +166,7 @@ class SolidKernels(DeformableKernels):
                             beta[j] = Dmi[a - 1, j]
                     Fb = Fn @ beta
                     blk = self.vol[e] * _diag_block(U, V.transpose() @ beta, Hs, ls, la)
-                    blk += cd * (prm[4] * beta.norm_sqr() * Fn @ Fn.transpose()
+                    blk += cd * (prm[4] * beta.dot(beta) * Fn @ Fn.transpose()
                                  + (prm[4] + prm[5]) * Fb.outer_product(Fb))
                     self.contrib_m[e * self.k + a] = blk
 
