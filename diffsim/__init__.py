@@ -9,7 +9,19 @@ from . import render  # noqa: F401  (the submodule ds.render)
 from .adjoint import CheckpointAdjoint
 from .dispatch import solve
 from .errors import SimulationError
-from .materials import Elastic, Fluid, Material, NeoHookean, Plasticine, Sand, Snow
+from .fem import FEM, Rectangle, Shell, TriMesh, VolumeMesh
+from .materials import (
+    Elastic,
+    Fluid,
+    LinearElastic,
+    Material,
+    NeoHookean,
+    Plasticine,
+    Sand,
+    ShellMaterial,
+    Snow,
+    StableNeoHookean,
+)
 from .mpm import MPM
 from .problem import SimulationProblem, SimulationSolution
 from .runtime import init
@@ -22,5 +34,8 @@ __all__ = [
     "Scene", "State", "MPM", "SimulationProblem", "SimulationSolution", "CheckpointAdjoint",
     "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
     "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Compound", "Polygon", "Mesh",
+    # FEM solids and thin shells
+    "FEM", "Shell", "LinearElastic", "StableNeoHookean", "ShellMaterial",
+    "VolumeMesh", "TriMesh", "Rectangle",
 ]
 __version__ = "0.1.0"

@@ -253,5 +253,120 @@ class Snow(_ElasticBase):
         return _pack(mu, lam, self.hardening, self.critical_compression, self.critical_stretch)
 
 
+
+
+# ----------------------------------------------------------------------------------------
+# FEM solids and thin shells (ds.FEM, ds.Shell). ``ds.Elastic`` (fixed corotated) and
+# ``ds.NeoHookean`` above also serve ds.FEM; the classes below are FEM/Shell only.
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearElastic(_ElasticBase):
+    """Linear (small-strain) elasticity, ``psi = mu |eps|^2 + lam/2 tr(eps)^2``, ``eps = sym(F) - I``.
+
+    Exact for small displacements; not invariant under large rotations (use
+    ``StableNeoHookean`` or ``Elastic`` for large deformation). ``ds.FEM`` only.
+
+    Args:
+        E: Young's modulus (Pa), > 0.
+        nu: Poisson's ratio, in (-1, 0.5).
+        density: kg/m^3 (kg/m^2 in 2D).
+    """
+
+
+@dataclass(frozen=True, kw_only=True)
+class StableNeoHookean(_ElasticBase):
+    """Stable neo-Hookean solid (Smith, de Goes and Kim 2018; the form of Smith et al. 2019).
+
+    ``psi = mu/2 (|F|^2 - d) - mu (J - 1) + lam'/2 (J - 1)^2`` with ``lam' = lam + mu``, so
+    that it linearises to Lame's ``(mu, lam)``. Defined for inverted elements (no
+    ``log J``), which makes it the robust choice for large deformation. ``ds.FEM`` only.
+
+    Args:
+        E: Young's modulus (Pa), > 0.
+        nu: Poisson's ratio, in (-1, 0.5).
+        density: kg/m^3 (kg/m^2 in 2D).
+    """
+
+
+SHELL_MEMBRANES = ("stvk", "neohookean")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShellMaterial(Material):
+    """Thin elastic shell (cloth, paper, rubber sheet, thin metal) for ``ds.Shell``.
+
+    Membrane: St. Venant-Kirchhoff (``"stvk"``) or neo-Hookean (``"neohookean"``) in plane
+    stress, ``thickness`` times the areal energy. Bending: discrete hinges (Grinspun et al.
+    2003, "Discrete Shells") with plate stiffness ``D = E t^3 / (12 (1 - nu^2))``.
+
+    Args:
+        E: Young's modulus (Pa), > 0.
+        nu: Poisson's ratio, in (-1, 0.5).
+        thickness: t (m), > 0.
+        density: kg/m^3; the sheet's areal density is ``density * thickness``.
+        membrane: ``"stvk"`` or ``"neohookean"``.
+        bending_stiffness: D (N m) to use instead of the plate value (>= 0), e.g. for
+            cloth, whose bending stiffness is not that of a plate of its thickness.
+        bending_plasticity: yield curvature (1/m) of rest-angle plasticity, > 0, or
+            ``None`` (elastic). Where a hinge bends more than this curvature past its rest
+            shape, its rest angle follows (perfect plasticity): folds leave creases.
+    """
+
+    E: float = 1e6
+    nu: float = 0.3
+    thickness: float = 1e-3
+    membrane: str = "stvk"
+    bending_stiffness: float | None = None
+    bending_plasticity: float | None = None
+
+    param_names: ClassVar[tuple[str, ...]] = ("E", "nu", "bending_stiffness")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive("E", self.E)
+        _check_nu(self.nu)
+        _check_positive("thickness", self.thickness)
+        if self.membrane not in SHELL_MEMBRANES:
+            raise ValueError(f"membrane={self.membrane!r} is not allowed: expected one of "
+                             f"{SHELL_MEMBRANES}")
+        if self.bending_stiffness is not None and not (
+                isinstance(self.bending_stiffness, (int, float))
+                and math.isfinite(self.bending_stiffness) and self.bending_stiffness >= 0):
+            raise ValueError(f"bending_stiffness={self.bending_stiffness!r} is not allowed: it "
+                             "must be a finite number >= 0 (N m) or None")
+        if self.bending_plasticity is not None:
+            _check_positive("bending_plasticity", self.bending_plasticity)
+
+    @property
+    def plate_stiffness(self) -> float:
+        """``D`` in N m: ``bending_stiffness`` if given, else ``E t^3 / (12 (1 - nu^2))``."""
+        if self.bending_stiffness is not None:
+            return float(self.bending_stiffness)
+        return self.E * self.thickness ** 3 / (12 * (1 - self.nu ** 2))
+
+    @property
+    def areal_density(self) -> float:
+        """kg/m^2."""
+        return self.density * self.thickness
+
+    def wave_speed(self) -> float:
+        return math.sqrt(self.E / ((1 - self.nu ** 2) * self.density))
+
+    def values(self) -> dict[str, float]:
+        return {"E": float(self.E), "nu": float(self.nu),
+                "bending_stiffness": self.plate_stiffness}
+
+    def internal(self, p):
+        """``(mu t, lam_plane_stress t, D)``; ``D`` from ``E, nu`` unless given."""
+        E, nu = p["E"], p["nu"]
+        mu = E / (2 * (1 + nu))
+        lam_ps = E * nu / (1 - nu * nu)
+        D = p.get("bending_stiffness")
+        if D is None:
+            D = E * self.thickness ** 3 / (12 * (1 - nu * nu))
+        return _pack(mu * self.thickness, lam_ps * self.thickness, D)
+
+
 __all__ = ["Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow", "lame",
-           "N_INTERNAL"]
+           "N_INTERNAL", "LinearElastic", "StableNeoHookean", "ShellMaterial"]

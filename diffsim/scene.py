@@ -194,3 +194,146 @@ class Scene:
         return (f"Scene(dim={self.dim}, bodies={[b.name for b in self.bodies]}, "
                 f"tools={[t.name for t in self.tools]}, "
                 f"colliders={[c.name for c in self.colliders]})")
+
+    # ==================================================================================
+    # FEM soft bodies, thin shells and the ground (ds.FEM, ds.Shell). MPM ignores these.
+    # ==================================================================================
+    @property
+    def soft_bodies(self) -> list:
+        """Meshed volumetric bodies (``add_soft_body``), for ``ds.FEM``."""
+        return self.__dict__.setdefault("_soft_bodies", [])
+
+    @property
+    def shells(self) -> list:
+        """Meshed thin shells (``add_shell``), for ``ds.Shell``."""
+        return self.__dict__.setdefault("_shells", [])
+
+    @property
+    def ground(self):
+        """The ground plane (``add_ground``) or ``None``."""
+        return self.__dict__.get("_ground")
+
+    def _check_mesh_name(self, name: str) -> None:
+        self._check_name(name)
+        if name in {b.name for b in self.soft_bodies} | {s.name for s in self.shells} | {
+                "ground"}:
+            raise ValueError(f"name={name!r} is already used in this scene")
+
+    def add_soft_body(self, shape_or_mesh, material: Material, resolution: float | None = None,
+                      fixed=None, velocity=None, damping=(0.0, 0.0), name: str | None = None,
+                      mesher: str = "grid") -> Scene:
+        """Add a volumetric elastic body for ``ds.FEM`` (tets in 3D, triangles in 2D).
+
+        Args:
+            shape_or_mesh: a ``ds.Shape`` to mesh (``Box``, ``Sphere``, ``Polygon``,
+                ``Mesh``, ...) or a ``ds.VolumeMesh`` used as given.
+            material: ``ds.LinearElastic``, ``ds.Elastic`` (fixed corotated),
+                ``ds.StableNeoHookean`` or ``ds.NeoHookean``.
+            resolution: cell size h (m) for meshing a shape.
+            fixed: pinned nodes: a function ``fixed(x) -> bool array`` of the rest
+                positions ``x`` (N, dim), or a boolean array (N,); ``None`` pins nothing.
+            velocity: (dim,) initial velocity (m/s).
+            damping: Rayleigh coefficients ``(alpha, beta)``: mass-proportional (1/s) and
+                stiffness-proportional (s) damping, both >= 0.
+            name: body name (for ``params={"<name>.E": ...}``); default ``soft<i>``.
+            mesher: ``"grid"`` (structured, default) or ``"tetgen"`` (optional package).
+
+        Raises:
+            ValueError: bad mesh (naming the element), a ``fixed`` mask that pins every
+                node or (when given) none, bad numbers.
+        """
+        from .fem.mesh import check_volume_mesh, mesh_volume
+        from .fem.model import SoftBody, check_fixed
+
+        if not isinstance(material, Material):
+            raise TypeError(f"material must be a ds.Material, got {type(material).__name__}")
+        name = name or f"soft{len(self.soft_bodies)}"
+        self._check_mesh_name(name)
+        if isinstance(shape_or_mesh, Shape):
+            self._check_shape(shape_or_mesh, "shape_or_mesh")
+        points, cells = mesh_volume(shape_or_mesh, resolution, mesher)
+        if points.shape[1] != self.dim:
+            raise ValueError(f"shape_or_mesh is {points.shape[1]}D but the scene is {self.dim}D")
+        check_volume_mesh(points, cells, what=f"soft body {name!r}")
+        fixed_mask = check_fixed(fixed, points, f"soft body {name!r}")
+        vel = self._velocity(velocity)
+        alpha, beta = self._damping(damping)
+        self.soft_bodies.append(SoftBody(name, points, cells, material, fixed_mask, vel,
+                                         alpha, beta))
+        return self
+
+    def add_shell(self, mesh_or_rectangle, material, resolution: float | None = None,
+                  fixed=None, velocity=None, damping=(0.0, 0.0),
+                  name: str | None = None) -> Scene:
+        """Add a thin shell for ``ds.Shell`` (3D scenes).
+
+        Args:
+            mesh_or_rectangle: ``ds.Rectangle`` (meshed at ``resolution``), ``ds.TriMesh``
+                or a ``trimesh.Trimesh``; the given shape is the rest shape.
+            material: ``ds.ShellMaterial``.
+            resolution: target edge length (m) for a rectangle.
+            fixed: pinned vertices: ``fixed(x) -> bool array`` or a boolean array.
+            velocity: (3,) initial velocity (m/s).
+            damping: Rayleigh ``(alpha, beta)`` (1/s, s), >= 0.
+            name: default ``shell<i>``.
+
+        Raises:
+            ValueError: degenerate faces, non-manifold or inconsistently oriented meshes
+                (naming the face, edge or vertex), bad ``fixed`` masks or numbers.
+        """
+        from .fem.mesh import Rectangle, TriMesh, rectangle_mesh, shell_topology
+        from .fem.model import ShellBody, check_fixed
+        from .materials import ShellMaterial
+
+        if self.dim != 3:
+            raise ValueError("shells need a 3D scene (Scene(dim=3))")
+        if not isinstance(material, ShellMaterial):
+            raise TypeError(f"material must be a ds.ShellMaterial, got {type(material).__name__}")
+        name = name or f"shell{len(self.shells)}"
+        self._check_mesh_name(name)
+        if isinstance(mesh_or_rectangle, Rectangle):
+            if resolution is None:
+                raise ValueError("resolution is required to mesh a ds.Rectangle (edge length, m)")
+            vertices, faces = rectangle_mesh(mesh_or_rectangle, resolution)
+        else:
+            if not isinstance(mesh_or_rectangle, TriMesh):
+                if type(mesh_or_rectangle).__name__ != "Trimesh":
+                    raise TypeError("mesh_or_rectangle must be a ds.Rectangle, ds.TriMesh or "
+                                    f"trimesh.Trimesh, got {type(mesh_or_rectangle).__name__}")
+                mesh_or_rectangle = TriMesh.from_trimesh(mesh_or_rectangle)
+            vertices, faces = mesh_or_rectangle.vertices.copy(), mesh_or_rectangle.faces.copy()
+        hinges = shell_topology(vertices, faces, what=f"shell {name!r}")
+        fixed_mask = check_fixed(fixed, vertices, f"shell {name!r}")
+        alpha, beta = self._damping(damping)
+        self.shells.append(ShellBody(name, vertices, faces, hinges, material, fixed_mask,
+                                     self._velocity(velocity), alpha, beta))
+        return self
+
+    def add_ground(self, height: float = 0.0, friction: float = 0.5) -> Scene:
+        """A ground plane ``x[1] = height`` (normal +y) for ``ds.FEM``/``ds.Shell`` contact.
+
+        Its Coulomb ``friction`` is differentiable as ``params={"ground.friction": ...}``.
+        """
+        if not (isinstance(height, (int, float)) and math.isfinite(height)):
+            raise ValueError(f"height={height!r} is not allowed: it must be a finite number")
+        from .fem.model import Ground
+
+        self.__dict__["_ground"] = Ground(float(height), _finite_nonneg("friction", friction))
+        return self
+
+    def _velocity(self, velocity) -> tuple:
+        velocity = tuple(0.0 for _ in range(self.dim)) if velocity is None else velocity
+        vel = np.asarray(velocity, dtype=np.float64)
+        if vel.shape != (self.dim,) or not np.all(np.isfinite(vel)):
+            raise ValueError(f"velocity={velocity!r} is not allowed: expected {self.dim} "
+                             "finite numbers")
+        return tuple(map(float, vel))
+
+    @staticmethod
+    def _damping(damping) -> tuple[float, float]:
+        try:
+            alpha, beta = damping
+        except (TypeError, ValueError):
+            raise ValueError(f"damping={damping!r} is not allowed: expected Rayleigh "
+                             "coefficients (alpha, beta)") from None
+        return _finite_nonneg("damping alpha", alpha), _finite_nonneg("damping beta", beta)

@@ -16,6 +16,12 @@ TASKS = {
     "Pinch": "diffsim.envs.tasks.pinch:Pinch",
     "RollingPin": "diffsim.envs.tasks.rolling_pin:RollingPin",
     "Carve": "diffsim.envs.tasks.carve:Carve",
+    # thin shells (ds.Shell) and soft solids (ds.FEM)
+    "Lift": "diffsim.envs.tasks.lift:Lift",
+    "Fold": "diffsim.envs.tasks.fold:Fold",
+    "Separate": "diffsim.envs.tasks.separate:Separate",
+    "Flip": "diffsim.envs.tasks.flip:Flip",
+    "Squeeze": "diffsim.envs.tasks.squeeze:Squeeze",
 }
 
 

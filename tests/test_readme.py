@@ -1,5 +1,6 @@
 """The Python code in README.md runs as written (in a fresh process, as a user would)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -19,5 +20,8 @@ def test_readme_python_blocks_run(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          cwd=tmp_path, timeout=1200, env={"DIFFSIM_ARCH": "cpu",
                                                            "MPLBACKEND": "Agg",
-                                                           "PATH": "/usr/bin:/bin"})
+                                                           "PATH": "/usr/bin:/bin",
+                                                           # Taichi aborts without HOME
+                                                           "HOME": os.environ.get(
+                                                               "HOME", str(tmp_path))})
     assert out.returncode == 0, out.stderr[-3000:]

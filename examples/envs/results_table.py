@@ -44,7 +44,8 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict) ->
     env = gym.make(f"diffsim/{name}-v0", **options)
     u = env.unwrapped
     T, A = u.horizon, u.act_dim
-    row = {"task": name, "horizon": T, "act_dim": A, "particles": u.sim.n_particles}
+    n = getattr(u.sim, "n_particles", None) or u.sim.n_nodes  # mesh nodes for FEM/Shell
+    row = {"task": name, "horizon": T, "act_dim": A, "particles": n}
 
     env.reset(seed=0)
     row["zero"] = episode_loss(env, np.zeros((T, A)))
@@ -109,9 +110,11 @@ def main(argv=None):
     ap.add_argument("--grid-res", type=int, default=None, help="override every task's grid")
     ap.add_argument("--horizon", type=int, default=None, help="override every task's horizon")
     ap.add_argument("--arch", default=None)
+    ap.add_argument("--precision", default="f32", help="f32 or f64 (the FEM/Shell tasks' "
+                    "gradients need f64 or the runtime optimisation in f32)")
     ap.add_argument("--out", default="diffsim-out/results")
     args = ap.parse_args(argv)
-    ds.init(arch=args.arch)
+    ds.init(arch=args.arch, precision=args.precision)
     options = {k: v for k, v in (("grid_res", args.grid_res), ("horizon", args.horizon)) if v}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,401 @@
+"""What ``ds.FEM`` and ``ds.Shell`` share: parameters, states, rollouts, equilibrium.
+
+Both are functional simulators (``diffsim.simulator.Simulator``): ``reset`` builds the
+initial ``ds.State``, ``step``/``rollout`` map states and controls to new states, and
+gradients flow through ``diffsim.adjoint``'s checkpointed rollout to the controls
+(tool velocities), the start state and the parameters (materials, damping, friction).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import runtime
+from ..adjoint import RolloutPlan, rollout
+from ..errors import SimulationError
+from ..mpm.model import ToolSpec
+from ..mpm.tools import tool_trajectory
+from ..scene import Scene
+from ..shapes import Box, Capsule, Cylinder, Sphere
+from ..simulator import Simulator
+from ..state import State
+from .engine import DeformableEngine, SolverOptions, SolverStats
+from .model import ColliderSpec
+
+INTEGRATORS = ("implicit", "explicit")
+
+
+def obstacle_geometry(shape) -> tuple[str, tuple, int]:
+    """``(kind, geom, axis)`` of an analytic shape in its own frame (as ``ds.MPM`` tools)."""
+    if isinstance(shape, Sphere):
+        return "sphere", (float(shape.radius),), 0
+    if isinstance(shape, Box):
+        return "box", tuple(float(h) for h in shape.half_size), 0
+    if isinstance(shape, Capsule):
+        return "capsule", (float(shape.radius), 0.5 * float(shape.length)), shape.axis
+    if isinstance(shape, Cylinder):
+        return "cylinder", (float(shape.radius), 0.5 * float(shape.height)), shape.axis
+    raise TypeError(f"FEM/Shell obstacles must be Sphere, Box, Capsule or Cylinder, got "
+                    f"{type(shape).__name__} (mesh colliders are not supported by ds.FEM/ds.Shell)")
+
+
+def _positive(name, value, integer=False):
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if not (ok and math.isfinite(value) and value > 0):
+        kind = "an int >= 1" if integer else "a finite number > 0"
+        raise ValueError(f"{name}={value!r} is not allowed: it must be {kind}")
+    return value
+
+
+class DeformableSimulator(Simulator):
+    """Base of ``FEM`` and ``Shell`` (abstract)."""
+
+    kernels_cls: type
+    STATE_NAMES: tuple = ("x", "v")
+
+    # ------------------------------------------------------------------ construction
+    def _common_args(self, scene, dt, substeps, integrator, contact_stiffness, friction_eps,
+                     newton_tol, cg_tol, max_newton, max_cg, adjoint_tol):
+        if not isinstance(scene, Scene):
+            raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
+        _positive("dt", dt)
+        _positive("substeps", substeps, integer=True)
+        if integrator not in INTEGRATORS:
+            raise ValueError(f"integrator={integrator!r} is not allowed: expected one of "
+                             f"{INTEGRATORS}")
+        _positive("contact_stiffness", contact_stiffness)
+        _positive("friction_eps", friction_eps)
+        for name, val in (("newton_tol", newton_tol), ("cg_tol", cg_tol),
+                          ("adjoint_tol", adjoint_tol)):
+            _positive(name, val)
+        _positive("max_newton", max_newton, integer=True)
+        _positive("max_cg", max_cg, integer=True)
+        self.cfg = runtime.ensure_init()
+        self.scene = scene
+        self.dim = scene.dim
+        self.dt, self.substeps = float(dt), int(substeps)
+        self.integrator = integrator
+
+    def _obstacles(self, scene, default_width):
+        tools = []
+        for t in scene.tools:
+            kind, geom, axis = obstacle_geometry(t.shape)
+            width = default_width if not t.contact_width else t.contact_width
+            tools.append(ToolSpec(t.name, kind, geom, axis, t.friction, width,
+                                  tuple(map(float, t.shape.center)), t.rotation))
+        colliders = []
+        for c in scene.colliders:
+            kind, geom, axis = obstacle_geometry(c.shape)
+            colliders.append(ColliderSpec(c.name, kind, geom, axis,
+                                          tuple(map(float, c.shape.center)), c.friction))
+        return tuple(tools), tuple(colliders)
+
+    def _finish(self, model, options: SolverOptions):
+        self.model = model
+        self.options = options
+        self.stats = SolverStats()
+        self._engine: DeformableEngine | None = None
+        self._open()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_nodes(self) -> int:
+        return self.model.n_nodes
+
+    @property
+    def action_dim(self) -> int:
+        return self.model.action_dim
+
+    @property
+    def rest_positions(self) -> torch.Tensor:
+        """(N, dim) rest positions of the nodes (m)."""
+        return torch.as_tensor(self.model.x0, dtype=self.dtype, device=self.device)
+
+    @property
+    def masses(self) -> torch.Tensor:
+        """(N,) lumped node masses (kg)."""
+        return torch.as_tensor(self.model.mass, dtype=self.dtype, device=self.device)
+
+    @property
+    def fixed(self) -> torch.Tensor:
+        """(N,) bool: pinned nodes."""
+        return torch.as_tensor(self.model.fixed, device=self.device)
+
+    @property
+    def state_spec(self) -> dict[str, tuple]:
+        n, d, k = self.n_nodes, self.dim, len(self.model.tools)
+        return {"x": (n, d), "v": (n, d), "tool_pos": (k, d),
+                "tool_rot": (k, 1 if d == 2 else 4)}
+
+    def solver_stats(self, reset: bool = False) -> dict:
+        """Steps, Newton and CG iteration counts (forward and adjoint) since the last reset."""
+        out = self.stats.as_dict()
+        if reset:
+            self.stats.__init__()
+        return out
+
+    # ------------------------------------------------------------------ parameters
+    def _group_param_names(self, group) -> tuple:
+        return tuple(group.material.param_names) + ("damping_alpha", "damping_beta")
+
+    def _contact_names(self) -> list[str]:
+        names = [t.name for t in self.model.tools] + [c.name for c in self.model.colliders]
+        if self.model.ground is not None:
+            names.append("ground")
+        return names
+
+    def param_names(self) -> list[str]:
+        """Names accepted in ``SimulationProblem(params=...)``.
+
+        ``"<body>.<param>"`` for one body or ``"<param>"`` for all bodies that have it
+        (material parameters such as ``E``, ``nu``; ``damping_alpha``, ``damping_beta``);
+        ``"<tool>.friction"``, ``"<collider>.friction"``, ``"ground.friction"`` or
+        ``"friction"`` for every obstacle.
+        """
+        names = []
+        for g in self.model.groups:
+            names += [f"{g.name}.{p}" for p in self._group_param_names(g)]
+        names += sorted({p for g in self.model.groups for p in self._group_param_names(g)})
+        contacts = self._contact_names()
+        if contacts:
+            names += [f"{c}.friction" for c in contacts] + ["friction"]
+        return names
+
+    def _scalar_params(self, params: dict | None) -> dict:
+        params = dict(params or {})
+        allowed = set(self.param_names())
+        for key, val in params.items():
+            if key not in allowed:
+                raise ValueError(f"params has unknown name {key!r}; allowed: {sorted(allowed)}")
+            if not torch.is_tensor(val):
+                params[key] = torch.tensor(float(val), dtype=self.dtype)
+            if params[key].numel() != 1 or not torch.isfinite(params[key]).all():
+                raise ValueError(f"params[{key!r}]={val!r} is not allowed: expected a finite "
+                                 "scalar")
+            params[key] = params[key].reshape(()).to(self.dtype)
+        return params
+
+    def _pick(self, params, group, name, default):
+        v = params.get(f"{group.name}.{name}", params.get(name))
+        return v if v is not None else torch.tensor(float(default), dtype=self.dtype)
+
+    def _damping_values(self, params, g):
+        alpha = self._pick(params, g, "damping_alpha", g.alpha)
+        beta = self._pick(params, g, "damping_beta", g.beta)
+        for name, v in (("damping_alpha", alpha), ("damping_beta", beta)):
+            if float(v.detach()) < 0:
+                raise ValueError(f"params for body {g.name!r}: {name}={float(v)} is not allowed: "
+                                 "it must be >= 0")
+        return alpha, beta
+
+    def _friction_values(self, params) -> torch.Tensor:
+        vals = []
+        obstacles = list(self.model.tools) + list(self.model.colliders)
+        names = self._contact_names()
+        defaults = [o.friction for o in obstacles]
+        if self.model.ground is not None:
+            defaults.append(self.model.ground.friction)
+        for name, default in zip(names, defaults):
+            v = params.get(f"{name}.friction", params.get("friction"))
+            if v is not None and float(v.detach()) < 0:
+                raise ValueError(f"friction of {name!r} must be >= 0, got {float(v)}")
+            vals.append(v if v is not None else torch.tensor(float(default), dtype=self.dtype))
+        if not vals:
+            return torch.zeros(1, dtype=self.dtype, device=self.device)
+        return torch.stack(vals).to(self.device)
+
+    # ------------------------------------------------------------------ states
+    def _tool_state(self):
+        kw = {"dtype": self.dtype, "device": self.device}
+        tools, d = self.model.tools, self.dim
+        pos = torch.tensor([t.position for t in tools], **kw).reshape(len(tools), d)
+        rot = torch.tensor([t.rotation for t in tools], **kw).reshape(len(tools),
+                                                                       1 if d == 2 else 4)
+        return pos, rot
+
+    def reset(self) -> State:
+        """The initial state: rest positions and the bodies' initial velocities."""
+        self._check_open()
+        kw = {"dtype": self.dtype, "device": self.device}
+        pos, rot = self._tool_state()
+        return State(0.0, 0, x=torch.as_tensor(self.model.x0, **kw).clone(),
+                     v=torch.as_tensor(self.model.v0, **kw).clone(), tool_pos=pos, tool_rot=rot,
+                     **self._extra_state())
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    # ------------------------------------------------------------------ engines
+    def _check_autodiff_config(self) -> None:
+        """Taichi 1.7's reverse mode returns NaN in float32 when advanced optimisation is off
+        and its autodiff stacks are sized adaptively (``ds.init``'s default on the CPU)."""
+        import taichi as ti
+
+        tcfg = ti.lang.impl.current_cfg()
+        if (self.cfg.precision == "f32" and not tcfg.advanced_optimization
+                and tcfg.ad_stack_size == 0):
+            raise RuntimeError(
+                f"gradients of {type(self).__name__} in float32 need ds.init(..., "
+                "ad_stack_size=64) or ds.init(..., optimize='runtime') (or precision='f64'): "
+                "with optimize='compile' Taichi 1.7's reverse mode returns NaN in float32 "
+                "(adaptive autodiff stacks). The forward pass is not affected.")
+
+    def _engine_for(self, segment: int, requires_grad: bool) -> DeformableEngine:
+        self._check_open()
+        if requires_grad:
+            self._check_autodiff_config()
+        e = self._engine
+        if e is not None and e.segment >= segment and (e.requires_grad or not requires_grad):
+            return e
+        if e is not None:
+            # grow geometrically: every new engine recompiles all kernels
+            segment = max(segment, 2 * e.segment if segment > e.segment else e.segment)
+            requires_grad = requires_grad or e.requires_grad
+            e.close()
+        self._engine = DeformableEngine(self.kernels_cls, self.model, segment, requires_grad,
+                                        self.dtype, self.device, self.options, self.stats)
+        return self._engine
+
+    # ------------------------------------------------------------------ simulate
+    def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
+                segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
+        """Simulate ``T = len(controls)`` control steps from ``state``; differentiable.
+
+        Args:
+            state: start state.
+            controls: (T, action_dim) tool velocities per control step (m/s, rad/s).
+            params: differentiable parameters by name (``param_names()``).
+            segment: checkpoint segment length in steps (default ``min(T, 32)``).
+            saveat: control-step indices in ``[0, T]`` to return (default ``[T]``).
+            check: raise ``ds.SimulationError`` on non-finite values or a Newton solve
+                that did not converge.
+
+        Returns:
+            States at ``saveat``; gradients reach ``state``, ``controls`` and ``params``.
+        """
+        self.validate_state(state)
+        U = self.validate_controls(controls)
+        T = U.shape[0]
+        saveat = [T] if saveat is None else [int(s) for s in saveat]
+        bad = [s for s in saveat if not 0 <= s <= T]
+        if bad or not saveat:
+            raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
+        segment = min(T, 32) if segment is None else int(segment)
+        internal = self.internal_params(params)
+        drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
+        state0 = [state[n].to(self.dtype) for n in self.STATE_NAMES]
+        if self.model.kind == "shell" and self.model.n_hinges == 0:
+            state0[2] = state0[2].new_zeros(1)
+        plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, segment=segment,
+                           saveat=tuple(saveat), n_state=len(state0), n_drive=len(drive),
+                           check=check, step0=state.step)
+        outs = rollout(plan, state0, drive, list(internal))
+        S = self.substeps
+        states = []
+        for i, step in enumerate(saveat):
+            tp, tr = poses(step * S)
+            tensors = {n: o[i] for n, o in zip(self.STATE_NAMES, outs)}
+            if self.model.kind == "shell" and self.model.n_hinges == 0:
+                tensors["rest_angle"] = state.rest_angle
+            states.append(State(state.time + step * self.control_dt, state.step + step,
+                                **tensors, tool_pos=tp, tool_rot=tr))
+        return states
+
+    def equilibrium(self, state: State | None = None, params: dict | None = None,
+                    check: bool = True) -> State:
+        """The quasi-static equilibrium nearest ``state``: ``grad Psi(x) = f_gravity + f_contact``.
+
+        Solved by Newton's method (projected Hessian, PCG, line search) from
+        ``state.x`` with pinned nodes held where ``state`` has them and tools at their
+        ``state`` pose; no inertia, damping or friction. Differentiable (implicit function
+        theorem) in ``state.x`` (through pinned nodes), tool poses and ``params``.
+
+        Returns:
+            A state with the equilibrium positions and zero velocity.
+
+        Raises:
+            ds.SimulationError: Newton's method did not converge (with ``check``), for
+                example because nothing holds the body (pin nodes or add a ground).
+        """
+        state = self.reset() if state is None else state
+        self.validate_state(state)
+        internal = self.internal_params(params)
+        U = torch.zeros(1, self.action_dim, dtype=self.dtype, device=self.device)
+        drive, _ = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
+        drive = [d[:1].expand(2, *d.shape[1:]).contiguous() for d in drive]
+        state0 = [state[n].to(self.dtype) for n in self.STATE_NAMES]
+        x = _Equilibrium.apply(self, check, len(state0), len(drive), *state0, *drive,
+                               *internal)
+        tensors = {n: state[n] for n in self.STATE_NAMES}
+        tensors["x"] = x
+        tensors["v"] = torch.zeros_like(state.v)
+        return State(state.time, state.step, **tensors, tool_pos=state.tool_pos,
+                     tool_rot=state.tool_rot)
+
+    def energy(self, state: State, params: dict | None = None) -> dict:
+        """Energies (J) of a state: ``kinetic``, ``elastic``, ``gravity`` (potential) and ``total``."""
+        self.validate_state(state)
+        internal = self.internal_params(params)
+        eng = self._engine_for(1, False)
+        eng.set_params([t.detach() for t in internal])
+        eng.load_state(0, [state[n].detach() for n in self.STATE_NAMES])
+        elastic = float(eng.k.elastic_energy(0))
+        m = self.masses
+        kinetic = 0.5 * float((m[:, None] * state.v.detach() ** 2).sum())
+        g = torch.tensor(self.model.gravity, dtype=self.dtype, device=self.device)
+        gravity = -float((m[:, None] * state.x.detach() * g).sum())
+        return {"kinetic": kinetic, "elastic": elastic, "gravity": gravity,
+                "total": kinetic + elastic + gravity}
+
+    def _release(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+class _Equilibrium(torch.autograd.Function):
+    """Quasi-static solve as a differentiable function (adjoint by the implicit function theorem)."""
+
+    @staticmethod
+    def forward(ctx, sim, check, n_state, n_drive, *inputs):
+        state0 = inputs[:n_state]
+        drive = inputs[n_state:n_state + n_drive]
+        params = inputs[n_state + n_drive:]
+        eng = sim._engine_for(1, any(ctx.needs_input_grad[4:]))
+        eng.set_params(params)
+        eng.load_drive(drive)
+        eng.load_state(0, state0)
+        eng.newton(0, quasi_static=True)
+        failure, eng._failure = eng._failure, None
+        if check and failure is not None:
+            raise SimulationError(f"equilibrium: {failure}", quantity="x", hint=(
+                "make sure something holds the body (pinned nodes, the ground, tools), or "
+                "raise max_newton"))
+        x = torch.empty_like(state0[0])
+        eng.k.store_iterate(x)
+        ctx.sim, ctx.n_state, ctx.n_drive = sim, n_state, n_drive
+        ctx.save_for_backward(*state0, *drive, *params, x)
+        return x
+
+    @staticmethod
+    def backward(ctx, gx):
+        saved = ctx.saved_tensors
+        n_s, n_d = ctx.n_state, ctx.n_drive
+        state0, drive = saved[:n_s], saved[n_s:n_s + n_d]
+        params, x = saved[n_s + n_d:-1], saved[-1]
+        sim = ctx.sim
+        eng = sim._engine_for(1, True)
+        eng.set_params(params)
+        eng.load_drive(drive)
+        eng.load_state(0, state0)
+        eng.load_state(1, [x, torch.zeros_like(x), *state0[2:]])
+        eng.zero_state_grads(2)
+        eng.zero_param_grads()
+        eng.add_state_grads(1, [gx, None, *[None] * (n_s - 2)])
+        eng.implicit_backward(0, quasi_static=True)
+        g_state = eng.store_state_grads(0)
+        g_drive = eng.store_drive_grads(2)
+        g_params = eng.store_param_grads()
+        return (None, None, None, None, *g_state, *g_drive, *g_params)

@@ -1,0 +1,312 @@
+"""``DeformableEngine``: the ``SegmentEngine`` of ``ds.FEM``/``ds.Shell`` and its solvers.
+
+A substep is one explicit (symplectic Euler) step or one implicit (backward Euler)
+step solved by Newton's method:
+
+* the search direction solves ``H dx = -g`` by block-Jacobi preconditioned conjugate
+  gradients to a relative residual ``cg_tol``, with the exact Hessian while CG finds it
+  positive definite (quadratic convergence; the inertia term usually makes it so) and
+  the projected one (element Hessians clamped to positive semi-definite) from the first
+  sign of negative curvature on (``hessian="projected"`` always projects);
+* a backtracking line search (Armijo, halving) on the incremental potential;
+* convergence when the accepted step moves no node more than ``newton_tol`` times
+  the body size.
+
+The backward pass of an implicit step solves the adjoint system with the exact
+Hessian (implicit function theorem) to ``adjoint_tol``; the backward pass of an
+explicit step runs Taichi's reverse kernels plus the hand-written elastic adjoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import SimulationError
+
+
+@dataclass
+class SolverOptions:
+    """Settings of the implicit solver (see ``ds.FEM``)."""
+
+    newton_tol: float = 1e-6
+    max_newton: int = 30
+    cg_tol: float = 1e-6
+    max_cg: int = 2000
+    adjoint_tol: float = 1e-10
+    length_scale: float = 1.0
+    hessian: str = "auto"
+
+
+@dataclass
+class SolverStats:
+    """Counters since the last ``reset``: implicit steps, Newton and CG iterations."""
+
+    steps: int = 0
+    newton_iters: int = 0
+    cg_iters: int = 0
+    adjoint_solves: int = 0
+    adjoint_cg_iters: int = 0
+    line_search_failures: int = 0
+    unconverged_steps: int = 0
+    adjoint_fallbacks: int = 0
+    failures: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("steps", "newton_iters", "cg_iters", "adjoint_solves",
+                                           "adjoint_cg_iters", "line_search_failures",
+                                           "unconverged_steps", "adjoint_fallbacks")}
+        d["newton_per_step"] = self.newton_iters / max(self.steps, 1)
+        d["cg_per_newton"] = self.cg_iters / max(self.newton_iters, 1)
+        d["cg_per_adjoint"] = self.adjoint_cg_iters / max(self.adjoint_solves, 1)
+        return d
+
+
+class DeformableEngine:
+    """Kernels of one model with room for ``segment`` control steps."""
+
+    def __init__(self, kernels_cls, model, segment: int, requires_grad: bool, dtype, device,
+                 options: SolverOptions, stats: SolverStats):
+        self.model = model
+        self.segment = segment
+        self.substeps = model.substeps
+        self.requires_grad = requires_grad
+        self.dtype, self.device = dtype, device
+        self.opts = options
+        self.stats = stats
+        self.k = kernels_cls(model, segment * model.substeps + 1, requires_grad)
+        self.implicit = model.integrator == "implicit"
+        self.resident_run = None
+        self._failure: str | None = None
+
+    def close(self) -> None:
+        self.k.destroy()
+
+    # ------------------------------------------------------------------ shapes
+    def _c(self, t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to(self.dtype).contiguous()
+
+    def state_like(self) -> list:
+        n, d = self.model.n_nodes, self.model.dim
+        out = [torch.empty((n, d), dtype=self.dtype, device=self.device) for _ in range(2)]
+        if self.model.kind == "shell":
+            out.append(torch.empty((max(self.model.n_hinges, 1),), dtype=self.dtype,
+                                   device=self.device))
+        return out
+
+    def _drive_like(self, n: int) -> list:
+        K, d, r = max(len(self.model.tools), 1), self.model.dim, self.model.rot_dim
+        shapes = [(n, K, d), (n, K, d, d), (n, K, d), (n, K, r)]
+        return [torch.zeros(s, dtype=self.dtype, device=self.device) for s in shapes]
+
+    # ------------------------------------------------------------------ SegmentEngine
+    def set_params(self, params) -> None:
+        material, friction = params
+        self.k.load_params(self._c(material), self._c(friction))
+
+    def load_state(self, slot: int, state) -> None:
+        self.resident_run = None
+        self.k.load_nodes(slot, self._c(state[0]), self._c(state[1]))
+        if self.model.kind == "shell":
+            self.k.load_rest_angle(slot, self._c(state[2]))
+
+    def store_state(self, slot: int) -> list:
+        out = self.state_like()
+        self.k.store_nodes(slot, out[0], out[1])
+        if self.model.kind == "shell":
+            self.k.store_rest_angle(slot, out[2])
+        return out
+
+    def copy_slot(self, src: int, dst: int) -> None:
+        self.load_state(dst, self.store_state(src))
+
+    def load_drive(self, drive) -> None:
+        if self.model.tools:
+            self.k.load_tools(drive[0].shape[0], *[self._c(t) for t in drive])
+
+    def substep(self, s: int) -> None:
+        self.k.before_substep(s)
+        if self.implicit:
+            self.newton(s)
+        else:
+            self.k.element_forces(s, False)
+            self.k.gather_forces()
+            self.k.explicit_nodes(s, False)
+        self.k.after_substep(s)
+
+    def backward_substep(self, s: int) -> None:
+        k = self.k
+        k.before_substep(s)
+        k.after_substep_grad(s)
+        if self.implicit:
+            self.implicit_backward(s)
+        else:
+            k.element_forces(s, True)
+            k.gather_forces()
+            k.fel.grad.fill(0)
+            k.explicit_nodes.grad(s, True)
+            k.scatter_force_grads()
+            k.element_forces_adjoint(s)
+
+    def check_step(self, slot: int, step: int) -> None:
+        if self._failure is not None:
+            msg, self._failure = self._failure, None
+            raise SimulationError(msg, step=step, quantity="x", hint=(
+                "lower dt (or raise substeps), soften the contact (contact_stiffness), or raise "
+                "max_newton / loosen newton_tol"))
+        bad = self.k.check(slot)
+        if bad > 0:
+            m = self.model
+            hint = ("the simulation blew up; " + (
+                f"the explicit integrator needs a smaller dt (now {m.dt:g} s), or use "
+                "integrator='implicit'" if m.integrator == "explicit" else
+                f"lower dt (now {m.dt:g} s)"))
+            raise SimulationError(f"{int(bad)} node(s) have non-finite position or velocity",
+                                  step=step, quantity="x/v", hint=hint)
+
+    def zero_state_grads(self, n_slots: int) -> None:
+        self.k.zero_state_grads(n_slots)
+
+    def zero_param_grads(self) -> None:
+        self.k.material.grad.fill(0)
+        self.k.friction.grad.fill(0)
+
+    def add_state_grads(self, slot: int, grads) -> None:
+        like = self.state_like()
+        grads = [torch.zeros_like(z) if g is None else self._c(g)
+                 for g, z in zip(grads, like)]
+        self.k.add_node_grads(slot, grads[0], grads[1])
+        if self.model.kind == "shell":
+            self.k.add_rest_angle_grads(slot, grads[2])
+
+    def store_state_grads(self, slot: int) -> list:
+        out = self.state_like()
+        self.k.store_node_grads(slot, out[0], out[1])
+        if self.model.kind == "shell":
+            self.k.store_rest_angle_grads(slot, out[2])
+        return out
+
+    def store_drive_grads(self, n: int) -> list:
+        out = self._drive_like(n)
+        if self.model.tools:
+            self.k.store_tool_grads(n, *out)
+        return out
+
+    def store_param_grads(self) -> list:
+        mat = self.k.material.grad.to_torch(device=self.device)
+        fr = self.k.friction.grad.to_torch(device=self.device)
+        return [mat[: len(self.model.groups)].to(self.dtype),
+                fr[: max(self.model.n_contact_bodies, 1)].to(self.dtype)]
+
+    # ------------------------------------------------------------------ implicit solver
+    def node_hessian(self, s: int) -> None:
+        """Exact node Hessian blocks: one reverse pass of the node gradient per axis."""
+        k = self.k
+        d = self.model.dim
+        k.node_pass_io(-1, 0)
+        for c in range(d):
+            k.node_grad_shadow.grad(s)
+            k.node_pass_io(c, c + 1 if c + 1 < d else -1)
+
+    def cg(self, use_gradient: bool, rel_tol: float) -> tuple[int, bool]:
+        """Solve ``H dx = b`` (``b = -g`` or ``rhs``); returns (iterations, negative curvature)."""
+        k = self.k
+        rr0 = k.cg_start(1 if use_gradient else 0)
+        if rr0 <= 0:
+            return 0, False
+        target = rel_tol * rel_tol * rr0
+        for it in range(self.opts.max_cg):
+            rr = k.cg_iter(it % 2)
+            if rr < 0:
+                return it + 1, True
+            if rr <= target:
+                return it + 1, False
+        return self.opts.max_cg, False
+
+    def newton(self, s: int, quasi_static: bool = False) -> None:
+        k, o, st = self.k, self.opts, self.stats
+        k.iw[0] = 0.0 if quasi_static else 1.0
+        k.begin_step(s, 0 if quasi_static else 1)
+        tol_x = o.newton_tol * o.length_scale
+        converged = False
+        project = o.hessian == "projected"
+        for _ in range(o.max_newton):
+            k.gradient(s)
+            self.node_hessian(s)
+            k.prepare(project)
+            n_cg, neg = self.cg(True, o.cg_tol)
+            gdx = k.descent()
+            if not project and (neg or gdx >= 0):
+                # the exact Hessian is indefinite here: project it (for the rest of the step)
+                project = True
+                k.prepare(True)
+                n2, _neg = self.cg(True, o.cg_tol)
+                n_cg += n2
+                gdx = k.descent()
+            st.newton_iters += 1
+            st.cg_iters += n_cg
+            dxmax = float(k.red[9])
+            if dxmax <= tol_x:
+                k.energy(s, 1.0)
+                k.accept_trial()
+                converged = True
+                break
+            E0 = k.energy(s, 0.0)
+            # below this expected decrease, energy differences are round-off noise: the
+            # line search could accept a meaningless tiny step, so take the Newton step
+            noise = 1e-13 * float(k.red[14])
+            alpha, searched = 1.0, False
+            if -gdx > noise:
+                for _ls in range(40):
+                    E1 = k.energy(s, alpha)   # leaves the trial point in xt
+                    if E1 <= E0 + 1e-4 * alpha * gdx:
+                        searched = True
+                        break
+                    alpha *= 0.5
+                if not searched:
+                    st.line_search_failures += 1
+            if not searched:
+                k.energy(s, 1.0)
+            k.accept_trial()
+        if not converged:
+            st.unconverged_steps += 1
+            self._failure = (f"Newton's method did not converge in {o.max_newton} iterations "
+                             f"(last step {dxmax:.3g} m, tolerance {tol_x:.3g} m)")
+        st.steps += 1
+        if quasi_static:
+            k.iw[0] = 1.0
+        else:
+            k.end_step(s)
+        k.iw[0] = 1.0
+
+    def implicit_backward(self, s: int, quasi_static: bool = False) -> None:
+        """Adjoint of the implicit step ``s -> s + 1`` (``x[s + 1]`` resident in its slot)."""
+        k, o, st = self.k, self.opts, self.stats
+        k.iw[0] = 0.0 if quasi_static else 1.0
+        k.begin_step(s, 0)
+        k.set_iterate_from_slot(s + 1)
+        k.implicit_rhs(s)
+        self.node_hessian(s)
+        exact = getattr(k, "exact_hessian", None)
+        if exact is not None:
+            exact(s)
+        k.prepare(False)
+        n_cg, neg = self.cg(False, o.adjoint_tol)
+        if exact is not None:
+            k.end_exact()
+        if neg:
+            # the exact Hessian is indefinite here (e.g. a buckling sheet): fall back to the
+            # projected one, an approximation of the gradient, and count it
+            st.adjoint_fallbacks += 1
+            k.prepare(True)
+            n2, _ = self.cg(False, o.adjoint_tol)
+            n_cg += n2
+        st.adjoint_solves += 1
+        st.adjoint_cg_iters += n_cg
+        k.copy_lambda_to_p()
+        k.matvec_full()
+        k.seed_vjp(s)
+        k.vjp_nodes.grad(s)
+        k.element_vjp(s)
+        k.iw[0] = 1.0

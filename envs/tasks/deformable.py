@@ -1,0 +1,53 @@
+"""What the thin-shell and soft-solid tasks share: simulators built from ``ds.Shell`` /
+``ds.FEM`` instead of ``ds.MPM``, and the mesh resolution option.
+
+``grid_res`` means cells across the manipulated object (the mesh resolution), so the
+generic options of every task (``grid_res``, ``horizon``) keep working.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import diffsim as ds
+
+from ..task import Task
+
+#: table top height (m) of the shell and solid tasks
+TABLE_TOP = 0.1
+#: every shell task's paper-like sheet: 0.3 mm, 800 kg/m^3
+PAPER = dict(E=1e6, nu=0.3, thickness=3e-4, density=800.0, bending_stiffness=3e-5)
+
+
+class ShellTask(Task):
+    """A task on ``ds.Shell`` (implicit steps of ``dt``; stiff penalty contact)."""
+
+    sim_options = dict(dt=0.02, substeps=1, contact_stiffness=3e5, friction_eps=1e-3,
+                       newton_tol=1e-4, cg_tol=1e-3, max_newton=60)
+    self_contact: float | None = None
+
+    def resolution(self, size: float) -> float:
+        return size / self.options["grid_res"]
+
+    def build_sim(self):
+        return ds.Shell(self.build_scene(), self_contact=self.self_contact, **self.sim_options)
+
+
+class SolidTask(Task):
+    """A task on ``ds.FEM``."""
+
+    sim_options = dict(dt=0.02, substeps=1, contact_stiffness=3e5, friction_eps=1e-3,
+                       newton_tol=1e-5, max_newton=60)
+
+    def resolution(self, size: float) -> float:
+        return size / self.options["grid_res"]
+
+    def build_sim(self):
+        return ds.FEM(self.build_scene(), **self.sim_options)
+
+
+def centroid(sim, state, body: str) -> torch.Tensor:
+    """Mass-weighted centre (m) of one body."""
+    sl = sim.groups[body]
+    m = sim.masses[sl]
+    return (state.x[sl] * m[:, None]).sum(0) / m.sum()
