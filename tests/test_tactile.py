@@ -7,9 +7,9 @@ set of finite-difference checks are slow.
 import numpy as np
 import pytest
 import torch
+from helpers import assert_close_rel
 
 import diffsim as ds
-from helpers import assert_close_rel
 
 F64 = torch.float64
 
