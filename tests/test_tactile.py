@@ -31,6 +31,7 @@ def tiny_sim(gravity=(0.0, 0.0, -9.8), ball_z=None, **kw):
 @pytest.fixture(scope="module")
 def sim():
     s = tiny_sim()
+    s._engine_for(2, True)     # one engine (segment 2, with gradients) serves every fast test
     yield s
     s.close()
 
@@ -49,7 +50,7 @@ def test_no_contact_zero_force_and_displacement(sim):
     state.tool_pos = state.tool_pos + torch.tensor([[0, 0, 0], [0, 0, 0.003]], dtype=F64)
     U = torch.zeros(2, sim.action_dim, dtype=F64)
     U[:, 0] = 0.01     # the finger moves; the pad moves with it, untouched
-    end = sim.rollout(state, U)[-1]
+    end = sim.rollout(state, U, segment=2)[-1]
     r = sim.read(end)
     assert float(r.force.abs().max()) == 0.0 and float(r.torque.abs().max()) == 0.0
     assert float(r.pressure.abs().max()) == 0.0
@@ -63,7 +64,7 @@ def test_no_contact_zero_force_and_displacement(sim):
 def test_press_reading(sim):
     U = torch.zeros(2, sim.action_dim, dtype=F64)
     U[:, 8] = -0.02
-    end = sim.rollout(sim.reset(), U)[-1]
+    end = sim.rollout(sim.reset(), U, segment=2)[-1]
     r = sim.read(end)
     assert r.force.shape == (3,) and r.torque.shape == (3,)
     assert r.markers.shape == (9, 2) and r.pressure.shape == (4, 4) and r.shear.shape == (4, 4, 2)
@@ -77,6 +78,24 @@ def test_press_reading(sim):
     # the contact-force state is the reaction the fingers feel: equal to minus the pad's
     # elastic force on its pinned nodes would need the stress; check the sum instead
     assert torch.allclose(r.force, (end.f[sim.groups["sensor0"]] @ torch.eye(3, dtype=F64)).sum(0))
+
+
+def test_shear_moves_markers_along_the_shear(sim):
+    U = torch.zeros(4, sim.action_dim, dtype=F64)
+    U[:2, 8] = -0.02                 # press 0.4 mm
+    U[2:, 6] = 0.05                  # then drag the ball 1 mm along +x (friction 0.4)
+    pressed, dragged = sim.rollout(sim.reset(), U, saveat=[2, 4], segment=2)
+    r0, r1 = sim.read(pressed), sim.read(dragged)
+    du = r1.markers - r0.markers
+    # markers move along +x in the image (pinhole: u grows with x), hardly along y
+    assert float(du[:, 0].mean()) > 0.05
+    assert float(du[:, 0].mean()) > 2 * abs(float(du[:, 1].mean()))
+    # the pad is dragged along +x: shear traction and total force point along +x
+    assert float(r1.shear[..., 0].sum()) > 0 and float(r1.force[0]) > 0
+    assert float(r1.force[0]) > 5 * abs(float(r1.force[1]))
+    # Coulomb: the tangential force is about mu times the normal force (friction takes
+    # the normal force of the step start, lagged, so it may exceed mu F_n by a little)
+    assert 0.8 * 0.4 * float(-r1.force[2]) < float(r1.force[0]) < 1.1 * 0.4 * float(-r1.force[2])
 
 
 def test_gradients_fd(sim):
@@ -115,6 +134,35 @@ def test_gradients_fd(sim):
         fd = (vals[0] - vals[1]) / (2 * eps)
         g = args[i].grad if idx is None else args[i].grad[idx]
         assert_close_rel(float(g), fd, 2e-5, what=f"argument {i} {idx}")
+
+
+@pytest.mark.slow
+def test_hertz_sphere_on_thick_pad():
+    """Force vs depth of a rigid frictionless sphere (R = 10 mm) pressed 0.2-0.8 mm into a
+    thick pad (32 x 32 x 16 mm, graded mesh: 0.5 mm cells under the contact, 6 mm far
+    away; 66k tets) against Hertz, ``F = 4/3 E* sqrt(R) d^1.5``. The contact radius is
+    1.4-2.8 mm (3-6 fine cells) and a/t = 0.09-0.18: linear tets and the bonded, finite
+    layer make the pad stiffer than the half-space (measured: 12-22% above Hertz, rising
+    with depth as a/t grows; log-log slope 1.57), hence the tolerances."""
+    R, t, W = 0.01, 0.016, 0.032
+    pad = ds.TactilePad.flat((W, W, t), 0.006, fine=(0.003, 0.0005))
+    E, nu = 1e5, 0.3
+    scene = ds.Scene(dim=3, gravity=(0, 0, 0))
+    scene.add_tool(ds.Sphere(center=(0, 0, t + R), radius=R), friction=0.0, name="ball")
+    sensor = ds.TactileSensor(pad=pad, material=ds.NeoHookean(E=E, nu=nu, density=1000.0),
+                              markers=(3, 3))
+    sim = ds.Tactile(scene, sensors=[sensor], dt=0.05)
+    d = np.array([0.2, 0.35, 0.5, 0.65, 0.8]) * 1e-3
+    U = torch.zeros(len(d), sim.action_dim, dtype=F64)
+    U[:, 8] = -torch.as_tensor(np.diff(np.concatenate([[0], d]))) / sim.control_dt
+    with torch.no_grad():
+        states = sim.rollout(sim.reset(), U, saveat=range(1, len(d) + 1))
+    F = np.array([-float(sim.read(s, image=False).force[2]) for s in states])
+    hertz = 4 / 3 * E / (1 - nu ** 2) * np.sqrt(R) * d ** 1.5
+    slope = np.polyfit(np.log(d), np.log(F), 1)[0]
+    sim.close()
+    assert abs(slope - 1.5) < 0.15, (slope, F)
+    assert np.all(np.abs(F / hertz - 1) < 0.25), F / hertz
 
 
 # ---------------------------------------------------------------------------- bad input

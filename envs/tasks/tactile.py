@@ -77,7 +77,7 @@ class SurfaceFollow(TactileTask):
         Success: loss below 0.05. Truncation after ``horizon`` steps (default 30, 0.6 s).
 
     Arguments:
-        ``grid_res`` (cells across the pad, default 6), ``horizon`` (30),
+        ``grid_res`` (cells across the pad, default 6, at most 10 are used), ``horizon`` (30),
         ``target_angle`` (0.2 rad).
 
     Version History:
@@ -99,7 +99,7 @@ class SurfaceFollow(TactileTask):
 
     def sensors(self):
         pad = ds.TactilePad.dome((0.02, 0.02, 0.003), dome_height=0.002,
-                                 resolution=0.02 / self.options["grid_res"])
+                                 resolution=0.02 / min(self.options["grid_res"], 10))
         return [ds.TactileSensor(pad=pad, material=ds.NeoHookean(**GEL), markers=(5, 5),
                                  camera=ds.TactileCamera(resolution=(16, 12)),
                                  position=(0.0, 0.0, self.radius + 0.005),
