@@ -71,7 +71,6 @@ def main(argv=None):
                          requires_grad=True)
     mu = torch.tensor(GUESS["friction"], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([log_k, mu], lr=0.1)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.985)
     history = []
     for it in range(args.iters):
         opt.zero_grad()
@@ -79,7 +78,6 @@ def main(argv=None):
         loss = (((f - f_rec) / f_scale) ** 2).mean() + (((m - m_rec) / m_scale) ** 2).mean()
         loss.backward()
         opt.step()
-        sched.step()
         with torch.no_grad():
             mu.clamp_(min=0.0)
         history.append({"loss": loss.item(), "k_n": log_k.exp().item(), "mu": mu.item()})
