@@ -2,13 +2,14 @@
 
 import pickle
 
-import diffsim.envs as de
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from helpers import assert_close_rel, central_difference
+
+import diffsim.envs as de
 
 TINY = {"grid_res": 20, "horizon": 4}
 ALL_IDS = sorted(i for i in gym.registry if i.startswith("diffsim/"))

@@ -149,3 +149,25 @@ def test_tetgen_mesher_gives_valid_tets():
     with pytest.raises(ValueError, match="mesher='delaunay'"):
         scene.add_soft_body(ds.Sphere(center=(0.5, 0.5, 0.5), radius=0.1), ds.LinearElastic(),
                             resolution=0.04, mesher="delaunay")
+
+
+def test_shell_simulator_arguments():
+    scene = ds.Scene(dim=3)
+    with pytest.raises(ValueError, match="no shell"):
+        ds.Shell(scene)
+    scene.add_shell(ds.Rectangle(center=(0.5, 0.5, 0.5), size=(0.1, 0.1)),
+                    ds.ShellMaterial(E=1e6), resolution=0.05, damping=(0.0, 0.1), name="sheet")
+    with pytest.raises(ValueError, match="self_contact=-0.01"):
+        ds.Shell(scene, self_contact=-0.01)
+    with pytest.raises(ValueError, match=r"above the stability bound of the explicit integrator"):
+        ds.Shell(scene, integrator="explicit", dt=1e-2)
+    with pytest.raises(ValueError, match=r"body 'sheet''s stiffness damping"):
+        ds.Shell(scene, integrator="explicit", dt=2e-5)
+    with pytest.raises(ValueError, match="resolution is required"):
+        scene.add_shell(ds.Rectangle(center=(0.5, 0.5, 0.5), size=(0.1, 0.1)),
+                        ds.ShellMaterial())
+    with pytest.raises(ValueError, match=r"size=\(0.1, -1\)"):
+        ds.Rectangle(center=(0, 0, 0), size=(0.1, -1))
+    scene.add_tool(ds.Compound([ds.Sphere(center=(0.5, 0.6, 0.5), radius=0.01)]))
+    with pytest.raises(TypeError, match="Compound"):
+        ds.Shell(scene)

@@ -98,7 +98,10 @@ def _check(sim, segment, quick=False):
             if body not in sim.groups:
                 continue
             i = sim.groups[body].start + node
-            fd = central_difference(lambda x: loss(U0, p0, x, v_init), s0.x, (i, 1), 1e-6)
+            # node 3 of "snh" rests on the ground, at the onset of the C1 contact penalty:
+            # central differences converge only linearly there (error ~1.5e-2 h), to the
+            # adjoint's value, so the step is small
+            fd = central_difference(lambda x: loss(U0, p0, x, v_init), s0.x, (i, 1), 1e-8)
             assert_close_rel(x0.grad[i, 1].item(), fd, 1e-5, atol, f"dL/dx0[{body}]")
             fd = central_difference(lambda v: loss(U0, p0, s0.x, v), v_init, (i, 0), 1e-6)
             assert_close_rel(v0.grad[i, 0].item(), fd, 1e-5, atol, f"dL/dv0[{body}]")

@@ -1,13 +1,14 @@
 """The thin-shell and soft-solid tasks (Lift, Fold, Separate, Flip, Squeeze) as Gymnasium
 environments: registration, docstrings, the env checker, determinism, differentiability."""
 
-import diffsim.envs as de
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from helpers import assert_close_rel, central_difference
+
+import diffsim.envs as de
 
 TASKS = ("Lift", "Fold", "Separate", "Flip", "Squeeze")
 TINY = {"grid_res": 4, "horizon": 3}

@@ -4,7 +4,9 @@ One scene: a pinned sheet sagging under gravity with rest-angle plasticity (the 
 angles are state and flow), and two stacked sheets on the ground that a spinning,
 moving sphere presses and drags (tool friction, vertex self-contact between the
 sheets, ground friction). Checks: controls, initial positions, velocities and rest
-angles, E, nu, bending stiffness, damping and friction, implicit and explicit.
+angles, E, nu, bending stiffness, damping and friction, implicit and explicit (slow: the
+reverse kernels of three sheets with self-contact take about a minute to compile). The
+fast suite runs a tiny plastic flap pressed by a finger.
 """
 
 import numpy as np
@@ -107,6 +109,56 @@ def _check(sim, segment, quick):
         assert_close_rel(r0.grad[h].item(), fd, 2e-5, atol, "dL/drest_angle0")
 
 
+def test_tiny_plastic_flap_gradients(close_after):
+    """The fast check: one pinned plastic flap pressed and dragged by a finger (2 implicit
+    steps): controls, bending stiffness, tool friction and rest angles (plastic flow)."""
+    scene = ds.Scene(dim=3)
+    plastic = ds.ShellMaterial(E=2e4, nu=0.3, thickness=1e-3, density=500.0,
+                               bending_stiffness=2e-4, bending_plasticity=1.0)
+    scene.add_shell(ds.Rectangle(center=(0.2, 0.2, 0.5), size=(0.1, 0.06)), plastic,
+                    resolution=0.035, fixed=lambda x: x[:, 0] < 0.15 + 1e-9,
+                    damping=(0.0, 0.005), velocity=(0.0, -1.0, 0.0), name="flap")
+    scene.add_tool(ds.Sphere(center=(0.23, 0.17, 0.5), radius=0.02), friction=0.4,
+                   name="finger")
+    sim = ds.Shell(scene, dt=1.5e-2, substeps=1, contact_stiffness=2e3, newton_tol=1e-13,
+                   cg_tol=1e-11, adjoint_tol=1e-13, max_cg=10000)
+    close_after(sim)
+    s0 = sim.reset()
+    g = torch.Generator().manual_seed(0)
+    wx = torch.randn(sim.n_nodes, 3, generator=g, dtype=torch.float64)
+    wr = torch.randn(sim.n_hinges, generator=g, dtype=torch.float64)
+    U0 = torch.zeros(2, sim.action_dim, dtype=torch.float64)
+    U0[:, 0], U0[:, 1] = 0.2, 0.5    # the finger rises into the falling flap and drags it
+    p0 = {"flap.bending_stiffness": torch.tensor(2e-4, dtype=torch.float64),
+          "finger.friction": torch.tensor(0.4, dtype=torch.float64)}
+
+    def loss(U, params, r0):
+        prob = ds.SimulationProblem(sim, controls=U, params=params,
+                                    state0=s0.replace(rest_angle=r0))
+        end = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=2)).u[-1]
+        return (end.x * wx).sum() + (end.rest_angle * wr).sum()
+
+    U = U0.clone().requires_grad_()
+    P = {k: v.clone().requires_grad_() for k, v in p0.items()}
+    r0 = s0.rest_angle.clone().requires_grad_()
+    loss(U, P, r0).backward()
+    assert P["finger.friction"].grad.abs() > 0, "the finger must touch the flap"
+    atol = 1e-6 * float(U.grad.abs().max())
+    with torch.no_grad():
+        end = sim.rollout(s0, U0, segment=2)[-1]
+        assert (end.rest_angle - s0.rest_angle).abs().max() > 1e-2, "no plastic flow"
+        fd = central_difference(lambda u: loss(u, p0, s0.rest_angle), U0, (1, 1), 1e-5)
+        assert_close_rel(U.grad[1, 1].item(), fd, 2e-5, atol, "dL/dU")
+        for name, val in p0.items():
+            fd = central_difference(lambda q, name=name: loss(U0, {**p0, name: q}, s0.rest_angle),
+                                    val, (), 1e-5 * float(val))
+            v = float(val)
+            assert_close_rel(v * P[name].grad.item(), v * fd, 2e-5, atol, f"dL/d{name}")
+        fd = central_difference(lambda r: loss(U0, p0, r), s0.rest_angle, (2,), 1e-6)
+        assert_close_rel(r0.grad[2].item(), fd, 2e-5, atol, "dL/drest_angle0")
+
+
+@pytest.mark.slow
 def test_implicit_shell_gradients_match_finite_differences(close_after):
     sim = ds.Shell(_scene(), dt=1.5e-2, substeps=1, contact_stiffness=2e3, self_contact=0.012,
                    newton_tol=1e-13, cg_tol=1e-11, adjoint_tol=1e-13, max_cg=10000)

@@ -35,9 +35,10 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path):
 
 @pytest.mark.slow
 def test_surface_follow_env_checker():
-    import diffsim.envs  # noqa: F401
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
+
+    import diffsim.envs  # noqa: F401
 
     env = gym.make("diffsim/SurfaceFollow-v0", grid_res=3, horizon=2)
     check_env(env.unwrapped, skip_render_check=True)

@@ -23,12 +23,12 @@ import json
 import time
 from pathlib import Path
 
-import diffsim.envs as de
 import gymnasium as gym
 import numpy as np
 import torch
 
 import diffsim as ds
+import diffsim.envs as de
 from diffsim import solvers as dss
 
 

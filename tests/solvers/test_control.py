@@ -10,10 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from diffsim.solvers.control import Context
 
 import diffsim
 from diffsim import solvers as dss
+from diffsim.solvers.control import Context
 
 T, D = 6, 2
 TARGET = torch.linspace(-1.4, 1.4, T * D, dtype=torch.float64).reshape(T, D)  # partly outside [-1, 1]
