@@ -130,7 +130,7 @@ class TactilePad:
         ``resolution`` outside (for contact problems that need a fine mesh where it matters).
         """
         w, h, t = _size3(size)
-        res = _res(resolution, min(w, h, t))
+        res = _res(resolution, max(w, h))
         core, hf = _fine(fine, res)
         axes = [_graded_axis(-w / 2, w / 2, res, core, hf), _graded_axis(-h / 2, h / 2, res, core, hf),
                 _graded_top(t, res, core, hf)]
@@ -277,7 +277,7 @@ def _res(resolution, limit):
     if not (isinstance(resolution, (int, float)) and math.isfinite(resolution)
             and 0 < resolution <= limit):
         raise ValueError(f"resolution={resolution!r} is not allowed: it must lie in (0, {limit:g}]"
-                         " m (the pad's smallest side)")
+                         " m (the footprint's larger side)")
     return float(resolution)
 
 
