@@ -16,7 +16,7 @@ with the same Newton/PCG solver: the ratio ``Tactile / FEM`` per step is the cos
 ``ds.Tactile`` adds (fingers, area-weighted contact with damping, the contact-force state).
 
 Usage: ``python benchmarks/tactile.py [--steps 10] [--resolution 0.002] [--arch cpu]
-[--json out.json]`` (``./dev bench tactile``); ``--arch cuda`` runs the same kernels on
+[--optimize runtime|compile] [--json out.json]`` (``./dev bench tactile``); ``--arch cuda`` runs the same kernels on
 a GPU.
 """
 
@@ -66,8 +66,8 @@ def two_sensors(res):
 
     def controls(T):
         U = torch.zeros(T, sim.action_dim, dtype=torch.float64)
-        U[:, 0] = 0.03               # left finger closes along +x
-        U[:, 6] = -0.03              # right finger along -x
+        U[:, 0] = 0.01               # left finger closes along +x (0.1 mm per step)
+        U[:, 6] = -0.01              # right finger along -x
         U[T // 2:, 2] = 0.02         # then both lift (z): the box stays (kinematic)
         U[T // 2:, 8] = 0.02
         return U
@@ -143,12 +143,15 @@ def main(argv=None):
     ap.add_argument("--resolution", type=float, default=0.002, help="pad cell size (m)")
     ap.add_argument("--arch", default="cpu")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--optimize", default="runtime", choices=("runtime", "compile"),
+                    help="Taichi optimisation: 'compile' compiles faster, runs slower")
     args = ap.parse_args(argv)
-    ds.init(arch=args.arch, precision="f64", optimize="runtime")
+    ds.init(arch=args.arch, precision="f64", optimize=args.optimize)
     rows = []
     for name, make in (("one sensor", one_sensor), ("two sensors", two_sensors)):
         sim, controls = make(args.resolution)
         rows.append(run_case(name, sim, controls, args.steps))
+        print(f"{name}: {rows[-1]}", flush=True)
         sim.close()
     sim, controls = fem_peer(args.resolution)
     peer = run_case("peer: same pad in ds.FEM", sim, controls, args.steps, readings=False)
