@@ -27,8 +27,8 @@ def test_system_id_example_runs_at_a_tiny_size(tmp_path):
 
 @pytest.mark.slow
 def test_benchmark_runs_at_a_tiny_size(tmp_path):
-    out = _run([str(ROOT / "benchmarks" / "tactile.py"), "--steps", "2", "--resolution",
-                "0.005"], tmp_path)
+    out = _run([str(ROOT / "benchmarks" / "tactile.py"), "--steps", "2", "--optimize",
+                "compile", "--resolution", "0.005"], tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "one sensor vs the same pad in ds.FEM" in out.stdout
 
