@@ -28,6 +28,7 @@ from .runtime import init
 from .scene import Scene
 from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Polygon, Shape, Sphere
 from .state import State
+from .tactile import Lights, Tactile, TactileCamera, TactilePad, TactileReading, TactileSensor
 
 __all__ = [
     "init", "solve", "SimulationError", "asset_path",
@@ -37,5 +38,7 @@ __all__ = [
     # FEM solids and thin shells
     "FEM", "Shell", "LinearElastic", "StableNeoHookean", "ShellMaterial",
     "VolumeMesh", "TriMesh", "Rectangle",
+    # tactile sensing
+    "Tactile", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights",
 ]
 __version__ = "0.1.0"

@@ -22,6 +22,8 @@ TASKS = {
     "Separate": "diffsim.envs.tasks.separate:Separate",
     "Flip": "diffsim.envs.tasks.flip:Flip",
     "Squeeze": "diffsim.envs.tasks.squeeze:Squeeze",
+    # tactile sensing (ds.Tactile)
+    "SurfaceFollow": "diffsim.envs.tasks.tactile:SurfaceFollow",
 }
 
 

@@ -53,6 +53,7 @@ class DeformableSimulator(Simulator):
     """Base of ``FEM`` and ``Shell`` (abstract)."""
 
     kernels_cls: type
+    engine_cls: type = DeformableEngine
     STATE_NAMES: tuple = ("x", "v")
 
     # ------------------------------------------------------------------ construction
@@ -254,8 +255,8 @@ class DeformableSimulator(Simulator):
             segment = max(segment, 2 * e.segment if segment > e.segment else e.segment)
             requires_grad = requires_grad or e.requires_grad
             e.close()
-        self._engine = DeformableEngine(self.kernels_cls, self.model, segment, requires_grad,
-                                        self.dtype, self.device, self.options, self.stats)
+        self._engine = self.engine_cls(self.kernels_cls, self.model, segment, requires_grad,
+                                       self.dtype, self.device, self.options, self.stats)
         return self._engine
 
     # ------------------------------------------------------------------ simulate

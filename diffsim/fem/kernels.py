@@ -330,7 +330,14 @@ class DeformableKernels:
                                          fr[self.ground_index], h, self.fr_eps)
                 grad += iw * gf
                 E += iw * Ef
-        return grad, E
+        ge, Ee = self._extra_node_terms(i, x, xn, m, s, shadow)
+        return grad + ge, E + Ee
+
+    @ti.func
+    def _extra_node_terms(self, i, x, xn, m, s, shadow: ti.template()):
+        """Hook: further node terms of the incremental potential (``ds.Tactile``'s pad
+        contact); gradient and energy at ``x``, ``xn`` the node's start position."""
+        return ti.Vector.zero(float, self.dim), 0.0
 
     @ti.func
     def _explicit_node(self, s, i):

@@ -1,0 +1,8 @@
+"""Vision-based tactile sensing (``ds.Tactile``): GelSight-like FEM pads on kinematic fingers."""
+
+from .pad import TactilePad
+from .reading import TactileReading
+from .sensor import Lights, TactileCamera, TactileSensor
+from .simulator import Tactile
+
+__all__ = ["Tactile", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights"]

@@ -1,0 +1,287 @@
+"""``ds.Tactile``: vision-based tactile sensors (GelSight-like) touching rigid objects.
+
+Usage::
+
+    scene = ds.Scene(dim=3, gravity=(0, 0, 0))
+    scene.add_tool(ds.Sphere(center=(0, 0, 0.009), radius=0.005), name="ball")
+    sensor = ds.TactileSensor(pad=ds.TactilePad.flat((0.02, 0.02, 0.004), 0.002),
+                              material=ds.NeoHookean(E=3e5, nu=0.45), markers=(7, 7))
+    sim = ds.Tactile(scene, sensors=[sensor])
+    state = sim.step(sim.reset(), torch.zeros(sim.action_dim))
+    reading = sim.read(state)          # ds.TactileReading: markers, pressure, force, image
+
+The pads are ``ds.FEM`` bodies and a ``ds.Tactile`` *is* a ``ds.FEM`` (implicit steps,
+Newton/PCG, adjoints by the implicit function theorem, checkpointed rollouts): see
+``kernels.py`` for what it adds (pads on kinematic fingers, area-weighted penalty contact
+with damping and smoothed Coulomb friction, the contact-force state).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..fem.base import obstacle_geometry
+from ..fem.mesh import VolumeMesh
+from ..fem.simulator import FEM
+from ..mpm.tools import quat_to_matrix
+from ..scene import Scene
+from ..shapes import Sphere
+from ..state import State
+from .kernels import TactileEngine, TactileKernels
+from .reading import SensorOptics, TactileReading
+from .sensor import TactileSensor
+
+CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """An object the pads touch: a kinematic tool (``tool`` its index), a static collider or
+    the ground (``tool = -1``, ``center`` its position)."""
+
+    name: str
+    kind: str
+    geom: tuple
+    axis: int
+    tool: int
+    center: tuple
+    stiffness: float
+    damping: float
+    friction: float
+
+
+@dataclass(frozen=True, eq=False)
+class TactileSpec:
+    """What ``TactileKernels`` add to the FEM model: objects, contact width, pinned-node
+    fingers (``driven``, -1 for free nodes) and finger-frame positions, contact areas."""
+
+    objects: tuple
+    width: float
+    driven: np.ndarray
+    local: np.ndarray
+    area: np.ndarray
+
+
+def _quat_matrix(q) -> np.ndarray:
+    return quat_to_matrix(torch.as_tensor(q, dtype=torch.float64)).numpy()
+
+
+class Tactile(FEM):
+    """Tactile sensors (FEM elastomer pads on kinematic fingers) in contact with rigid objects.
+
+    Objects are the scene's tools (``ds.Sphere``, ``ds.Box``, ``ds.Capsule``,
+    ``ds.Cylinder``; kinematic, driven by per-step velocities like the fingers), its
+    colliders (static, the same shapes) and its ground. The action of a control step is,
+    per sensor and then per tool, the linear (m/s) and angular (rad/s, world frame)
+    velocity: ``action_dim = 6 * (sensors + tools)``.
+
+    Args:
+        scene: a 3D ``ds.Scene`` with the objects. FEM soft bodies, shells and MPM
+            bodies are not supported as objects (pads touch rigid objects only).
+        sensors: one or more ``ds.TactileSensor`` (two for a parallel gripper).
+        dt, substeps: implicit step (s) and steps per control step.
+        contact_stiffness: default normal stiffness ``k_n`` of every object (Pa/m:
+            pressure per metre of penetration).
+        contact_damping: default normal damping ``k_d`` (Pa s/m).
+        contact_width: penalty onset length (m), default 1e-6 m.
+        friction_eps: friction smoothing velocity (m/s).
+        newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
+
+    Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
+    ``"<sensor>.damping_alpha"``, ``"<sensor>.damping_beta"``; per object
+    ``"<object>.contact_stiffness"``, ``"<object>.contact_damping"``,
+    ``"<object>.friction"`` (objects: tool and collider names, ``"ground"``), or the bare
+    names for all. State: ``x``, ``v`` (N, 3) nodes of the pads, ``f`` (N, 3) contact
+    forces on them (N), ``tool_pos``/``tool_rot`` fingers then tools.
+
+    Raises:
+        ValueError/TypeError: a 2D scene, no sensor, unsupported objects, bad numbers.
+    """
+
+    STATE_NAMES = ("x", "v", "f")
+    engine_cls = TactileEngine
+
+    def __init__(self, scene: Scene, sensors, dt: float = 1e-2, substeps: int = 1,
+                 contact_stiffness: float = 1e10, contact_damping: float = 0.0,
+                 contact_width: float | None = None, friction_eps: float = 1e-3,
+                 newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
+                 max_cg: int = 2000, adjoint_tol: float = 1e-10):
+        if not isinstance(scene, Scene):
+            raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
+        if scene.dim != 3:
+            raise ValueError(f"ds.Tactile needs a 3D scene (Scene(dim=3)), got dim={scene.dim}")
+        if isinstance(sensors, TactileSensor):
+            sensors = [sensors]
+        sensors = list(sensors)
+        if not sensors or not all(isinstance(s, TactileSensor) for s in sensors):
+            raise ValueError(f"sensors={sensors!r} is not allowed: expected a non-empty list of "
+                             "ds.TactileSensor")
+        if scene.soft_bodies or scene.shells or scene.bodies:
+            raise ValueError("ds.Tactile supports rigid objects only (the scene's tools, "
+                             "colliders and ground): FEM soft bodies, shells and MPM particles "
+                             "in contact with the pads are not implemented")
+        for name, val, lo in (("contact_stiffness", contact_stiffness, 0.0),
+                              ("contact_damping", contact_damping, None)):
+            ok = isinstance(val, (int, float)) and math.isfinite(val) and (
+                val > 0 if lo is not None else val >= 0)
+            if not ok:
+                raise ValueError(f"{name}={val!r} is not allowed: it must be a finite number "
+                                 f"{'> 0' if lo is not None else '>= 0'}")
+        width = 1e-6 if contact_width is None else contact_width
+        if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+            raise ValueError(f"contact_width={contact_width!r} is not allowed: it must be > 0 (m)")
+        names = [s.name or f"sensor{i}" for i, s in enumerate(sensors)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sensor names {names} are not unique")
+        inner = Scene(dim=3, gravity=scene.gravity)
+        for s, name in zip(sensors, names):
+            R = _quat_matrix(s.rotation)
+            pts = s.pad.points @ R.T + np.asarray(s.position)
+            inner.add_soft_body(VolumeMesh(pts, s.pad.cells), s.material, fixed=s.pad.back,
+                                damping=s.damping, name=name)
+        for s, name in zip(sensors, names):
+            inner.add_tool(Sphere(center=s.position, radius=1e-3), name=f"{name}_finger",
+                           rotation=s.rotation)
+        objects = []
+        for t in scene.tools:
+            kind, geom, axis = obstacle_geometry(t.shape)
+            inner.add_tool(t.shape, friction=t.friction, name=t.name, rotation=t.rotation)
+            objects.append(ObjectSpec(t.name, kind, geom, axis, len(inner.tools) - 1,
+                                      (0.0, 0.0, 0.0), float(contact_stiffness),
+                                      float(contact_damping), t.friction))
+        for c in scene.colliders:
+            kind, geom, axis = obstacle_geometry(c.shape)
+            objects.append(ObjectSpec(c.name, kind, geom, axis, -1,
+                                      tuple(map(float, c.shape.center)), float(contact_stiffness),
+                                      float(contact_damping), c.friction))
+        if scene.ground is not None:
+            objects.append(ObjectSpec("ground", "ground", (), 0, -1, (0.0, scene.ground.height,
+                                                                        0.0),
+                                      float(contact_stiffness), float(contact_damping),
+                                      scene.ground.friction))
+        super().__init__(inner, dt=dt, substeps=substeps, integrator="implicit",
+                         contact_stiffness=1.0, friction_eps=friction_eps, newton_tol=newton_tol,
+                         cg_tol=cg_tol, max_newton=max_newton, max_cg=max_cg,
+                         adjoint_tol=adjoint_tol)
+        self.user_scene = scene
+        self.sensors = tuple(sensors)
+        self.sensor_names = tuple(names)
+        self.objects = tuple(objects)
+        n = self.n_nodes
+        driven = np.full(n, -1, dtype=np.int64)
+        local = np.zeros((n, 3))
+        area = np.zeros(n)
+        for k, (s, name) in enumerate(zip(sensors, names)):
+            sl = self.groups[name]
+            driven[sl] = np.where(s.pad.back, k, -1)
+            local[sl] = s.pad.points
+            area[sl] = s.pad.contact_area
+        self._driven = torch.as_tensor(np.nonzero(driven >= 0)[0])
+        self._driven_tool = torch.as_tensor(driven[driven >= 0])
+        self._driven_local = torch.as_tensor(local[driven >= 0], dtype=self.dtype)
+        self.spec = TactileSpec(tuple(objects), float(width), driven, local, area)
+        self.kernels_cls = functools.partial(TactileKernels, tactile=self.spec)
+        self.optics = [SensorOptics(s, k, self.groups[name], self.dtype, self.device)
+                       for k, (s, name) in enumerate(zip(sensors, names))]
+
+    # ------------------------------------------------------------------ parameters
+    def param_names(self) -> list[str]:
+        names = []
+        for g in self.model.groups:
+            names += [f"{g.name}.{p}" for p in self._group_param_names(g)]
+        names += sorted({p for g in self.model.groups for p in self._group_param_names(g)})
+        for o in self.objects:
+            names += [f"{o.name}.{p}" for p in CONTACT_PARAMS]
+        if self.objects:
+            names += list(CONTACT_PARAMS)
+        return names
+
+    def _friction_values(self, params) -> torch.Tensor:
+        return torch.zeros(max(len(self.model.tools), 1), dtype=self.dtype, device=self.device)
+
+    def internal_params(self, params: dict | None = None):
+        """``(material (G, 6), unused (K,), contact (objects, 3))``: pads as ``ds.FEM``, and
+        per object ``(k_n, k_d, mu)``."""
+        material, unused = super().internal_params(params)
+        params = self._scalar_params(params)
+        rows = []
+        for o in self.objects:
+            vals = []
+            for p, default in zip(CONTACT_PARAMS, (o.stiffness, o.damping, o.friction)):
+                v = params.get(f"{o.name}.{p}", params.get(p))
+                v = torch.tensor(default, dtype=self.dtype) if v is None else v
+                bad = float(v.detach()) <= 0 if p == "contact_stiffness" else float(
+                    v.detach()) < 0
+                if bad:
+                    raise ValueError(f"params for object {o.name!r}: {p}={float(v)} is not "
+                                     f"allowed: it must be {'> 0' if p == 'contact_stiffness' else '>= 0'}")
+                vals.append(v.reshape(()))
+            rows.append(torch.stack(vals))
+        contact = (torch.stack(rows) if rows else torch.zeros(1, 3, dtype=self.dtype))
+        return material, unused, contact.to(self.device)
+
+    # ------------------------------------------------------------------ states
+    @property
+    def state_spec(self) -> dict[str, tuple]:
+        spec = dict(super().state_spec)
+        spec["f"] = (self.n_nodes, 3)
+        return spec
+
+    def _extra_state(self) -> dict:
+        return {"f": torch.zeros(self.n_nodes, 3, dtype=self.dtype, device=self.device)}
+
+    def attach(self, state: State) -> State:
+        """``state`` with the pads' back faces moved onto their fingers' poses (differentiable
+        in ``tool_pos``/``tool_rot``); ``rollout`` does this to its start state."""
+        R = quat_to_matrix(state.tool_rot[self._driven_tool])           # (n, 3, 3)
+        pos = state.tool_pos[self._driven_tool] + (R @ self._driven_local[..., None])[..., 0]
+        x = state.x.clone()
+        x[self._driven] = pos.to(x.dtype)
+        return state.replace(x=x)
+
+    def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
+                segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
+        """As ``ds.FEM.rollout``; controls are finger, then tool velocities (6 per body)."""
+        self.validate_state(state)
+        return super().rollout(self.attach(state), controls, params, segment, saveat, check)
+
+    def equilibrium(self, state=None, params=None, check=True):
+        raise NotImplementedError("ds.Tactile has no equilibrium(): contact forces are a state "
+                                  "of the time stepping; step slowly instead (the pads are light,"
+                                  " so implicit steps are nearly quasi-static)")
+
+    # ------------------------------------------------------------------ readings
+    def read(self, state: State, sensor: int | str | None = None,
+             image: bool = True) -> TactileReading | list[TactileReading]:
+        """Readings of the sensors at ``state`` (differentiable torch tensors).
+
+        Args:
+            state: a state of this simulator.
+            sensor: index or name of one sensor; ``None``: the only sensor, or a list of
+                readings (one per sensor) if there are several.
+            image: render the tactile image (the costliest part).
+        """
+        self.validate_state(state)
+        if sensor is None:
+            out = [o.read(state.x, state.f, state.tool_pos, state.tool_rot, image)
+                   for o in self.optics]
+            return out[0] if len(out) == 1 else out
+        if isinstance(sensor, str):
+            if sensor not in self.sensor_names:
+                raise ValueError(f"sensor={sensor!r} is not allowed: expected one of "
+                                 f"{list(self.sensor_names)}")
+            sensor = self.sensor_names.index(sensor)
+        if not (isinstance(sensor, int) and 0 <= sensor < len(self.optics)):
+            raise ValueError(f"sensor={sensor!r} is not allowed: expected an index in [0, "
+                             f"{len(self.optics)}) or a name in {list(self.sensor_names)}")
+        return self.optics[sensor].read(state.x, state.f, state.tool_pos, state.tool_rot, image)
+
+    def __repr__(self) -> str:
+        return (f"Tactile(sensors={list(self.sensor_names)}, nodes={self.n_nodes}, "
+                f"tets={self.n_elements}, objects={[o.name for o in self.objects]}, "
+                f"dt={self.dt:g}, substeps={self.substeps})")

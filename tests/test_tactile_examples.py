@@ -1,0 +1,61 @@
+"""The tactile example, benchmark and task at a tiny size (slow: each compiles its kernels)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args, tmp_path):
+    env = {**os.environ, "DIFFSIM_ARCH": "cpu", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=900)
+
+
+@pytest.mark.slow
+def test_system_id_example_runs_at_a_tiny_size(tmp_path):
+    out = _run([str(ROOT / "examples" / "tactile" / "system_id.py"), "--steps", "4", "--iters",
+                "2", "--out", str(tmp_path / "out")], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "surface stiffness k_n: recovered" in out.stdout and "friction mu:" in out.stdout
+    assert (tmp_path / "out" / "summary.json").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_benchmark_runs_at_a_tiny_size(tmp_path):
+    out = _run([str(ROOT / "benchmarks" / "tactile.py"), "--steps", "2", "--optimize",
+                "compile", "--resolution", "0.005"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "one sensor vs the same pad in ds.FEM" in out.stdout
+
+
+@pytest.mark.slow
+def test_surface_follow_env_checker():
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import diffsim.envs  # noqa: F401
+
+    env = gym.make("diffsim/SurfaceFollow-v0", grid_res=3, horizon=2)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    obs, reward, term, trunc, info = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs) and isinstance(reward, float)
+    env.close()
+
+
+@pytest.mark.slow
+def test_readme_code_runs():
+    import re
+
+    readme = ROOT / "diffsim" / "tactile" / "README.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", readme.read_text(), re.S))
+    namespace: dict = {}
+    exec(compile(code, str(readme), "exec"), namespace)  # noqa: S102
+    assert namespace["U"].grad is not None and namespace["E"].grad is not None
+    assert float(namespace["U"].grad.abs().sum()) > 0
