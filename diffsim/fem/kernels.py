@@ -35,7 +35,7 @@ import math
 import numpy as np
 import taichi as ti
 
-from ..runtime import ensure_init
+from ..runtime import ensure_init, free_fields
 from .contact import coulomb_velocity, lagged_friction, make_sdf_grad, penalty
 from .linalg import psd
 
@@ -209,7 +209,7 @@ class DeformableKernels:
 
     def destroy(self) -> None:
         if self._tree is not None:
-            self._tree.destroy()
+            free_fields(self._tree)
             self._tree = None
 
     # ------------------------------------------------------------------ small helpers
