@@ -42,18 +42,25 @@ class SpectralConv(nn.Module):
         spatial = x.shape[2:]
         dims = tuple(range(-self.dim, 0))
         xf = torch.fft.rfftn(x, dim=dims, norm="ortho")
-        out = xf.new_zeros(x.shape[0], self.weight.shape[2], *xf.shape[2:])
-        w = torch.view_as_complex(self.weight)
+        B, O = x.shape[0], self.weight.shape[2]
+        out = xf.new_zeros(B, O, *xf.shape[2:])
         for c, corner in enumerate(self.corners):
             idx = [slice(None), slice(None)]
             for ax, side in enumerate(corner):
                 m = min(self.modes[ax], spatial[ax] // 2)
                 idx.append(slice(0, m) if side == 0 else slice(spatial[ax] - m, spatial[ax]))
-            m_last = min(self.modes[-1], xf.shape[-1])
-            idx.append(slice(0, m_last))
+            idx.append(slice(0, min(self.modes[-1], xf.shape[-1])))
             block = xf[tuple(idx)]
-            wb = w[c][(slice(None), slice(None)) + tuple(slice(0, s) for s in block.shape[2:])]
-            out[tuple(idx)] = torch.einsum("bi...,io...->bo...", block, wb)
+            shape = block.shape[2:]
+            w = self.weight[c][(slice(None), slice(None)) + tuple(slice(0, n) for n in shape)]
+            w = w.reshape(w.shape[0], O, -1, 2)
+            xb = block.reshape(B, block.shape[1], -1)
+            # complex product as two real batched matmuls over the modes (complex bmm is slow on CPU)
+            xc = torch.cat((xb.real, xb.imag), 1).permute(2, 0, 1).contiguous()  # (M, B, 2I)
+            wc = torch.cat((torch.cat((w[..., 0], -w[..., 1]), 0), torch.cat((w[..., 1], w[..., 0]), 0)), 1)
+            y = torch.bmm(xc, wc.permute(2, 0, 1).contiguous()).permute(1, 2, 0)  # (B, 2O, M)
+            re, im = y[:, :O], y[:, O:]
+            out[tuple(idx)] = torch.complex(re, im).reshape(B, O, *shape)
         return torch.fft.irfftn(out, s=spatial, dim=dims, norm="ortho")
 
 

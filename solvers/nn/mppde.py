@@ -69,15 +69,16 @@ class MPLayer(nn.Module):
         return ((hb - mean) / torch.sqrt(var + 1e-5)).view_as(h)
 
 
-def _decoder(hidden: int, time_window: int) -> nn.Sequential:
+def _decoder(hidden: int, time_window: int) -> nn.Module:
     """The paper's 1D CNN from the hidden vector to ``time_window`` outputs (its sizes for
-    hidden 128 / tw 25: kernel 16 stride 3, then kernel 14)."""
-    k1 = min(16, hidden)
+    hidden 128 / tw 25: kernel 16 stride 3, then kernel 14); a linear map when the hidden
+    vector is shorter than the window."""
+    if hidden < time_window:
+        return nn.Sequential(nn.Flatten(), nn.Linear(hidden, time_window), nn.Unflatten(1, (1, time_window)))
+    k1 = min(16, hidden - time_window + 1)
     stride = max(1, (hidden - k1) // (time_window + 9))
     length = (hidden - k1) // stride + 1
     k2 = length - time_window + 1
-    if k2 < 1:
-        raise ValueError(f"hidden={hidden} is too small for time_window={time_window}")
     return nn.Sequential(nn.Conv1d(1, 8, k1, stride=stride), Swish(), nn.Conv1d(8, 1, k2))
 
 

@@ -243,7 +243,7 @@ class Trainer:
             metrics, ``lr``, ``seconds``).
         """
         cfg = self.config
-        start_time = time.perf_counter()
+        start_time = call_start = time.perf_counter()
         steps_this_call = 0
         bar = None
         if cfg.progress and self.dist.main:
@@ -275,7 +275,7 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(epoch=self.epoch, loss=f"{losses[-1]:.3g}")
-                    elapsed = time.perf_counter() - start_time
+                    elapsed = time.perf_counter() - call_start
                     if cfg.save_every and self.global_step % cfg.save_every == 0 and cfg.checkpoint:
                         self.wall_time_update(start_time)
                         start_time = time.perf_counter()
