@@ -98,15 +98,16 @@ class FieldTask(Task):
 
     def loss(self, model, batch):
         d, tw, r = self.data, self.tw, batch["r"]
-        dev = next(model.parameters()).device
+        p = next(model.parameters())
+        dev, dtype = p.device, p.dtype
         idx, start = batch["idx"], batch["start"]
-        span = windows(d.u, idx, start - tw, tw * (r + 2)).to(dev)
+        span = windows(d.u, idx, start - tw, tw * (r + 2)).to(dev, dtype)
         pos = None
         if "aug" in batch:
             span, pos = self.augment.apply(span, batch["aug"], d)
-            pos = pos.to(dev)
-        cond = d.cond[idx].to(dev)
-        t = d.t.to(dev)
+            pos = pos.to(dev, dtype)
+        cond = d.cond[idx].to(dev, dtype)
+        t = d.t.to(dev, dtype)
         s = start.to(dev)
         inp = span[:, :tw]
         with torch.no_grad():

@@ -51,7 +51,10 @@ class TrainConfig:
         save_every: also checkpoint every this many steps inside an epoch (0: only at
             epoch ends).
         max_steps: stop (with a checkpoint) after this many optimizer steps in this call.
-        time_limit: stop (with a checkpoint) after this many seconds in this call.
+        time_limit: stop (with a checkpoint) after this many seconds in this call, measured
+            by ``clock``.
+        clock: "wall" (elapsed time) or "process" (CPU time of this process: on a shared
+            machine a budget of CPU seconds buys the same training whatever the load).
         progress: show a tqdm progress bar (rank 0).
         device: "cpu", "cuda", ... (default: CUDA if available, else CPU; under torchrun
             with CUDA, the local rank's GPU).
@@ -72,6 +75,7 @@ class TrainConfig:
     save_every: int = 0
     max_steps: int | None = None
     time_limit: float | None = None
+    clock: str = "wall"
     progress: bool = True
     device: str | None = None
 
@@ -82,6 +86,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={v!r} must be an int >= 1")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0")
+        if self.clock not in ("wall", "process"):
+            raise ValueError(f"clock={self.clock!r}; allowed: 'wall', 'process'")
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"schedule={self.schedule!r}; allowed: 'cosine', 'step', 'constant'")
 
@@ -157,6 +163,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.best_metric = math.inf
         self.wall_time = 0.0
+        self.cpu_time = 0.0
         self.train_model = self.model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -187,6 +194,7 @@ class Trainer:
             "train_config": self.config.as_dict(),
             "world": self.dist.world,
             "wall_time": self.wall_time,
+            "cpu_time": self.cpu_time,
         }
 
     def _gather_generators(self) -> list[torch.Tensor]:
@@ -233,6 +241,7 @@ class Trainer:
         self.global_step, self.history = ck["global_step"], list(ck["history"])
         self.best, self.best_metric = ck["best_model"], ck["best_metric"]
         self.wall_time = ck.get("wall_time", 0.0)
+        self.cpu_time = ck.get("cpu_time", 0.0)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> list[dict[str, float]]:
@@ -243,7 +252,7 @@ class Trainer:
             metrics, ``lr``, ``seconds``).
         """
         cfg = self.config
-        start_time = call_start = time.perf_counter()
+        start_time = call_start = self._clock()
         steps_this_call = 0
         bar = None
         if cfg.progress and self.dist.main:
@@ -275,10 +284,11 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(epoch=self.epoch, loss=f"{losses[-1]:.3g}")
-                    elapsed = time.perf_counter() - call_start
+                    now = self._clock()
+                    elapsed = now[0] - call_start[0] if cfg.clock == "wall" else now[1] - call_start[1]
                     if cfg.save_every and self.global_step % cfg.save_every == 0 and cfg.checkpoint:
                         self.wall_time_update(start_time)
-                        start_time = time.perf_counter()
+                        start_time = self._clock()
                         self.save()
                     if self._stop(steps_this_call, elapsed):
                         stopped = True
@@ -295,7 +305,7 @@ class Trainer:
                     break
                 if cfg.checkpoint:
                     self.wall_time_update(start_time)
-                    start_time = time.perf_counter()
+                    start_time = self._clock()
                     self.save()
         finally:
             if bar is not None:
@@ -305,8 +315,13 @@ class Trainer:
             self.save()
         return self.history
 
-    def wall_time_update(self, since: float) -> None:
-        self.wall_time += time.perf_counter() - since
+    def _clock(self) -> tuple[float, float]:
+        return (time.perf_counter(), time.process_time())
+
+    def wall_time_update(self, since) -> None:
+        now = self._clock()
+        self.wall_time += now[0] - since[0]
+        self.cpu_time += now[1] - since[1]
 
     def _stop(self, steps: int, elapsed: float) -> bool:
         cfg = self.config

@@ -133,34 +133,42 @@ class ParticleData(DataSpec):
         speed = rng.uniform(0, self.max_speed, n)
         return los, np.stack((np.cos(ang), np.sin(ang)), 1) * speed[:, None]
 
-    def simulate(self, indices: list[int], seed: int) -> dict:
+    def simulator(self):
+        """The MPM simulator of the template scene (instances move its blocks)."""
         import diffsim as ds
         from diffsim import runtime
 
         if runtime.config() is None:
             ds.init(precision="f32")
+        return ds.MPM(self._scene(self._template()), grid_res=self.grid_res, dt=self.dt, substeps=self.substeps)
+
+    def rollouts(self, sim, indices: list[int], seed: int) -> dict:
+        """Simulate instances ``indices`` with an existing :meth:`simulator`."""
         template = self._template()
-        sim = ds.MPM(self._scene(template), grid_res=self.grid_res, dt=self.dt, substeps=self.substeps)
         out = {"positions": [], "lo": [], "velocity": []}
+        base = sim.reset()
+        for i in indices:
+            los, vel = self._draw(np.random.default_rng([int(seed), int(i)]))
+            x, v = base.x.clone(), base.v.clone()
+            for k in range(len(self.materials)):
+                g = sim.groups[f"b{k}"]
+                x[g] += torch.as_tensor(los[k] - template[k], dtype=x.dtype)
+                v[g] = torch.as_tensor(vel[k], dtype=v.dtype)
+            state = base.replace(x=x, v=v)
+            T = self.nt - 1
+            with torch.no_grad():
+                states = sim.rollout(state, torch.zeros(T, 0), saveat=range(T + 1), segment=min(T, 32))
+            out["positions"].append(torch.stack([s.x for s in states]).numpy().astype(np.float32))
+            out["lo"].append(los)
+            out["velocity"].append(vel)
+        return {k: np.stack(v) for k, v in out.items()}
+
+    def simulate(self, indices: list[int], seed: int) -> dict:
+        sim = self.simulator()
         try:
-            base = sim.reset()
-            for i in indices:
-                los, vel = self._draw(np.random.default_rng([int(seed), int(i)]))
-                x, v = base.x.clone(), base.v.clone()
-                for k in range(len(self.materials)):
-                    g = sim.groups[f"b{k}"]
-                    x[g] += torch.as_tensor(los[k] - template[k], dtype=x.dtype)
-                    v[g] = torch.as_tensor(vel[k], dtype=v.dtype)
-                state = base.replace(x=x, v=v)
-                T = self.nt - 1
-                with torch.no_grad():
-                    states = sim.rollout(state, torch.zeros(T, 0), saveat=range(T + 1), segment=min(T, 32))
-                out["positions"].append(torch.stack([s.x for s in states]).numpy().astype(np.float32))
-                out["lo"].append(los)
-                out["velocity"].append(vel)
+            return self.rollouts(sim, indices, seed)
         finally:
             sim.close()
-        return {k: np.stack(v) for k, v in out.items()}
 
 
 @dataclasses.dataclass
