@@ -18,6 +18,8 @@ from .evaluate import EvalResult, evaluate, rollout, step_error
 from .families import E1, E2, E3, FAMILIES, CEFamily, family
 from .fielddata import FieldData
 from .generate import DataSpec, generate
+from .particles import ParticleData, ParticleSet, load_particles
+from .smoke import SmokeData, load_smoke
 from .weno import godunov_burgers, rusanov_burgers, weno5, weno5_faces
 
 __all__ = [
@@ -25,4 +27,5 @@ __all__ = [
     "CEFamily", "E1", "E2", "E3", "FAMILIES", "family",
     "DataSpec", "CEData", "generate", "load_ce", "open_checked", "downsample", "FieldData",
     "evaluate", "rollout", "EvalResult", "step_error",
+    "SmokeData", "load_smoke", "ParticleData", "ParticleSet", "load_particles",
 ]

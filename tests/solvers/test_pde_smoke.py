@@ -84,6 +84,7 @@ def test_non_finite_state_raises(sim):
         sim.step(bad)
 
 
+@pytest.mark.slow
 def test_smoke_data_round_trip(tmp_path):
     from diffsim.solvers.pde import generate
     from diffsim.solvers.pde.smoke import SmokeData, load_smoke
