@@ -59,7 +59,7 @@ class ParticleData(DataSpec):
     radius: float = 0.035
 
     kind: ClassVar[str] = "Particles"
-    default_chunk: ClassVar[int] = 8
+    default_chunk: ClassVar[int] = 16  # the simulator compiles once per chunk
 
     def __post_init__(self):
         if self.material not in MATERIALS + ("mixed",):

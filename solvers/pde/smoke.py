@@ -49,7 +49,7 @@ class SmokeData(DataSpec):
     precision: str = "f32"
 
     kind: ClassVar[str] = "SmokeBuoyancy"
-    default_chunk: ClassVar[int] = 4
+    default_chunk: ClassVar[int] = 16  # the solver compiles once per chunk
 
     def __post_init__(self):
         if self.res < 8 or self.nt < 2 or self.skip < 0:
