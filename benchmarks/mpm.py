@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -173,6 +172,8 @@ def main(argv=None):
     ap.add_argument("--precision", default="f32")
     ap.add_argument("--deterministic", choices=["auto", "on", "off"], default="auto",
                     help="serial scatter kernels (bitwise reproducible); auto = on for the CPU")
+    ap.add_argument("--optimize", choices=["compile", "runtime"], default="runtime",
+                    help="Taichi optimisation (ds.init): the benchmark amortises compilation")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--memory", action="store_true", help="also measure 100- vs 2000-step RSS")
@@ -180,12 +181,14 @@ def main(argv=None):
     ap.add_argument("--json", help="write results to this file")
     args = ap.parse_args(argv)
     det = {"auto": None, "on": True, "off": False}[args.deterministic]
-    cfg = ds.init(arch=args.arch, precision=args.precision, deterministic=det)
+    cfg = ds.init(arch=args.arch, precision=args.precision, deterministic=det,
+                  optimize=args.optimize)
     if args.memory_probe:
         print(json.dumps(memory_probe(*args.memory_probe)))
         return
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"taichi arch={cfg.arch}, {cfg.precision}, deterministic={cfg.deterministic}")
+          f"taichi arch={cfg.arch}, {cfg.precision}, deterministic={cfg.deterministic}, "
+          f"optimize={args.optimize}")
     results = []
     for dim in args.dims:
         case = dim if dim == "3-1M" else int(dim)
@@ -202,7 +205,7 @@ def main(argv=None):
     if args.memory:
         for steps in (100, 2000):
             cmd = [sys.executable, __file__, "--memory-probe", str(steps), "50",
-                   "--precision", args.precision]
+                   "--precision", args.precision, "--optimize", args.optimize]
             if args.arch:
                 cmd += ["--arch", args.arch]
             res = json.loads(subprocess.run(cmd, check=True, capture_output=True,

@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 import torch
-from diffsim.solvers import detest
 from scipy.integrate import solve_ivp
 
 from diffsim import solvers as dss
+from diffsim.solvers import detest
 
 try:
     import torchdiffeq

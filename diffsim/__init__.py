@@ -5,6 +5,7 @@ The public surface is re-exported here; see README.md for a tour.
 
 from diffsim.assets import asset_path
 
+from . import render  # noqa: F401  (the submodule ds.render)
 from .adjoint import CheckpointAdjoint
 from .dispatch import solve
 from .errors import SimulationError

@@ -125,11 +125,12 @@ class NeoHookean(_ElasticBase):
 
 @dataclass(frozen=True, kw_only=True)
 class Plasticine(_ElasticBase):
-    """Elastoplastic solid: Hencky (log-strain) elasticity with von Mises plasticity.
+    """Elastoplastic solid: von Mises plasticity on the log strain, corotated elasticity.
 
-    The return mapping projects the deviatoric log strain back to the yield
-    surface ``|dev(eps)| <= yield_stress / (2 mu)`` (as in PlasticineLab, Huang et
-    al. 2021); volume is preserved by plastic flow.
+    The return mapping projects the deviatoric log (Hencky) strain back to the
+    yield surface ``|dev(eps)| <= yield_stress / (2 mu)``; the stress is the
+    fixed-corotated one of the projected deformation (PlasticineLab's model,
+    Huang et al. 2021). Volume is preserved by plastic flow.
 
     Args:
         E: Young's modulus (Pa), > 0.
@@ -184,10 +185,14 @@ class Fluid(Material):
 
 @dataclass(frozen=True, kw_only=True)
 class Sand(_ElasticBase):
-    """Granular material: Hencky elasticity with Drucker-Prager plasticity (Klar et al. 2016).
+    """Granular material: Drucker-Prager plasticity (Klar et al. 2016), corotated elasticity.
 
-    Cohesionless: under tension (``tr(eps) > 0``) the particle separates freely.
-    The friction angle sets ``alpha = sqrt(2/3) 2 sin(phi) / (3 - sin(phi))``.
+    The return mapping acts on the log strain; cohesionless: under tension
+    (``tr(eps) > 0``) the particle separates freely. The friction angle sets
+    ``alpha = sqrt(2/3) 2 sin(phi) / (3 - sin(phi))``. The elastic stress is the
+    fixed-corotated one of the projected deformation (Klar et al. use the
+    Hencky stress; the corotated one keeps gradients exact, see
+    ``diffsim/mpm/constitutive.py``).
 
     Args:
         E: Young's modulus (Pa), > 0.

@@ -22,9 +22,9 @@ Starting State:
     targets with the episode's seed).
 
 Episode End:
-    ``terminated`` when the task's success test holds; ``truncated`` after
-    ``max_episode_steps`` (the task horizon) through Gymnasium's ``TimeLimit``
-    added at registration.
+    ``terminated`` when the task's success test holds; ``truncated`` after the
+    task's ``horizon`` steps (also the ``max_episode_steps`` of the registered
+    ``TimeLimit``).
 
 Arguments:
     ``task``: a registered task name or a ``Task`` instance; ``render_mode``:
@@ -128,7 +128,10 @@ class DiffSimEnv(gym.Env):
         self._set(state)
         reward = prev - self._loss
         success = self.task.success(self.sim, state)
-        return self._obs(state), float(reward), bool(success), False, self._info(state)
+        # the task's horizon ends the episode even when the registered TimeLimit is
+        # longer (e.g. gym.make(..., horizon=20))
+        truncated = state.step - self._start.step >= self.horizon
+        return self._obs(state), float(reward), bool(success), bool(truncated), self._info(state)
 
     def render(self):
         if self.render_mode is None:
@@ -163,7 +166,7 @@ class DiffSimEnv(gym.Env):
             The scalar loss at the final state (a torch tensor with a graph to
             ``actions``, the task parameters and ``state``).
         """
-        state = state or self._start
+        state = self._start if state is None else state
         if state is None:
             raise RuntimeError("call reset() (or pass state=) before rollout_loss()")
         if not torch.is_tensor(actions):

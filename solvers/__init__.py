@@ -23,6 +23,24 @@ from .adjoint import (
     InterpolatingAdjoint,
     QuadratureAdjoint,
 )
+from .control import (
+    CEM,
+    MPC,
+    MPPI,
+    AbstractControlAlgorithm,
+    AbstractGradientMethod,
+    AbstractOptimizer,
+    AbstractSampler,
+    Adam,
+    ControlError,
+    ControlHistory,
+    ControlProblem,
+    ControlResult,
+    ControlReturnCode,
+    Hybrid,
+    MPCResult,
+    receding_horizon,
+)
 from .neural import ModuleField, NeuralODE, NeuralSDE
 from .ode import (
     BS3,
@@ -69,4 +87,7 @@ __all__ = [
     "AbstractSDESolver", "AbstractAdaptiveSDESolver", "BrownianPath", "EulerMaruyama", "Milstein",
     "AdaptiveMilstein",
     "NeuralODE", "NeuralSDE", "ModuleField",
+    "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
+    "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod", "AbstractSampler",
+    "Adam", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
 ]

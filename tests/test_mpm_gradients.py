@@ -78,16 +78,19 @@ def test_gradients_match_finite_differences(name, close_after):
     assert U.grad.abs().sum() > 0, "the tool must touch the block"
 
     fixed = {pname: p0, "pusher.friction": fr0}
-    rtol = 2e-4 if name == "plasticine" else 1e-5  # FD may straddle the yield surface
+    # a central difference may straddle a yield surface or a clamp of the plastic
+    # models (a kink): a smaller step makes that less likely
+    plastic = name in ("plasticine", "snow", "sand")
+    rtol, h = (1e-5, 1e-7) if plastic else (1e-5, 1e-6)
+    atol = 1e-5 * float(U.grad.abs().max())  # entries far below the gradient's scale
     for idx in [(0, 0), (5, 1), (9, 2)]:
-        fd = central_difference(lambda u: loss(u, fixed, s0.v), U0, idx, 1e-6)
-        assert_close_rel(U.grad[idx].item(), fd, rtol, 1e-9, f"{name} dL/dU{idx}")
-    fd = central_difference(lambda q: loss(U0, {**fixed, pname: q}, s0.v), p0, (), 1e-6 * float(p0))
+        fd = central_difference(lambda u: loss(u, fixed, s0.v), U0, idx, h)
+        assert_close_rel(U.grad[idx].item(), fd, rtol, atol, f"{name} dL/dU{idx}")
+    fd = central_difference(lambda q: loss(U0, {**fixed, pname: q}, s0.v), p0, (), h * float(p0))
     assert_close_rel(p.grad.item(), fd, rtol, 1e-9, f"{name} dL/d{pname}")
-    fd = central_difference(lambda q: loss(U0, {**fixed, "pusher.friction": q}, s0.v), fr0, (),
-                            1e-6)
+    fd = central_difference(lambda q: loss(U0, {**fixed, "pusher.friction": q}, s0.v), fr0, (), h)
     assert_close_rel(fr.grad.item(), fd, rtol, 1e-9, f"{name} dL/dfriction")
-    fd = central_difference(lambda v: loss(U0, fixed, v), s0.v, (3, 0), 1e-6)
+    fd = central_difference(lambda v: loss(U0, fixed, v), s0.v, (3, 0), h)
     assert_close_rel(v0.grad[3, 0].item(), fd, rtol, 1e-9, f"{name} dL/dv0")
 
 
@@ -138,3 +141,62 @@ def test_saveat_intermediate_states_carry_gradients(close_after):
     loss(U).backward()
     fd = central_difference(loss, U0, (2, 0), 1e-6)
     assert_close_rel(U.grad[2, 0].item(), fd, 1e-5, 1e-10, "saveat dL/dU")
+
+
+@pytest.mark.parametrize("name", ["elastic", "plasticine", "snow"])
+def test_gradients_exact_for_undeformed_particles_hitting_the_floor(name, close_after):
+    """Particles start with F = I (coinciding singular values) and stay nearly undeformed
+    while falling; the SVD-based models must still give exact derivatives."""
+    material = {"elastic": ds.Elastic(E=2e3, nu=0.3),
+                "plasticine": ds.Plasticine(E=2e3, nu=0.3, yield_stress=20.0),
+                "snow": ds.Snow(E=2e3, nu=0.3)}[name]
+    scene = ds.Scene(dim=2)
+    scene.add_particles(ds.Box(lo=(0.4, 0.1), hi=(0.5, 0.2)), material, velocity=(0.5, -0.5))
+    sim = ds.MPM(scene, grid_res=32, dt=1e-3, substeps=5)
+    close_after(sim)
+    g = torch.Generator().manual_seed(0)
+    wx = torch.randn(sim.n_particles, 2, generator=g, dtype=torch.float64)
+    wF = torch.randn(sim.n_particles, 2, 2, generator=g, dtype=torch.float64) * 0.1
+    s0 = sim.reset()
+
+    def loss(v0):
+        sol = ds.solve(ds.SimulationProblem(sim, controls=torch.zeros(T, 0),
+                                            state0=s0.replace(v=v0)),
+                       sensealg=ds.CheckpointAdjoint(segment=5))
+        return (sol.u[-1].x * wx).sum() + (sol.u[-1].F * wF).sum()
+
+    v0 = s0.v.clone().requires_grad_()
+    loss(v0).backward()
+    for idx in [(0, 1), (5, 0), (30, 1)]:
+        fd = central_difference(loss, s0.v, idx, 1e-6)
+        assert_close_rel(v0.grad[idx].item(), fd, 1e-5, 1e-9, f"{name} dL/dv0{idx}")
+
+
+def test_svd2x2_is_exact_near_coinciding_singular_values():
+    """Our 2D SVD reconstructs matrices to rounding where Taichi's 2D ti.svd loses 1e-6."""
+    import numpy as np
+    import taichi as ti
+
+    from diffsim.mpm.svd import svd2x2
+
+    Fm = ti.Matrix.field(2, 2, ti.f64, shape=())
+    out = ti.Matrix.field(2, 2, ti.f64, shape=())
+    orth = ti.field(ti.f64, shape=())
+
+    @ti.kernel
+    def recon():
+        U, sig, V = svd2x2(Fm[None])
+        out[None] = U @ ti.Matrix([[sig[0], 0.0], [0.0, sig[1]]]) @ V.transpose()
+        orth[None] = (U.transpose() @ U - ti.Matrix.identity(ti.f64, 2)).norm() + (
+            V.transpose() @ V - ti.Matrix.identity(ti.f64, 2)).norm()
+
+    rng = np.random.default_rng(0)
+    for gap in (0.3, 1e-5, 1e-9, 0.0, -1.5):
+        a, b = rng.uniform(0, 2 * np.pi, 2)
+        R1 = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        R2 = np.array([[np.cos(b), -np.sin(b)], [np.sin(b), np.cos(b)]])
+        A = R1 @ np.diag([0.9 + gap, 0.9]) @ R2.T
+        Fm[None] = A
+        recon()
+        assert np.abs(out.to_numpy() - A).max() < 1e-14, gap
+        assert orth[None] < 1e-14

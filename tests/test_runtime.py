@@ -46,8 +46,9 @@ def test_init_validates_and_refuses_to_reset_under_live_simulators(close_after):
     with pytest.raises(ValueError, match="precision='f16'"):
         ds.init(precision="f16")
     cfg = runtime.config()
-    assert ds.init(arch="cpu", precision="f64", deterministic=True,
-                   advanced_optimization=False) is cfg  # same settings: no-op
+    assert ds.init(arch="cpu", precision="f64", deterministic=True) is cfg  # same: no-op
+    with pytest.raises(ValueError, match="optimize='fast'"):
+        ds.init(optimize="fast")
     scene = ds.Scene(dim=2)
     scene.add_particles(ds.Box(lo=(0.4, 0.4), hi=(0.5, 0.5)), ds.Elastic())
     sim = ds.MPM(scene, grid_res=16, dt=1e-4)

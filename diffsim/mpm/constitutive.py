@@ -13,9 +13,13 @@ Each model is a class of static ``@ti.func``s chosen per particle group with
 
 Gradient treatments of the non-smooth parts (documented in the README):
 
-* SVD: the backward pass is the closed form with ``1 / (s_j^2 - s_i^2)`` clamped
-  away from zero (``svd.py``); the terms it multiplies vanish as singular values
-  meet, so the clamp bounds the error instead of producing infinities.
+* SVD: a closed-form backward pass split into a rotation part, exact at
+  coinciding singular values, and a stretch part whose ``1 / (s_j - s_i)`` is
+  clamped (``svd.py``). The plastic models return the trial ``F`` itself while
+  they do not yield, and use fixed-corotated elasticity (whose dependence on
+  ``U`` and ``V`` is through the rotation ``U V^T`` alone), so undeformed and
+  elastically deformed particles - whose singular values coincide - get exact
+  derivatives; a yielding particle has well-separated singular values.
 * Logarithms of singular values and of ``J`` are taken of values clamped to
   ``>= 1e-6``, so inverted or crushed particles give large but finite stresses.
 * Return mappings use the smoothed norm ``sqrt(|dev eps|^2 + 1e-20)``, so the
@@ -46,18 +50,6 @@ def _log_clamped(sig):
     for i in ti.static(range(sig.n)):
         out[i] = ti.log(ti.max(sig[i], _TINY))
     return out
-
-
-@ti.func
-def _hencky_tau(U, eps, mu, lam):
-    # Kirchhoff stress of the St.Venant-Kirchhoff model in log strain:
-    # tau = U diag(2 mu eps + lam tr(eps)) U^T
-    d = ti.static(eps.n)
-    tr = eps.sum()
-    t = ti.Vector.zero(float, d)
-    for i in ti.static(range(d)):
-        t[i] = 2 * mu * eps[i] + lam * tr
-    return U @ _diag(t) @ U.transpose()
 
 
 @ti.func
@@ -92,23 +84,28 @@ class NeoHookeanModel:
         return F, Jp, mu * (F @ F.transpose() - eye) + lam * ti.log(J) * eye
 
 
-class VonMisesHencky:
+class VonMisesCorotated:
     needs_svd = True
 
     @staticmethod
     @ti.func
     def update(F, U, sig, V, Jp, prm, C):
+        # von Mises return mapping on the Hencky (log) strain, fixed-corotated
+        # elasticity on the projected deformation (PlasticineLab's model). A
+        # particle inside the yield surface keeps F itself rather than U sig V^T,
+        # so its derivative is exact even when singular values coincide.
         d = ti.static(F.n)
         mu, lam, yield_stress = prm[0], prm[1], prm[2]
         eps = _log_clamped(sig)
         eps_hat = eps - eps.sum() / d
         norm = ti.sqrt(eps_hat.norm_sqr() + 1e-20)
         dgamma = norm - yield_stress / (2 * mu)
+        F_e = F
+        sig_e = sig
         if dgamma > 0:
-            eps = eps - dgamma / norm * eps_hat
-        sig_new = ti.exp(eps)
-        F_e = U @ _diag(sig_new) @ V.transpose()
-        return F_e, Jp, _hencky_tau(U, eps, mu, lam)
+            sig_e = ti.exp(eps - dgamma / norm * eps_hat)
+            F_e = U @ _diag(sig_e) @ V.transpose()
+        return F_e, Jp, _corotated_tau(F_e, U, sig_e, V, mu, lam)
 
 
 class DruckerPrager:
@@ -117,21 +114,27 @@ class DruckerPrager:
     @staticmethod
     @ti.func
     def update(F, U, sig, V, Jp, prm, C):
+        # Drucker-Prager return mapping on the Hencky strain (Klar et al. 2016);
+        # fixed-corotated elasticity on the projected deformation, which keeps the
+        # derivative exact at coinciding singular values (see VonMisesCorotated)
         d = ti.static(F.n)
         mu, lam, alpha = prm[0], prm[1], prm[2]
         eps = _log_clamped(sig)
         tr = eps.sum()
         eps_hat = eps - tr / d
         norm = ti.sqrt(eps_hat.norm_sqr() + 1e-20)
+        F_e = F
+        sig_e = sig
         if tr >= 0:
             # tension: cohesionless grains separate, the elastic strain is released
-            eps = ti.Vector.zero(float, d)
+            sig_e = ti.Vector.one(float, d)
+            F_e = U @ V.transpose()
         else:
             dgamma = norm + (d * lam + 2 * mu) / (2 * mu) * tr * alpha
             if dgamma > 0:
-                eps = eps - dgamma / norm * eps_hat
-        F_e = U @ _diag(ti.exp(eps)) @ V.transpose()
-        return F_e, Jp, _hencky_tau(U, eps, mu, lam)
+                sig_e = ti.exp(eps - dgamma / norm * eps_hat)
+                F_e = U @ _diag(sig_e) @ V.transpose()
+        return F_e, Jp, _corotated_tau(F_e, U, sig_e, V, mu, lam)
 
 
 class ClampedSnow:
@@ -144,13 +147,18 @@ class ClampedSnow:
         mu0, lam0, xi, theta_c, theta_s = prm[0], prm[1], prm[2], prm[3], prm[4]
         sig_c = ti.Vector.zero(float, d)
         ratio = 1.0
+        clamped = 0
         for i in ti.static(range(d)):
             sig_c[i] = ti.min(ti.max(sig[i], 1 - theta_c), 1 + theta_s)
             ratio *= sig[i] / sig_c[i]
+            if sig_c[i] != sig[i]:
+                clamped = 1
         Jp_new = Jp * ratio
         # hardening capped as in Stomakhin et al.'s reference implementation
         h = ti.min(ti.max(ti.exp(xi * (1 - Jp_new)), 0.1), 5.0)
-        F_e = U @ _diag(sig_c) @ V.transpose()
+        F_e = F  # exact derivative while nothing is clamped (see VonMisesCorotated)
+        if clamped:
+            F_e = U @ _diag(sig_c) @ V.transpose()
         return F_e, Jp_new, _corotated_tau(F_e, U, sig_c, V, mu0 * h, lam0 * h)
 
 
@@ -172,7 +180,7 @@ class WeaklyCompressibleFluid:
 MODELS = {
     Elastic: FixedCorotated,
     NeoHookean: NeoHookeanModel,
-    Plasticine: VonMisesHencky,
+    Plasticine: VonMisesCorotated,
     Sand: DruckerPrager,
     Snow: ClampedSnow,
     Fluid: WeaklyCompressibleFluid,

@@ -19,9 +19,16 @@ The SVD has a hand-written backward (``svd.py``) instead of autodiff.
 import taichi as ti
 
 from ..runtime import ensure_init
-from .contact import coulomb_project, make_tool_sdf, smooth_norm, wall_project
-from .model import MPMModel
-from .svd import svd_backward
+from .contact import coulomb_project, make_tool_sdf, wall_project
+from .model import MPMModel, ToolSpec
+from .svd import svd2x2, svd_backward
+
+
+def tool_parts(tool: ToolSpec) -> list:
+    """``(sdf_func, offset)`` per part of a tool, offsets in the tool frame."""
+    if tool.kind == "compound":
+        return [(make_tool_sdf(k, g, a), tuple(o)) for k, g, a, o in tool.geom]
+    return [(make_tool_sdf(tool.kind, tool.geom, tool.axis), (0.0,) * len(tool.position))]
 
 
 @ti.data_oriented
@@ -74,6 +81,8 @@ class MPMKernels:
         self.sig = ti.Vector.field(d, real, needs_grad=g)
         n_svd = self.n_p if model.needs_svd else 1
         place((n_svd,), self.F_trial, self.U, self.V, self.sig)
+        self.affine = ti.Matrix.field(d, d, real, needs_grad=g)  # p2g's affine matrix (scratch)
+        place((self.n_p,), self.affine)
 
         n_groups = max(len(model.groups), 1)
         from ..materials import N_INTERNAL
@@ -121,7 +130,9 @@ class MPMKernels:
         self.has_colliders = model.colliders is not None
         self.collider_width = model.colliders.contact_width if self.has_colliders else 0.0
         self.tool_width = tuple(t.contact_width for t in model.tools)
-        self.tool_reach = tuple(8 * t.contact_width + 2 * model.dx for t in model.tools)
+        self.skin = model.contact_skin
+        self.tool_reach = tuple(8 * t.contact_width + 2 * model.dx + self.skin
+                                for t in model.tools)
         self.bound, self.walls, self.wall_friction = model.bound, model.walls, model.wall_friction
         self.rot_dim = model.rot_dim
 
@@ -130,7 +141,11 @@ class MPMKernels:
             self.coll_sdf.from_numpy(c.sdf)
             self.coll_normal.from_numpy(c.normal)
             self.coll_friction.from_numpy(c.friction)
-        self._tool_sdfs = [make_tool_sdf(t.kind, t.geom, t.axis) for t in model.tools]
+        # one signed distance per tool part: a compound tool (a cup, a spoon) is
+        # projected part by part, so each node sees well-defined normals in the
+        # corners where parts meet (a single min-distance normal points sideways
+        # there and lets material seep through)
+        self._tool_parts = [tool_parts(t) for t in model.tools]
         self._grid_dirty = True
 
     # ------------------------------------------------------------------ lifecycle
@@ -176,12 +191,18 @@ class MPMKernels:
         for p in range(self.svd_end):
             eye = ti.Matrix.identity(float, self.dim)
             F = (eye + self.dt * self.C[s, p]) @ self.F[s, p]
-            U, S, V = ti.svd(F)
             self.F_trial[p] = F
-            self.U[p] = U
-            self.V[p] = V
-            for i in ti.static(range(self.dim)):
-                self.sig[p][i] = S[i, i]
+            if ti.static(self.dim == 2):
+                U, sig, V = svd2x2(F)
+                self.U[p] = U
+                self.V[p] = V
+                self.sig[p] = sig
+            else:
+                U, S, V = ti.svd(F)
+                self.U[p] = U
+                self.V[p] = V
+                for i in ti.static(range(self.dim)):
+                    self.sig[p][i] = S[i, i]
 
     @ti.func
     def _clear_svd_grad(self):
@@ -192,30 +213,41 @@ class MPMKernels:
             self.sig.grad[p] = ti.Vector.zero(float, self.dim)
 
     @ti.func
-    def _p2g(self, s: ti.template()):
+    def _constitutive(self, s, p, gi: ti.template()):
+        """Plasticity and stress of particle ``p`` (group ``gi``) at substep ``s``.
+
+        Writes ``F[s + 1, p]`` and ``Jp[s + 1, p]``; returns the APIC affine matrix
+        ``-dt vol 4/dx^2 tau + m C`` that p2g scatters.
+        """
+        d = ti.static(self.dim)
+        C = self.C[s, p]
+        eye = ti.Matrix.identity(float, d)
+        F = eye
+        U = eye
+        V = eye
+        sig = ti.Vector.one(float, d)
+        if ti.static(self.g_svd[gi]):
+            F = self.F_trial[p]
+            U = self.U[p]
+            V = self.V[p]
+            sig = self.sig[p]
+        else:
+            F = (eye + self.dt * C) @ self.F[s, p]
+        F_e, Jp, tau = self.g_model[gi].update(F, U, sig, V, self.Jp[s, p], self.material[gi], C)
+        self.F[s + 1, p] = F_e
+        self.Jp[s + 1, p] = Jp
+        return self.g_stress[gi] * tau + self.g_mass[gi] * C
+
+    @ti.func
+    def _p2g(self, s: ti.template(), keep_affine: ti.template()):
         d = ti.static(self.dim)
         for gi in ti.static(range(self.n_groups)):
             ti.loop_config(serialize=self.deterministic)
             for p in range(self.g_start[gi], self.g_end[gi]):
                 base, fx, w = self._stencil(self.x[s, p])
-                C = self.C[s, p]
-                eye = ti.Matrix.identity(float, d)
-                F = eye
-                U = eye
-                V = eye
-                sig = ti.Vector.one(float, d)
-                if ti.static(self.g_svd[gi]):
-                    F = self.F_trial[p]
-                    U = self.U[p]
-                    V = self.V[p]
-                    sig = self.sig[p]
-                else:
-                    F = (eye + self.dt * C) @ self.F[s, p]
-                F_e, Jp, tau = self.g_model[gi].update(F, U, sig, V, self.Jp[s, p],
-                                                       self.material[gi], C)
-                self.F[s + 1, p] = F_e
-                self.Jp[s + 1, p] = Jp
-                affine = self.g_stress[gi] * tau + self.g_mass[gi] * C
+                affine = self._constitutive(s, p, gi)
+                if ti.static(keep_affine):  # for scatter_adjoint in the backward pass
+                    self.affine[p] = affine
                 mv = self.g_mass[gi] * self.v[s, p]
                 for offset in ti.static(ti.grouped(ti.ndrange(*([3] * d)))):
                     dpos = (ti.cast(offset, float) - fx) * self.dx
@@ -236,9 +268,12 @@ class MPMKernels:
             if mass > 0:
                 v = self.grid_v[I] / mass + self.dt * ti.Vector(self.gravity)
                 if ti.static(self.has_colliders):
-                    v = coulomb_project(v, ti.Vector.zero(float, d), self.coll_normal[I],
-                                        self.coll_sdf[I], self.coll_friction[I],
-                                        self.collider_width)
+                    if self.coll_sdf[I] < 0:
+                        v = ti.Vector.zero(float, d)  # inside a static collider
+                    else:
+                        v = coulomb_project(v, ti.Vector.zero(float, d), self.coll_normal[I],
+                                            self.coll_sdf[I], self.coll_friction[I],
+                                            self.collider_width, self.skin)
                 xg = ti.Vector(self.origin) + ti.cast(I, float) * self.dx
                 for k in ti.static(range(self.n_tools)):
                     v = self._tool_contact(v, xg, s, k)
@@ -253,27 +288,23 @@ class MPMKernels:
 
     @ti.func
     def _tool_contact(self, v, xg, s, k: ti.template()):
-        sdf = ti.static(self._tool_sdfs[k])
         d = ti.static(self.dim)
         R = self.tool_rot[s, k]
         r = xg - self.tool_pos[s, k]
         q = R.transpose() @ r
-        phi = sdf(q)
+        v_tool = self.tool_vel[s, k]
+        om = self.tool_omega[s, k]
+        if ti.static(d == 2):
+            v_tool += om[0] * ti.Vector([-r[1], r[0]])
+        else:
+            v_tool += om.cross(r)
         out = v
-        if phi < self.tool_reach[k]:
-            h = 0.25 * self.dx
-            n_local = ti.Vector.zero(float, d)
-            for i in ti.static(range(d)):
-                e = ti.Vector.unit(d, i, float) * h
-                n_local[i] = (sdf(q + e) - sdf(q - e)) / (2 * h)
-            n = R @ (n_local / smooth_norm(n_local))
-            v_tool = self.tool_vel[s, k]
-            om = self.tool_omega[s, k]
-            if ti.static(d == 2):
-                v_tool += om[0] * ti.Vector([-r[1], r[0]])
-            else:
-                v_tool += om.cross(r)
-            out = coulomb_project(v, v_tool, n, phi, self.tool_friction[k], self.tool_width[k])
+        for j in ti.static(range(len(self._tool_parts[k]))):
+            sdfn = ti.static(self._tool_parts[k][j][0])
+            phi, n_local = sdfn(q - ti.Vector(self._tool_parts[k][j][1]))
+            if phi < self.tool_reach[k]:
+                out = coulomb_project(out, v_tool, R @ n_local, phi, self.tool_friction[k],
+                                      self.tool_width[k], self.skin)
         return out
 
     @ti.func
@@ -305,7 +336,7 @@ class MPMKernels:
         """Forward substep ``s -> s + 1``; expects zeroed grid accumulators, leaves them zeroed."""
         if ti.static(self.needs_svd):
             self._trial_F_svd(s)
-        self._p2g(s)
+        self._p2g(s, False)
         self._grid_update(s, True)
         self._g2p(s)
 
@@ -316,14 +347,63 @@ class MPMKernels:
         if ti.static(self.needs_svd):
             self._clear_svd_grad()
             self._trial_F_svd(s)
-        self._p2g(s)
+        self._p2g(s, True)
         self._grid_update(s, False)
 
     @ti.kernel
-    def transfer(self, s: ti.i32):
-        """p2g -> grid_update; only its reverse (``transfer.grad``) is used."""
-        self._p2g(s)
+    def grid(self, s: ti.i32):
+        """grid_update alone; only its reverse (``grid.grad``) is used."""
         self._grid_update(s, False)
+
+    @ti.kernel
+    def stress(self, s: ti.i32):
+        """The per-particle half of p2g (plasticity, stress, affine matrix).
+
+        Only its reverse is used: Taichi differentiates the constitutive models
+        particle by particle, while the scatter half has a hand-written adjoint
+        (``scatter_adjoint``). Differentiating p2g as a whole took minutes to
+        compile in 3D (27 unrolled stencil nodes around every model).
+        """
+        for gi in ti.static(range(self.n_groups)):
+            # the material-parameter gradient is a sum over particles
+            ti.loop_config(serialize=self.deterministic)
+            for p in range(self.g_start[gi], self.g_end[gi]):
+                self.affine[p] = self._constitutive(s, p, gi)
+
+    @ti.kernel
+    def scatter_adjoint(self, s: ti.i32):
+        """Reverse of p2g's scatter: grid gradients to x, v (at s) and the affine matrix."""
+        d = ti.static(self.dim)
+        for gi in ti.static(range(self.n_groups)):
+            for p in range(self.g_start[gi], self.g_end[gi]):
+                base, fx, w = self._stencil(self.x[s, p])
+                dw = [fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5]
+                m = self.g_mass[gi]
+                A = self.affine[p]
+                mv = m * self.v[s, p]
+                g_mv = ti.Vector.zero(float, d)
+                g_A = ti.Matrix.zero(float, d, d)
+                g_fx = ti.Vector.zero(float, d)
+                for offset in ti.static(ti.grouped(ti.ndrange(*([3] * d)))):
+                    dpos = (ti.cast(offset, float) - fx) * self.dx
+                    weight = 1.0
+                    for i in ti.static(range(d)):
+                        weight *= w[offset[i]][i]
+                    Gv = self.grid_v.grad[base + offset]
+                    Gm = self.grid_m.grad[base + offset]
+                    g_mv += weight * Gv
+                    g_A += weight * Gv.outer_product(dpos)
+                    g_fx -= (weight * self.dx) * (A.transpose() @ Gv)
+                    g_weight = Gv.dot(mv + A @ dpos) + Gm * m
+                    for i in ti.static(range(d)):
+                        dweight = dw[offset[i]][i]
+                        for j in ti.static(range(d)):
+                            if ti.static(j != i):
+                                dweight *= w[offset[j]][j]
+                        g_fx[i] += g_weight * dweight
+                self.affine.grad[p] = g_A
+                self.v.grad[s, p] += m * g_mv
+                self.x.grad[s, p] += g_fx * self.inv_dx
 
     @ti.kernel
     def g2p_adjoint(self, s: ti.i32):
@@ -501,7 +581,9 @@ class MPMKernels:
         self._grid_dirty = True
         self.recompute_grid(s)
         self.g2p_adjoint(s)
-        self.transfer.grad(s)
+        self.grid.grad(s)
+        self.scatter_adjoint(s)
+        self.stress.grad(s)
         if self.needs_svd:
             self.svd_grad()
             self.trial_F.grad(s)

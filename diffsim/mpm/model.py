@@ -80,6 +80,7 @@ class MPMModel:
     colliders: ColliderGrid | None
     walls: str
     wall_friction: float
+    contact_skin: float = 0.0
 
     @property
     def n_particles(self) -> int:

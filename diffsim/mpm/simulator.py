@@ -26,6 +26,9 @@ from .engine import STATE_NAMES, MPMEngine
 from .model import ColliderGrid, GroupSpec, MPMModel, ToolSpec
 from .tools import tool_trajectory
 
+#: control steps the first engine holds when memory allows (see ``MPM._engine_for``)
+DEFAULT_SEGMENT = 16
+
 
 def _tool_geometry(shape) -> tuple[str, tuple, int]:
     if isinstance(shape, Sphere):
@@ -57,6 +60,14 @@ class MPM(Simulator):
         ppc: default particles per cell for bodies that do not set their own.
         bound: thickness of the wall layer in grid cells (>= 3).
         seed: seed of the particle jitter.
+        contact_skin: thickness, in grid cells, of a layer around tools and
+            colliders where grid nodes get the full contact projection (default
+            0.5). Without it, material pressed against a tool seeps into walls
+            thinner than about three cells; see ``diffsim/mpm/contact.py``.
+        memory_budget_mb: memory the simulator may allocate up front for a
+            checkpoint segment and its gradients (default 256 MiB). Within it the
+            first use allocates room for 16 control steps with gradient fields, so
+            later gradient rollouts do not recompile the kernels.
 
     Attributes:
         action_dim: tool degrees of freedom (per tool: linear velocity, dim
@@ -69,7 +80,8 @@ class MPM(Simulator):
     """
 
     def __init__(self, scene: Scene, grid_res: int = 64, dt: float = 1e-4, substeps: int = 10,
-                 ppc: float | None = None, bound: int = 3, seed: int = 0):
+                 ppc: float | None = None, bound: int = 3, seed: int = 0,
+                 memory_budget_mb: float = 256.0, contact_skin: float = 0.5):
         if not isinstance(scene, Scene):
             raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
         if not (isinstance(grid_res, int) and grid_res >= 8):
@@ -90,6 +102,7 @@ class MPM(Simulator):
         origin = scene.bounds[:, 0]
         grid_shape = tuple(int(round(e / dx)) + 1 for e in extent)
         self.dt, self.substeps = float(dt), int(substeps)
+        self.memory_budget_mb = float(memory_budget_mb)
 
         default_ppc = ppc if ppc is not None else 2.0 ** d
         rng = np.random.default_rng(seed)
@@ -142,7 +155,7 @@ class MPM(Simulator):
             dim=d, origin=tuple(map(float, origin)), dx=dx, grid_shape=grid_shape, dt=self.dt,
             substeps=self.substeps, bound=bound, gravity=scene.gravity, groups=tuple(groups),
             tools=tuple(tools), colliders=colliders, walls=scene.walls,
-            wall_friction=scene.wall_friction)
+            wall_friction=scene.wall_friction, contact_skin=float(contact_skin) * dx)
         self._x0 = np.concatenate(positions)
         self._v0 = np.concatenate(velocities)
         self.groups = {g.name: slice(g.start, g.end) for g in groups}
@@ -256,6 +269,15 @@ class MPM(Simulator):
             segment = max(segment, e.segment)
             requires_grad = requires_grad or e.requires_grad
             e.close()
+        # A new engine recompiles every kernel (seconds), so size the first one for
+        # likely later use: at least DEFAULT_SEGMENT steps and gradient fields, as far
+        # as they fit in memory_budget_mb.
+        d, itemsize = self.dim, torch.finfo(self.dtype).bits // 8
+        slot_bytes = self.n_particles * (2 * d + 2 * d * d + 1) * itemsize
+        step_bytes = 2 * slot_bytes * self.substeps  # values and gradients
+        affordable = int(self.memory_budget_mb * 2 ** 20 // max(step_bytes, 1))
+        segment = max(segment, min(DEFAULT_SEGMENT, affordable))
+        requires_grad = requires_grad or segment * step_bytes <= self.memory_budget_mb * 2 ** 20
         self._engine = MPMEngine(self.model, segment, requires_grad, self.dtype, self.device)
         return self._engine
 

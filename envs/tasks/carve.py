@@ -9,9 +9,9 @@ import diffsim as ds
 
 from ..losses import density_loss
 from ..task import Task, velocity_map
-from .geometry import jitter_tools
+from .geometry import TABLE, jitter_tools, table
 
-FLOOR = 0.075
+FLOOR = TABLE
 BLOCK = dict(lo=(0.38, FLOOR, 0.42), hi=(0.62, FLOOR + 0.14, 0.58))
 LOSS_BOX = ((0.25, FLOOR - 0.02, 0.3), (0.75, FLOOR + 0.25, 0.7))
 
@@ -61,7 +61,8 @@ class Carve(Task):
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="sticky")
-        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=5e3, nu=0.3, yield_stress=60.0),
+        scene.add_collider(*table(), name="table")
+        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=3e4, nu=0.3, yield_stress=1.5e3),
                             name="block")
         top = BLOCK["hi"][1]
         scene.add_tool(ds.Box(lo=(0.49, top + 0.03, 0.36), hi=(0.51, top + 0.2, 0.64)),

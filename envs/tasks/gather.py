@@ -8,11 +8,11 @@ import torch
 import diffsim as ds
 
 from ..task import Task, velocity_map
-from .geometry import container, interior, jitter_tools
+from .geometry import TABLE, container, interior, jitter_tools
 
-BASIN = dict(lo=(0.1, 0.075, 0.1), hi=(0.9, 0.3, 0.9), wall=0.05)
-WATER_TOP = 0.2
-BALLS = ((0.4, 0.45), (0.5, 0.6), (0.6, 0.45))
+BASIN = dict(lo=(0.2, TABLE, 0.2), hi=(0.8, TABLE + 0.2, 0.8), wall=0.05)
+WATER_TOP = TABLE + 0.12
+BALLS = ((0.42, 0.45), (0.5, 0.58), (0.58, 0.45))
 
 
 class Gather(Task):
@@ -42,14 +42,14 @@ class Gather(Task):
         Truncation after ``horizon`` steps (default 80).
 
     Arguments:
-        ``grid_res`` (40), ``horizon`` (80), ``target`` ((0.7, 0.7), x and z).
+        ``grid_res`` (32), ``horizon`` (80), ``target`` ((0.65, 0.65), x and z).
 
     Version History:
         v0: initial release.
     """
 
     name = "Gather"
-    defaults = {"grid_res": 40, "horizon": 80, "target": (0.7, 0.7)}
+    defaults = {"grid_res": 32, "horizon": 80, "target": (0.65, 0.65)}
     episode_options = ("horizon", "target")
 
     def build_scene(self):
@@ -62,7 +62,8 @@ class Gather(Task):
         for i, (x, z) in enumerate(BALLS):
             scene.add_particles(ds.Sphere(center=(x, WATER_TOP + 0.02, z), radius=0.035), ball,
                                 name=f"ball{i}")
-        scene.add_tool(ds.Box(lo=(0.2, 0.12, 0.35), hi=(0.24, 0.35, 0.65)), name="paddle")
+        scene.add_tool(ds.Box(lo=(0.28, TABLE + 0.06, 0.38), hi=(0.32, TABLE + 0.25, 0.62)),
+                      name="paddle")
         scene.add_collider(container(**BASIN), name="basin")
         return scene
 

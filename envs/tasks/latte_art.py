@@ -9,10 +9,10 @@ import diffsim as ds
 
 from ..losses import soft_inside_box, splat
 from ..task import Task, velocity_map
-from .geometry import container, interior
+from .geometry import TABLE, container, interior
 
-CUP = dict(lo=(0.30, 0.075, 0.30), hi=(0.70, 0.30, 0.70), wall=0.05)
-PITCHER = dict(lo=(0.22, 0.40, 0.42), hi=(0.40, 0.60, 0.58), wall=0.05)
+CUP = dict(lo=(0.30, TABLE, 0.30), hi=(0.70, TABLE + 0.225, 0.70), wall=0.05)
+PITCHER = dict(lo=(0.22, TABLE + 0.325, 0.42), hi=(0.40, TABLE + 0.525, 0.58), wall=0.05)
 GRID = 8  # top-view pattern resolution over the cup's inside
 
 
@@ -44,21 +44,21 @@ class LatteArt(Task):
         Success: loss below 0.8. Truncation after ``horizon`` steps (default 80).
 
     Arguments:
-        ``grid_res`` (40), ``horizon`` (80).
+        ``grid_res`` (32), ``horizon`` (80).
 
     Version History:
         v0: initial release.
     """
 
     name = "LatteArt"
-    defaults = {"grid_res": 40, "horizon": 80}
+    defaults = {"grid_res": 32, "horizon": 80}
     success_threshold = 0.8
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="slip")
         lo, hi = interior(CUP["lo"], CUP["hi"], CUP["wall"])
         g = 0.01
-        scene.add_particles(ds.Box(lo=tuple(lo + g), hi=(hi[0] - g, lo[1] + 0.1, hi[2] - g)),
+        scene.add_particles(ds.Box(lo=tuple(lo + g), hi=(hi[0] - g, lo[1] + 0.06, hi[2] - g)),
                             ds.Fluid(bulk_modulus=1e4, viscosity=0.5, density=1e3),
                             name="coffee")
         plo, phi = interior(PITCHER["lo"], PITCHER["hi"], PITCHER["wall"])

@@ -9,9 +9,9 @@ import diffsim as ds
 
 from ..losses import density_loss
 from ..task import Task, velocity_map
-from .geometry import jitter_tools
+from .geometry import TABLE, jitter_tools, table
 
-FLOOR = 0.075
+FLOOR = TABLE
 BLOCK = dict(lo=(0.42, FLOOR, 0.42), hi=(0.58, FLOOR + 0.16, 0.58))
 LOSS_BOX = ((0.3, FLOOR - 0.02, 0.3), (0.7, FLOOR + 0.3, 0.7))
 
@@ -66,7 +66,8 @@ class Pinch(Task):
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="sticky")
-        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=5e3, nu=0.3, yield_stress=100.0),
+        scene.add_collider(*table(), name="table")
+        scene.add_particles(ds.Box(**BLOCK), ds.Plasticine(E=3e4, nu=0.3, yield_stress=2e3),
                             name="dough")
         for i, x in enumerate((0.33, 0.67)):
             scene.add_tool(ds.Sphere(center=(x, FLOOR + 0.08, 0.5), radius=0.04),

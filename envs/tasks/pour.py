@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 import diffsim as ds
 
 from ..losses import soft_inside_box
 from ..task import Task, velocity_map
-from .geometry import box_outside_distance, container, interior
+from .geometry import TABLE, box_outside_distance, container, interior
 
 # walls two grid cells thick (at the default grid): thinner walls leak under grid contact
-CUP = dict(lo=(0.15, 0.42, 0.38), hi=(0.39, 0.66, 0.62), wall=0.05)
-BOWL = dict(lo=(0.50, 0.075, 0.28), hi=(0.92, 0.25, 0.72), wall=0.05)
+CUP = dict(lo=(0.13, 0.475, 0.36), hi=(0.41, 0.735, 0.64), wall=0.075)
+BOWL = dict(lo=(0.50, TABLE, 0.28), hi=(0.92, TABLE + 0.175, 0.72), wall=0.05)
 
 
 class Pour(Task):

@@ -7,9 +7,9 @@ import torch
 import diffsim as ds
 
 from ..task import Task, velocity_map
-from .geometry import jitter_tools
+from .geometry import TABLE, jitter_tools, table
 
-FLOOR = 0.075
+FLOOR = TABLE
 DOUGH = dict(lo=(0.38, FLOOR, 0.38), hi=(0.62, FLOOR + 0.1, 0.62))
 
 
@@ -51,8 +51,9 @@ class RollingPin(Task):
     success_threshold = 0.003
 
     def build_scene(self):
-        scene = ds.Scene(dim=3, walls="friction", wall_friction=0.8)
-        scene.add_particles(ds.Box(**DOUGH), ds.Plasticine(E=5e3, nu=0.3, yield_stress=80.0),
+        scene = ds.Scene(dim=3, walls="slip")
+        scene.add_collider(*table(0.8), name="table")
+        scene.add_particles(ds.Box(**DOUGH), ds.Plasticine(E=3e4, nu=0.3, yield_stress=1.5e3),
                             name="dough")
         scene.add_tool(ds.Capsule(center=(0.5, FLOOR + 0.15, 0.5), radius=0.03, length=0.3,
                                   axis=2), name="pin", friction=0.5)

@@ -7,14 +7,14 @@ import torch
 import diffsim as ds
 
 from ..task import Task, velocity_map
-from .geometry import container, interior
+from .geometry import TABLE, container, interior
 
-BASIN = dict(lo=(0.2, 0.075, 0.2), hi=(0.8, 0.35, 0.8), wall=0.05)
-WATER_TOP = 0.22
+BASIN = dict(lo=(0.25, TABLE, 0.25), hi=(0.75, TABLE + 0.25, 0.75), wall=0.05)
+WATER_TOP = TABLE + 0.14
 LIFT = 0.12  # how far above the water surface the objects must be raised
 
 
-def spoon(center_x=0.5, y=0.14, center_z=0.5):
+def spoon(center_x=0.5, y=TABLE + 0.06, center_z=0.5):
     """A shallow tray with a rim and a vertical handle (a compound of boxes)."""
     w, t, rim = 0.09, 0.025, 0.05
     x0, x1, z0, z1 = center_x - w, center_x + w, center_z - w, center_z + w
@@ -24,7 +24,7 @@ def spoon(center_x=0.5, y=0.14, center_z=0.5):
         ds.Box(lo=(x1 - t, y, z0), hi=(x1, y + rim, z1)),
         ds.Box(lo=(x0, y, z0), hi=(x1, y + rim, z0 + t)),
         ds.Box(lo=(x0, y, z1 - t), hi=(x1, y + rim, z1)),
-        ds.Box(lo=(x1 - t, y, center_z - t / 2), hi=(x1, 0.6, center_z + t / 2)),  # handle
+        ds.Box(lo=(x1 - t, y, center_z - t / 2), hi=(x1, y + 0.45, center_z + t / 2)),  # handle
     ]
     return ds.Compound(parts, center_point=(center_x, y, center_z))
 
@@ -55,14 +55,14 @@ class Scoop(Task):
         Success: loss below 1 cm. Truncation after ``horizon`` steps (default 80).
 
     Arguments:
-        ``grid_res`` (40), ``horizon`` (80).
+        ``grid_res`` (32), ``horizon`` (80).
 
     Version History:
         v0: initial release.
     """
 
     name = "Scoop"
-    defaults = {"grid_res": 40, "horizon": 80}
+    defaults = {"grid_res": 32, "horizon": 80}
     success_threshold = 0.01
 
     def build_scene(self):

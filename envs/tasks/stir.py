@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-
 import diffsim as ds
 
 from ..losses import mixing_index
 from ..task import Task, velocity_map
-from .geometry import container, interior, jitter_tools
+from .geometry import TABLE, container, interior, jitter_tools
 
-BASIN = dict(lo=(0.25, 0.075, 0.25), hi=(0.75, 0.35, 0.75), wall=0.05)
-TOP = 0.22
+BASIN = dict(lo=(0.25, TABLE, 0.25), hi=(0.75, TABLE + 0.275, 0.75), wall=0.05)
+TOP = TABLE + 0.145
 
 
 class Stir(Task):
@@ -40,14 +38,14 @@ class Stir(Task):
         Success: mixing index below 0.3. Truncation after ``horizon`` steps (100).
 
     Arguments:
-        ``grid_res`` (40), ``horizon`` (100).
+        ``grid_res`` (32), ``horizon`` (100).
 
     Version History:
         v0: initial release.
     """
 
     name = "Stir"
-    defaults = {"grid_res": 40, "horizon": 100}
+    defaults = {"grid_res": 32, "horizon": 100}
     success_threshold = 0.3
 
     def build_scene(self):
@@ -59,7 +57,7 @@ class Stir(Task):
         scene.add_particles(ds.Box(lo=tuple(lo + g), hi=(mid, TOP, hi[2] - g)), fluid, name="a")
         scene.add_particles(ds.Box(lo=(mid, lo[1] + g, lo[2] + g), hi=(hi[0] - g, TOP, hi[2] - g)),
                             fluid, name="b")
-        scene.add_tool(ds.Capsule(center=(0.5, 0.3, 0.4), radius=0.03, length=0.25, axis=1),
+        scene.add_tool(ds.Capsule(center=(0.5, TABLE + 0.225, 0.4), radius=0.03, length=0.25, axis=1),
                        name="rod")
         scene.add_collider(container(**BASIN), name="basin")
         return scene

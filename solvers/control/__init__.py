@@ -1,0 +1,38 @@
+"""Trajectory optimization: ``ControlProblem`` solved by gradients, sampling, or both.
+
+    prob = ControlProblem(loss_fn, u0=U0, bounds=(-1.0, 1.0))      # loss_fn(U) -> scalar
+    res = solve(prob, Adam(lr=1e-2), maxiters=100)                 # also CEM, MPPI, Hybrid
+    res.u, res.loss, res.history.best, res.nevals, res.nbackward, res.retcode
+    out = receding_horizon(env, MPC(CEM(), horizon=10, maxiters=5), steps=30)
+
+Algorithms are frozen dataclasses registered with diffsim's one ``solve``; the loop
+in ``solve.py`` owns budgets, history, callbacks and progress bars.
+"""
+
+from . import hybrid as _hybrid  # noqa: F401  (registers the Hybrid method)
+from . import solve as _solve  # noqa: F401  (registers the optimizer method)
+from .adam import Adam
+from .base import (
+    AbstractControlAlgorithm,
+    AbstractGradientMethod,
+    AbstractOptimizer,
+    AbstractSampler,
+    Context,
+    StepInfo,
+)
+from .cem import CEM
+from .evaluator import Evaluator
+from .hybrid import Hybrid
+from .mpc import MPC, MPCResult, receding_horizon
+from .mppi import MPPI
+from .problem import ControlProblem
+from .result import ControlHistory, ControlResult
+from .retcode import ControlError, ControlReturnCode
+from .solve import Iteration
+
+__all__ = [
+    "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
+    "Iteration", "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod",
+    "AbstractSampler", "Context", "StepInfo", "Evaluator",
+    "Adam", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+]

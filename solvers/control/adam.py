@@ -1,0 +1,107 @@
+"""Projected Adam: ``torch.optim.Adam`` steps, then a projection onto the bounds."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+
+from .base import AbstractGradientMethod, Context, StepInfo
+from .checks import number
+from .evaluator import Evaluator
+from .problem import ControlProblem
+
+SCHEDULES = ("constant", "cosine", "exponential")
+
+
+@dataclasses.dataclass
+class AdamState:
+    x: torch.Tensor
+    opt: torch.optim.Adam
+    sched: torch.optim.lr_scheduler.LRScheduler
+
+
+@dataclasses.dataclass(frozen=True)
+class Adam(AbstractGradientMethod):
+    """Adam (Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015) on the
+    controls, projected onto the bounds after every step (projected gradient descent).
+
+    Each iteration evaluates the loss and its gradient at the current iterate (1
+    evaluation + 1 backward pass), clips the gradient, takes an Adam step and clips the
+    controls into ``[lo, hi]``. A NaN/Inf loss or gradient ends the run with
+    ``ControlReturnCode.NON_FINITE`` and the best finite iterate in ``res.u``; non-finite
+    values never reach the optimizer state.
+
+    Args:
+        lr: step size (in control units; Adam's steps are about ``lr`` per entry).
+        betas: Adam's moment decay rates, each in [0, 1).
+        eps: Adam's denominator guard (> 0).
+        grad_clip: clip the gradient's 2-norm to this value (None: no clipping).
+        schedule: learning-rate schedule: ``"constant"``, ``"cosine"`` (from ``lr`` to
+            ``lr_min`` over the run's ``maxiters``, else ``maxevals``), ``"exponential"``
+            (``lr * gamma**k``), or a callable ``k -> factor`` multiplying ``lr`` at
+            iteration ``k`` (0-based; torch's ``LambdaLR``).
+        lr_min: the final learning rate of ``"cosine"``.
+        gamma: the decay factor of ``"exponential"``, in (0, 1].
+
+    Raises:
+        ValueError, TypeError: options out of range (named in the message).
+    """
+
+    lr: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    grad_clip: float | None = None
+    schedule: str | Callable[[int], float] = "constant"
+    lr_min: float = 0.0
+    gamma: float = 0.99
+
+    def __post_init__(self):
+        number("lr", self.lr, lo=0.0, lo_open=True)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {self.betas!r}")
+        for i, b in enumerate(self.betas):
+            number(f"betas[{i}]", b, lo=0.0, hi=1.0, hi_open=True)
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        number("eps", self.eps, lo=0.0, lo_open=True)
+        if self.grad_clip is not None:
+            number("grad_clip", self.grad_clip, lo=0.0, lo_open=True)
+        if not callable(self.schedule) and self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))} or a "
+                             f"callable k -> factor, got {self.schedule!r}")
+        number("lr_min", self.lr_min, lo=0.0, hi=float(self.lr))
+        number("gamma", self.gamma, lo=0.0, hi=1.0, lo_open=True)
+
+    def _factor(self, ctx: Context) -> Callable[[int], float]:
+        if callable(self.schedule):
+            return self.schedule
+        if self.schedule == "exponential":
+            return lambda k: self.gamma**k
+        if self.schedule == "cosine":
+            n = min(x for x in (ctx.maxiters, ctx.maxevals) if x is not None)
+            floor = self.lr_min / self.lr
+            return lambda k: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(k, n) / max(n - 1, 1)))
+        return lambda k: 1.0
+
+    def init(self, prob: ControlProblem, u: torch.Tensor, ctx: Context) -> AdamState:
+        x = u.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=self.lr, betas=self.betas, eps=self.eps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self._factor(ctx))
+        return AdamState(x, opt, sched)
+
+    def step(self, prob: ControlProblem, state: AdamState, ev: Evaluator) -> tuple[AdamState, StepInfo]:
+        x = state.x
+        value, grad = ev.value_and_grad(x)
+        info = StepInfo(losses=torch.tensor([value], dtype=x.dtype))
+        if grad is None:
+            info.failed = True
+            return state, info
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([x], self.grad_clip)
+        state.opt.step()
+        with torch.no_grad():
+            x.copy_(prob.project(x))
+        state.sched.step()
+        return state, info

@@ -1,0 +1,205 @@
+"""``solve(ControlProblem, optimizer, ...)``: the loop every iterative method shares.
+
+The loop owns the budget (``maxiters`` / ``maxevals``), the history, the callback, the
+progress bar and the return code; a method only implements ``init`` and ``step``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from diffsim.dispatch import register, register_default
+
+from .._checks import no_unknown_kwargs
+from .adam import Adam
+from .base import AbstractOptimizer, Context
+from .checks import number, positive_int
+from .evaluator import Evaluator
+from .problem import ControlProblem
+from .result import ControlHistory, ControlResult
+from .retcode import ControlError, ControlReturnCode
+
+ALLOWED = ("maxiters", "maxevals", "target", "progress", "callback", "seed", "catch", "throw")
+
+
+@dataclasses.dataclass(frozen=True)
+class Iteration:
+    """What ``callback`` receives after each iteration (return a true value to stop).
+
+    Attributes:
+        iteration: iterations run so far (1-based; counts every stage of a ``Hybrid``).
+        stage: the algorithm that ran it (``"CEM"``, ``"Adam"``, ...).
+        u: the best controls so far (do not modify in place).
+        loss: the best loss so far.
+        mean: the mean finite loss of this iteration.
+        nevals, nbackward: evaluations and backward passes so far.
+    """
+
+    iteration: int
+    stage: str
+    u: torch.Tensor
+    loss: float
+    mean: float
+    nevals: int
+    nbackward: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The validated keyword arguments of a solve."""
+
+    maxiters: int | None
+    maxevals: int | None
+    target: float | None
+    progress: bool
+    callback: Callable[[Iteration], Any] | None
+    seed: int
+    catch: tuple[type[BaseException], ...]
+    throw: bool
+
+
+def check_options(prob: ControlProblem, maxiters, maxevals, target, progress, callback, seed,
+                  catch, throw, unknown: dict, where: str) -> Options:
+    no_unknown_kwargs(where, unknown, ALLOWED)
+    if maxiters is None and maxevals is None:
+        raise ValueError(f"{where} needs a budget: give maxiters= (iterations) and/or maxevals= "
+                         "(loss evaluations, i.e. simulated rollouts)")
+    if maxiters is not None:
+        positive_int("maxiters", maxiters)
+    if maxevals is not None:
+        positive_int("maxevals", maxevals)
+    if target is not None:
+        target = number("target", target)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+    if not isinstance(throw, bool):
+        raise TypeError(f"throw must be True or False, got {throw!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be None or callable as callback(it: Iteration) -> bool, got "
+                        f"{type(callback).__name__}")
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, ()))  # follows torch.manual_seed
+    elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TypeError(f"seed must be None or an int >= 0, got {seed!r}")
+    if isinstance(catch, type):
+        catch = (catch,)
+    if not isinstance(catch, (tuple, list)) or not all(
+            isinstance(c, type) and issubclass(c, Exception) for c in catch):
+        raise TypeError(f"catch must be an exception class or a tuple of them, got {catch!r}")
+    return Options(maxiters, maxevals, target, progress, callback, seed, tuple(catch), throw)
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def run(prob: ControlProblem, alg: AbstractOptimizer, u: torch.Tensor, opts: Options,
+        generator: torch.Generator, *, maxiters: int | None, maxevals: int | None,
+        offset: tuple[int, int, int] = (0, 0, 0), best_before: float = math.inf) -> ControlResult:
+    """Run ``alg`` from ``u`` under the given budget.
+
+    ``offset`` (iterations, evaluations, backward passes) and ``best_before`` are those of
+    earlier stages, for the callback and the progress bar only; the result counts this
+    run alone.
+    """
+    ev = Evaluator(prob, maxevals, opts.catch)
+    name = type(alg).__name__
+    hist = ControlHistory()
+    retcode, message, it = ControlReturnCode.SUCCESS, "", 0
+    bar = None
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        total, unit = (maxiters, "it") if maxiters is not None else (maxevals, "eval")
+        bar = tqdm(total=total, unit=unit, desc=name, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        state = alg.init(prob, u, Context(generator, maxiters, maxevals))
+        while (maxiters is None or it < maxiters) and ev.remaining >= 1:
+            before = ev.nevals
+            state, info = alg.step(prob, state, ev)
+            it += 1
+            best = min(ev.best_loss, best_before)
+            hist.record(info.losses, best, ev.nevals, name)
+            if bar is not None:
+                bar.update(1 if maxiters is not None else ev.nevals - before)
+                bar.set_postfix(best=f"{best:.4g}", mean=f"{hist.mean[-1]:.4g}", nevals=ev.nevals + offset[1])
+            if info.failed:
+                retcode = ControlReturnCode.NON_FINITE
+                message = f"{ev.failure or 'non-finite loss'} in iteration {it + offset[0]} ({name})"
+                break
+            if opts.callback is not None and opts.callback(Iteration(
+                    it + offset[0], name, ev.best_u, best, hist.mean[-1], ev.nevals + offset[1],
+                    ev.nbackward + offset[2])):
+                retcode = ControlReturnCode.TERMINATED
+                break
+            if opts.target is not None and best <= opts.target:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return ControlResult(u=ev.best_u, loss=ev.best_loss, history=hist, nevals=ev.nevals,
+                         nbackward=ev.nbackward, niters=it, nnonfinite=ev.nnonfinite,
+                         time=time.perf_counter() - t0, retcode=retcode, message=message,
+                         prob=prob, alg=alg)
+
+
+def finish(res: ControlResult, opts: Options) -> ControlResult:
+    if opts.throw and not res.successful:
+        raise ControlError(res.retcode, res.niters, res.message, res)
+    return res
+
+
+@register_default(ControlProblem)
+def _default_control_algorithm(prob: ControlProblem) -> AbstractOptimizer:
+    return Adam()
+
+
+@register(ControlProblem, AbstractOptimizer)
+def solve_control(prob: ControlProblem, alg: AbstractOptimizer, *, maxiters: int | None = None,
+                  maxevals: int | None = None, target: float | None = None, progress: bool = False,
+                  callback: Callable[[Iteration], Any] | None = None, seed: int | None = None,
+                  catch: Any = (), throw: bool = False, **unknown: Any) -> ControlResult:
+    """Minimise a :class:`ControlProblem` with an iterative method (``Adam``, ``CEM``, ``MPPI``).
+
+    Args:
+        prob: the problem.
+        alg: the method (``Adam()`` when ``solve(prob)`` gets none).
+        maxiters: iteration budget (an iteration is one gradient step, or one population).
+        maxevals: evaluation budget (rollouts); the run never exceeds it (a sampler's last
+            population shrinks to fit). At least one of the two budgets is required.
+        target: stop as soon as the best loss is <= target.
+        progress: show a tqdm progress bar (stderr) with the best and mean loss. Off by
+            default: library calls never print unless asked.
+        callback: ``callback(it: Iteration)`` after every iteration; a true return value
+            stops the run (``TERMINATED``).
+        seed: seed of the samplers' random numbers (a ``torch.Generator`` on ``u0``'s
+            device); None draws one from torch's global generator (so
+            ``torch.manual_seed`` also makes runs reproducible).
+        catch: exception class(es) that ``loss_fn`` may raise for a bad candidate, counted
+            as a non-finite loss instead of propagating (e.g. ``ds.SimulationError``).
+        throw: raise :class:`ControlError` instead of returning a failed result.
+
+    Returns:
+        :class:`ControlResult`.
+
+    Raises:
+        TypeError: unknown keyword arguments or wrongly typed options; ``loss_fn``
+            returning a non-scalar.
+        ValueError: no budget, out-of-range options, a loss without a graph to ``U`` for
+            a gradient method, ``batch_loss_fn`` returning the wrong shape.
+        ControlError: only with ``throw=True``.
+    """
+    opts = check_options(prob, maxiters, maxevals, target, progress, callback, seed, catch, throw,
+                         unknown, f"solve(ControlProblem, {type(alg).__name__})")
+    res = run(prob, alg, prob.u0, opts, make_generator(opts.seed, prob.u0.device),
+              maxiters=opts.maxiters, maxevals=opts.maxevals)
+    return finish(res, opts)

@@ -1,0 +1,176 @@
+"""Gymnasium environments: checkers, determinism, pickling, planners' API, bad input."""
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from helpers import assert_close_rel, central_difference
+
+import diffsim.envs as de
+
+TINY = {"grid_res": 20, "horizon": 4}
+ALL_IDS = sorted(i for i in gym.registry if i.startswith("diffsim/"))
+
+
+def test_every_task_is_registered():
+    assert len(ALL_IDS) >= 8
+    assert ALL_IDS == sorted(de.env_ids())
+    for name in ("Pour", "LatteArt", "Scoop", "Gather", "Stir", "Pinch", "RollingPin", "Carve"):
+        assert f"diffsim/{name}-v0" in ALL_IDS
+        doc = de.registry.task_class(name).__doc__
+        for section in ("Description", "Action Space", "Observation Space", "Rewards",
+                        "Starting State", "Episode End", "Arguments", "Version History"):
+            assert section in doc, f"{name} docstring lacks {section}"
+
+
+@pytest.mark.parametrize("env_id", ["diffsim/Pour-v0", "diffsim/Pinch-v0"])
+def test_gymnasium_env_checker(env_id):
+    env = gym.make(env_id, **TINY)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_env_checkers_on_every_task(env_id):
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    env = gym.make(env_id, **TINY)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check(env.unwrapped, warn=True)
+    env.close()
+
+
+def _episode(env, seed, steps=4):
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(7)
+    out = [obs]
+    for _ in range(steps):
+        obs, r, term, trunc, info = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        out.append(obs)
+        out.append(np.array([r]))
+    return np.concatenate(out)
+
+
+def test_same_seed_same_episode_and_horizon_truncates():
+    env = gym.make("diffsim/Pinch-v0", **TINY)
+    a = _episode(env, seed=3)
+    b = _episode(env, seed=3)
+    assert np.array_equal(a, b)
+    env.reset(seed=0)
+    for _ in range(TINY["horizon"]):
+        *_, trunc, info = env.step(np.zeros(env.action_space.shape))
+    assert trunc, "the task horizon ends the episode"
+    env.close()
+
+
+def test_pickling_restores_a_working_env():
+    env = gym.make("diffsim/Pour-v0", **TINY)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    clone = pickle.loads(pickle.dumps(env))
+    a = env.step(np.zeros(3))[0]
+    b = clone.step(np.zeros(3))[0]
+    assert np.array_equal(a, b)
+    clone.close()
+    env.close()
+
+
+@pytest.mark.slow
+def test_rollout_loss_gradient_matches_finite_differences():
+    env = gym.make("diffsim/RollingPin-v0", grid_res=20, horizon=3)
+    u = env.unwrapped
+    env.reset(seed=0)
+    torch.set_default_dtype(torch.float64)
+    try:
+        A0 = torch.zeros(u.horizon, u.act_dim, dtype=u.sim.dtype)
+        A0[:, 1] = -0.8  # press the pin into the dough
+        A = A0.clone().requires_grad_()
+        loss = u.rollout_loss(A)
+        loss.backward()
+        assert A.grad.abs().sum() > 0
+        atol = 1e-5 * float(A.grad.abs().max())
+        for idx in [(0, 1), (1, 0), (2, 2)]:
+            fd = central_difference(lambda a: u.rollout_loss(a), A0, idx, 1e-6)
+            assert_close_rel(A.grad[idx].item(), fd, 1e-5, atol, f"drollout/dA{idx}")
+        # rewards sum to the decrease of the same loss
+        obs, info = env.reset(seed=0)
+        start = info["loss"]
+        total = sum(env.step(a.numpy())[1] for a in A0)
+        assert_close_rel(start - total, float(u.rollout_loss(A0)), 1e-9, 1e-12, "return")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    env.close()
+
+
+def test_state_round_trip_and_shared_simulators():
+    e1 = gym.make("diffsim/Pour-v0", **TINY)
+    e2 = gym.make("diffsim/Pour-v0", **TINY)
+    assert e1.unwrapped.sim is e2.unwrapped.sim, "envs of one task share a simulator"
+    e1.reset(seed=0)
+    e1.step(np.array([1.0, 0.0, -1.0]))
+    saved = e1.unwrapped.get_state()
+    after = e1.step(np.zeros(3))[0]
+    e1.unwrapped.set_state(saved)
+    assert np.array_equal(e1.step(np.zeros(3))[0], after)
+    e1.close()
+    assert not e2.unwrapped.sim.closed
+    e2.reset(seed=0)
+    e2.step(np.zeros(3))
+    e2.close()
+    assert e2.unwrapped.sim.closed
+
+
+def test_render_returns_an_image():
+    env = gym.make("diffsim/Pour-v0", render_mode="rgb_array", **TINY)
+    env.reset(seed=0)
+    img = env.render()
+    assert img.dtype == np.uint8 and img.shape == (256, 256, 3)
+    assert img.std() > 5  # something is drawn
+    env.close()
+
+
+def test_bad_input_is_rejected_clearly():
+    with pytest.raises(ValueError, match="unknown option"):
+        gym.make("diffsim/Pour-v0", stiffness=3)
+    with pytest.raises(ValueError, match="unknown task 'Knit'"):
+        de.make_task("Knit")
+    env = gym.make("diffsim/Pour-v0", **TINY)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action has shape \(2,\); expected \(3,\)"):
+        env.step(np.zeros(2))
+    with pytest.raises(ValueError, match="non-finite"):
+        env.step(np.array([np.nan, 0.0, 0.0]))
+    with pytest.raises(ValueError, match=r"actions has shape \(4, 2\)"):
+        env.unwrapped.rollout_loss(torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="render_mode='human'"):
+        de.DiffSimEnv("Pour", render_mode="human", **TINY)
+    env.close()
+
+
+@pytest.mark.slow
+def test_async_vector_env_across_processes():
+    envs = gym.vector.AsyncVectorEnv(
+        # the "module:id" form imports diffsim.envs in each worker (Gymnasium 1.x does
+        # not load entry-point plugins by itself)
+        [lambda: gym.make("diffsim.envs:diffsim/Pinch-v0", **TINY) for _ in range(2)],
+        context="spawn")
+    obs, _ = envs.reset(seed=[0, 1])
+    obs, r, term, trunc, _ = envs.step(envs.action_space.sample())
+    assert obs.shape[0] == 2 and np.all(np.isfinite(r))
+    envs.close()
+
+
+@pytest.mark.slow
+def test_short_ppo_run():
+    from stable_baselines3 import PPO
+
+    env = gym.make("diffsim/Pinch-v0", **TINY)
+    model = PPO("MlpPolicy", env, n_steps=16, batch_size=8, n_epochs=1, seed=0, verbose=0)
+    model.learn(total_timesteps=32)
+    action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
+    assert env.action_space.contains(action)
+    env.close()
