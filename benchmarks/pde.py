@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 import torch
-from diffsim.solvers import nn as dnn
 
 from diffsim import solvers as dss
+from diffsim.solvers import nn as dnn
 
 
 def best_of(fn, repeats):

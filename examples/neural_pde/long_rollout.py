@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from diffsim.solvers import nn as dnn
 from diffsim.solvers import pde
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from diffsim.solvers import nn as dnn
 from diffsim.solvers import pde
 

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import torch
-from diffsim.solvers import nn as dnn
-from diffsim.solvers import pde
 
 from diffsim import solvers as dss
+from diffsim.solvers import nn as dnn
+from diffsim.solvers import pde
 
 
 def build(nx: int, L: float, args, regularization, sensealg, learned: bool = True) -> dnn.NeuralPDE:

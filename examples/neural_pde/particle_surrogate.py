@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from diffsim.solvers import nn as dnn
 from diffsim.solvers import pde
 from diffsim.solvers.pde.particles import ParticleData, load_particles

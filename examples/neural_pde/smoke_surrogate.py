@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from diffsim.solvers import nn as dnn
 from diffsim.solvers import pde
 from diffsim.solvers.pde.smoke import SmokeData, load_smoke

@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
-from diffsim.solvers import nn as dnn
 
 from diffsim import solvers as dss
+from diffsim.solvers import nn as dnn
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffsim.solvers import nn as dnn
 
 from diffsim import solvers as dss
+from diffsim.solvers import nn as dnn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,9 +133,8 @@ def test_gns_learns_ballistic_particles():
 
 
 def test_train_command_line_runs_and_writes_metrics(tmp_path):
-    from diffsim.solvers.pde import CEData, CEFamily, generate
-
     from diffsim.cli import main
+    from diffsim.solvers.pde import CEData, CEFamily, generate
 
     fam = CEFamily("tiny", alpha=0.5, beta=(0.0, 0.2), tmax=0.4, nt=13)
     data = generate(CEData(fam, resolutions=(40, 20)), tmp_path / "tr.h5", 4, progress=False)

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from diffsim.solvers.pde import CEData, CEFamily, downsample, generate, load_ce
 
 from diffsim import solvers as dss
+from diffsim.solvers.pde import CEData, CEFamily, downsample, generate, load_ce
 
 TINY = CEFamily("tiny", alpha=0.5, beta=(0.0, 0.2), tmax=0.4, nt=11)
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from diffsim.solvers.pde import generate
 from diffsim.solvers.pde.particles import ParticleData, load_particles
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from diffsim.solvers.pde import CombinedEquation, Forcing, godunov_burgers, rusanov_burgers
 
 from diffsim import solvers as dss
+from diffsim.solvers.pde import CombinedEquation, Forcing, godunov_burgers, rusanov_burgers
 
 L = 2 * math.pi
 
