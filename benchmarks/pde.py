@@ -14,6 +14,11 @@ peers, each pair timed in the same run on the same machine.
 (d) A ``GNS`` (hidden 64, 5 message steps) against ``ds.MPM`` for the same particle scene.
 
 Usage: python benchmarks/pde.py [--repeats 3] [--threads 1] [--batch 128] [--quick] [--sections abcd]
+                                [--device cpu|cuda]
+
+``--device cuda`` puts the torch models, the WENO5 reference (torch) and the Taichi
+solvers (``ds.init(arch="cuda")``) on the GPU, so each pair is still timed on the same
+hardware; timings synchronize the device. ``benchmarks/pde_gpu.sh`` runs it.
 """
 
 from __future__ import annotations
@@ -30,12 +35,25 @@ import torch
 from diffsim import solvers as dss
 from diffsim.solvers import nn as dnn
 
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    """Waits for queued GPU work (torch and Taichi) so that wall times are complete."""
+    if DEVICE.type == "cuda":
+        import taichi as ti
+
+        torch.cuda.synchronize()
+        ti.sync()
+
 
 def best_of(fn, repeats):
     best, out = math.inf, None
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         out = fn()
+        sync()
         best = min(best, time.perf_counter() - t0)
     return best, out
 
@@ -62,26 +80,30 @@ def section_a(args):
                 sec, (u, sol) = best_of(functools.partial(_solve, fam, params, nx, rtol, atol, dt), args.repeats)
                 ref[label] = (sec, sol.stats.nfe)
             u = _solve(fam, params, nx, 1e-6, 1e-8, torch.float32)[0][:, :, None].float()
-            cond = torch.rand(args.batch, len(fam.varying))
-            t = fam.times(torch.float32)
+            cond = torch.rand(args.batch, len(fam.varying), device=DEVICE)
+            t = fam.times(torch.float32).to(DEVICE)
             fastest = min(v[0] for v in ref.values())
             for mname, model in (("MPPDE", dnn.MPPDE(time_window=25, n_cond=cond.shape[1], dt=fam.dt, t_scale=fam.tmax,
                                                      length=fam.L)),
                                  ("FNO", dnn.FNO(dim=1, time_window=25, n_cond=cond.shape[1], dt=fam.dt,
                                                  t_scale=fam.tmax, modes=min(16, nx // 2)))):
-                model.eval()
+                model.to(DEVICE).eval()
                 sec, _ = best_of(functools.partial(dss.pde.rollout, model, u, t, cond, 25, warmup=2), args.repeats)
                 rows.append([name, nx, args.batch, f"{ref['1e-6/f64'][0]:.3f} ({ref['1e-6/f64'][1]})",
                              f"{ref['1e-3/f64'][0]:.3f}", f"{ref['1e-3/f32'][0]:.3f}", mname, f"{sec:.3f}",
                              f"{fastest / sec:.1f}x"])
-    print("(a) WENO5 reference vs surrogate rollouts of 200 states (batch of trajectories, 1 thread)")
+    print(f"(a) WENO5 reference vs surrogate rollouts of 200 states (batch of trajectories, {_where(args)})")
     print(table(rows, ["family", "nx", "batch", "ref s rtol1e-6/f64 (NFE)", "ref s 1e-3/f64", "ref s 1e-3/f32",
                        "model", "model s", "speed-up vs fastest ref"]))
 
 
 def _solve(fam, params, nx, rtol, atol, dtype):
     with torch.no_grad():
-        return fam.solve(params, nx, rtol=rtol, atol=atol, dtype=dtype)
+        return fam.solve(params, nx, rtol=rtol, atol=atol, dtype=dtype, device=DEVICE)
+
+
+def _where(args):
+    return "CUDA" if DEVICE.type == "cuda" else f"CPU, {args.threads} thread(s)"
 
 
 # --------------------------------------------------------------------------------- (b)
@@ -148,15 +170,16 @@ def section_c(args):
     sim.rollout(sim.reset(s0[0]), 2)
     sec_sim, _ = best_of(lambda: [sim.rollout(sim.reset(s), steps) for s in s0], args.repeats)
     sim.close()
-    u = torch.randn(batch, steps, 3, res, res)
-    t = torch.arange(steps, dtype=torch.float32) * 1.5
+    u = torch.randn(batch, steps, 3, res, res, device=DEVICE)
+    t = torch.arange(steps, dtype=torch.float32, device=DEVICE) * 1.5
+    cond = torch.zeros(batch, 0, device=DEVICE)
     rows = [["Taichi smoke (MGPCG)", f"{sec_sim:.2f}", "1.0x"]]
     for name, model in (("FNO-2D (modes 12, width 32)", dnn.FNO(dim=2, time_window=tw, channels=3, modes=12, width=32,
                                                                  padding=8, dt=1.5, t_scale=84.0)),
                         ("U-Net (hidden 16, 3 levels)", dnn.UNet(dim=2, time_window=tw, channels=3, hidden=16,
                                                                  periodic=False, dt=1.5, t_scale=84.0))):
-        model.eval()
-        sec, _ = best_of(lambda m=model: dss.pde.rollout(m, u, t, torch.zeros(batch, 0), tw, warmup=1), args.repeats)
+        model.to(DEVICE).eval()
+        sec, _ = best_of(lambda m=model: dss.pde.rollout(m, u, t, cond, tw, warmup=1), args.repeats)
         rows.append([name, f"{sec:.2f}", f"{sec_sim / sec:.1f}x"])
     print(f"(c) Smoke {res}x{res}: {batch} trajectories of {steps} steps (models: batched, untrained)")
     print(table(rows, ["method", "s", "speed-up"]))
@@ -171,11 +194,12 @@ def section_d(args):
     spec.rollouts(sim, [0], 0)
     sec_mpm, data = best_of(lambda: spec.rollouts(sim, [1], 0), args.repeats)
     sim.close()
-    pos = torch.as_tensor(data["positions"][0])
+    pos = torch.as_tensor(data["positions"][0]).to(DEVICE)
     _, types = spec.counts()
-    model = dnn.GNS(dim=2, history=5, n_types=3, radius=spec.radius, hidden=64, message_steps=5)
+    types = torch.as_tensor(types).to(DEVICE)
+    model = dnn.GNS(dim=2, history=5, n_types=3, radius=spec.radius, hidden=64, message_steps=5).to(DEVICE)
     model.set_statistics(pos[None])
-    sec_gns, _ = best_of(lambda: model.rollout(pos[:6].permute(1, 0, 2), torch.as_tensor(types), 15), args.repeats)
+    sec_gns, _ = best_of(lambda: model.rollout(pos[:6].permute(1, 0, 2), types, 15), args.repeats)
     per_mpm = sec_mpm / 20
     per_gns = sec_gns / 15
     print(f"(d) {pos.shape[1]} particles, frame = {spec.substeps} MPM substeps of {spec.dt:g} s")
@@ -191,13 +215,20 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sections", default="abcd")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where torch and Taichi run (both sides of every comparison)")
     args = ap.parse_args(argv)
+    global DEVICE
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device (install a CUDA build of torch)")
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     import diffsim as ds
 
-    ds.init(precision="f32")
-    print(f"# {platform.platform()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s)\n")
+    ds.init(arch=args.device, precision="f32")
+    gpu = f", {torch.cuda.get_device_name()}" if DEVICE.type == "cuda" else ""
+    print(f"# {platform.platform()}, {platform.processor() or platform.machine()}{gpu}, torch {torch.__version__}, "
+          f"device {args.device}, {args.threads} CPU thread(s)\n")
     for s in args.sections:
         {"a": section_a, "b": section_b, "c": section_c, "d": section_d}[s](args)
         print()
