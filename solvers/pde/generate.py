@@ -122,7 +122,9 @@ def generate(spec, path, n_samples: int, *, seed: int = 0, chunk: int | None = N
             the same settings.
         n_samples: number of instances (>= 1).
         seed: data-set seed; instance ``i`` uses ``default_rng([seed, i])``.
-        chunk: instances simulated together (one batched solve); default the spec's.
+        chunk: instances simulated together (one batched solve); default the spec's, or
+            when resuming, the chunk the file was created with (an explicit other chunk
+            is refused: batched solves share a step size, so chunking can change data).
         workers: processes (>= 1); > 1 spawns a pool, each worker simulating whole chunks
             while this process writes the file.
         progress: show a tqdm progress bar (on stderr).
@@ -154,8 +156,7 @@ def generate(spec, path, n_samples: int, *, seed: int = 0, chunk: int | None = N
         raise ValueError(f"n_samples={n_samples!r} must be an int >= 1")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r} must be an int >= 1")
-    chunk = spec.default_chunk if chunk is None else chunk
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"chunk={chunk!r} must be an int >= 1")
     path = Path(path)
     settings = spec.settings()
@@ -170,12 +171,15 @@ def generate(spec, path, n_samples: int, *, seed: int = 0, chunk: int | None = N
         except OSError as exc:
             raise ValueError(f"{path} exists but cannot be opened as HDF5 ({exc}); it may be corrupted: "
                              "pass overwrite=True to regenerate it") from exc
+        if chunk is None:  # resume with the file's own chunking
+            chunk = int(f.attrs["chunk"]) if "chunk" in f.attrs else spec.default_chunk
         try:
             _check_existing(f, spec, settings_json, n_samples, seed, chunk, path)
         except Exception:
             f.close()
             raise
     else:
+        chunk = spec.default_chunk if chunk is None else chunk
         f = h5py.File(path, "w")
         f.attrs.update({"format": FORMAT, "kind": spec.kind, "settings": settings_json, "seed": seed,
                         "n_samples": n_samples, "chunk": chunk,

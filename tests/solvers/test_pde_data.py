@@ -146,3 +146,13 @@ def test_parallel_workers_give_the_same_data(tmp_path):
 def test_public_surface():
     assert dss.pde.generate is generate and dss.pde.E1.name == "E1"
     assert "MPPDE" in dss.nn.MODELS and "FNO" in dss.nn.MODELS
+
+
+def test_resumption_keeps_the_files_chunking(tmp_path):
+    path = generate(spec(), tmp_path / "d.h5", 3, chunk=1, progress=False)
+    with h5py.File(path, "a") as f:
+        f["done"][2] = False  # as if killed before the last chunk
+    generate(spec(), path, 3, progress=False)  # default chunk: the file's own, not the spec's
+    assert load_ce(path, 20).n == 3
+    with pytest.raises(ValueError, match="chunk 1 != 2"):
+        generate(spec(), path, 3, chunk=2, progress=False)
