@@ -218,8 +218,8 @@ def markdown(rows, args) -> str:
             f"| {r['family']} | {r['nx']} | {r['baseline_accumulated_fv']:.2f} | {r['baseline_accumulated']:.2f} | {p[0]} | "
             f"{cell(r, 'MPPDE', 'accumulated')} | {p[3]} | {cell(r, 'FNO', 'accumulated')} | {p[2]} | "
             f"{r['reference_seconds']:.2f} | "
-            + (f"{mp['rollout_seconds']:.3f} ({mp['speedup']:.1f}x)" if mp else "-") + " | "
-            + (f"{fn['rollout_seconds']:.3f} ({fn['speedup']:.1f}x)" if fn else "-") + " | "
+            + (f"{mp['rollout_seconds']:.3f} ({mp['speedup']:.2g}x)" if mp else "-") + " | "
+            + (f"{fn['rollout_seconds']:.3f} ({fn['speedup']:.2g}x)" if fn else "-") + " | "
             + (f"{mp['train_steps']} / {mp['train_seconds']:.0f}" if mp else "-") + " | "
             + (f"{fn['train_steps']} / {fn['train_seconds']:.0f}" if fn else "-") + " |")
     return "\n".join(lines) + "\n"
