@@ -7,6 +7,7 @@ import sys
 
 COMMANDS = {
     "demo": ("diffsim.demo", "push a jelly blob to a target by gradient descent (main demo)"),
+    "train": ("diffsim.solvers.nn.cli", "train a neural PDE surrogate (MPPDE, FNO, UNet, GNS) on generated data"),
 }
 
 

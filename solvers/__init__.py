@@ -6,11 +6,14 @@ type registers its method with :func:`diffsim.dispatch.register`.
     prob = ODEProblem(f, u0, tspan=(0.0, 1.0), p=theta)       # f(u, p, t) -> du/dt
     sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-8, saveat=ts, sensealg=InterpolatingAdjoint())
     sol.t, sol.u, sol(0.5), sol.stats, sol.retcode, sol.reg
+
+Submodules: ``pde`` (reference PDE solvers, data generation, evaluation) and ``nn``
+(neural PDE surrogates, neural PDE layers, training).
 """
 
 from diffsim.dispatch import solve
 
-from . import detest
+from . import detest, nn, pde
 from . import solve_ode as _solve_ode  # noqa: F401  (registers ODEProblem methods)
 from .adjoint import (
     AbstractContinuousAdjoint,
@@ -72,7 +75,7 @@ from .sde import (
 from .solution import ODESolution, Stats
 
 __all__ = [
-    "solve", "detest",
+    "solve", "detest", "pde", "nn",
     "ODEProblem", "SDEProblem",
     "ODESolution", "Stats", "ReturnCode", "SolveError",
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
