@@ -4,7 +4,7 @@
 # Where the machine lacks taichi/gymnasium/trimesh, put their cp312 wheels and a diffsim
 # wheel in .whl/ (README, "Benchmarks"); they are installed first.
 # Usage: bash benchmarks/gpu_check.sh [STAGE[:SECONDS] ...]
-#   stages: mpm-tests fem-tests tactile-tests mpm-bench fem-bench tactile-bench pde-bench
+#   stages: mpm-grad (gradient tests only) mpm-tests fem-tests tactile-tests mpm-bench fem-bench tactile-bench pde-bench
 #           render-bench (default: all, each with its own time limit)
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -27,6 +27,7 @@ run_stage() {
   [ "$secs" = "$1" ] && secs=""
   echo "=== $stage"
   case $stage in
+    mpm-grad) gpu_tests "$stage" "${secs:-60}" tests/test_mpm_gradients.py ;;
     mpm-tests) gpu_tests "$stage" "${secs:-90}" tests/test_mpm_gradients.py tests/test_mpm_physics.py ;;
     fem-tests) gpu_tests "$stage" "${secs:-120}" tests/test_fem_gradients.py tests/test_fem_physics.py ;;
     tactile-tests) gpu_tests "$stage" "${secs:-90}" tests/test_tactile.py ;;

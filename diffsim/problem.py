@@ -48,7 +48,7 @@ class SimulationProblem:
         if self.state0 is None:
             self.state0 = self.sim.reset()
         else:
-            self.sim.validate_state(self.state0)
+            self.state0 = self.sim.validate_state(self.state0)
         self.sim.internal_params(self.params)  # validates names and values now
 
     @property

@@ -87,8 +87,13 @@ class Simulator(abc.ABC):
     def device(self) -> torch.device:
         return self.cfg.torch_device
 
-    def validate_state(self, state: State) -> None:
-        """Raise ``TypeError``/``ValueError`` if ``state`` does not fit this simulator."""
+    def validate_state(self, state: State) -> State:
+        """Check ``state`` against this simulator; return it on the simulator's device.
+
+        Raises ``TypeError``/``ValueError`` if it does not fit. Tensors on another
+        device (a CPU state given to a CUDA simulator) or in another float type are
+        moved with ``Tensor.to``, which gradients pass through.
+        """
         if not isinstance(state, State):
             raise TypeError(f"state must be a ds.State, got {type(state).__name__}")
         for name, shape in self.state_spec.items():
@@ -98,6 +103,12 @@ class Simulator(abc.ABC):
                 raise ValueError(f"state.{name} has shape {got}; this simulator needs {shape}")
             if not torch.isfinite(t).all():
                 raise ValueError(f"state.{name} holds non-finite values")
+        return state.map(self._to_sim)
+
+    def _to_sim(self, t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point():
+            return t.to(device=self.device, dtype=self.dtype)
+        return t.to(device=self.device)
 
     def validate_controls(self, controls, name: str = "controls") -> torch.Tensor:
         """Check a (T, action_dim) control tensor; returns it in the simulator's dtype."""

@@ -60,7 +60,7 @@ PARAMS = {"snh.E": 2e3, "cor.nu": 0.25, "lin.E": 2e3, "nh.nu": 0.3, "snh.damping
 
 def _check(sim, segment, quick=False):
     params = {k: v for k, v in PARAMS.items() if k.split(".")[0] in sim.groups or "friction" in k}
-    s0 = sim.reset()
+    s0 = sim.reset().to("cpu")  # checks compute on the CPU; rollouts move states to the sim
     g = torch.Generator().manual_seed(0)
     n, d = sim.n_nodes, sim.dim
     wx = torch.randn(n, d, generator=g, dtype=torch.float64)
@@ -71,7 +71,8 @@ def _check(sim, segment, quick=False):
         prob = ds.SimulationProblem(sim, controls=U, params=params,
                                     state0=s0.replace(x=x0, v=v0))
         sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=segment))
-        return (sol.u[-1].x * wx).sum() + (sol.u[-1].v * wv).sum()
+        end = sol.u[-1].to("cpu")
+        return (end.x * wx).sum() + (end.v * wv).sum()
 
     U0 = _controls(sim)
     p0 = {k: torch.tensor(v, dtype=torch.float64) for k, v in params.items()}
@@ -147,11 +148,11 @@ def test_equilibrium_gradients_match_finite_differences(close_after):
                         fixed=lambda x: x[:, 0] < 1e-9, name="beam")
     sim = ds.FEM(scene, newton_tol=1e-13, cg_tol=1e-13, adjoint_tol=1e-13, max_cg=10000)
     close_after(sim)
-    s0 = sim.reset()
+    s0 = sim.reset().to("cpu")
     w = torch.linspace(-1, 1, sim.n_nodes, dtype=torch.float64)
 
     def loss(E, nu, x0):
-        eq = sim.equilibrium(s0.replace(x=x0), params={"E": E, "nu": nu})
+        eq = sim.equilibrium(s0.replace(x=x0), params={"E": E, "nu": nu}).to("cpu")
         return (eq.x[:, 1] * w).sum() + eq.x[:, 1].min()
 
     E = torch.tensor(5e3, dtype=torch.float64, requires_grad=True)

@@ -23,8 +23,8 @@ def _cantilever_error(dim, h):
                         fixed=lambda x: x[:, 0] < 1e-9)
     sim = ds.FEM(scene, newton_tol=1e-10, cg_tol=1e-10, max_cg=50000)
     try:
-        eq = sim.equilibrium()
-        x0 = sim.rest_positions
+        eq = sim.equilibrium().to("cpu")
+        x0 = sim.rest_positions.cpu()
         tip = x0[:, 0] > L - 1e-9
         deflection = -(eq.x[tip, 1] - x0[tip, 1]).mean().item()
     finally:
@@ -67,9 +67,9 @@ def test_patch_test_reproduces_affine_deformation(material, close_after):
     c, s = np.cos(0.3), np.sin(0.3)
     A = np.array([[c, -s], [s, c]]) @ A
     target = torch.as_tensor(pts @ A.T + np.array([0.1, -0.05]))
-    s0 = sim.reset()
+    s0 = sim.reset().to("cpu")
     start = torch.where(torch.as_tensor(interior)[:, None], s0.x, target)
-    eq = sim.equilibrium(s0.replace(x=start))
+    eq = sim.equilibrium(s0.replace(x=start)).to("cpu")
     assert (eq.x[interior] - target[interior]).abs().max() < 1e-9
 
 
@@ -81,7 +81,7 @@ def test_explicit_integrator_conserves_energy_without_damping(close_after):
                         resolution=0.025)
     sim = ds.FEM(scene, dt=2e-4, substeps=25, integrator="explicit")
     close_after(sim)
-    s0 = sim.reset()
+    s0 = sim.reset().to("cpu")
     r = s0.x - s0.x.mean(0)
     v = 2.0 * torch.stack([-r[:, 1], r[:, 0]], 1) + 1.5 * r * torch.tensor([1.0, -0.5])
     s0 = s0.replace(v=v)

@@ -276,7 +276,7 @@ class DeformableSimulator(Simulator):
         Returns:
             States at ``saveat``; gradients reach ``state``, ``controls`` and ``params``.
         """
-        self.validate_state(state)
+        state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
         saveat = [T] if saveat is None else [int(s) for s in saveat]
@@ -321,7 +321,7 @@ class DeformableSimulator(Simulator):
                 example because nothing holds the body (pin nodes or add a ground).
         """
         state = self.reset() if state is None else state
-        self.validate_state(state)
+        state = self.validate_state(state)
         internal = self.internal_params(params)
         U = torch.zeros(1, self.action_dim, dtype=self.dtype, device=self.device)
         drive, _ = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
@@ -337,7 +337,7 @@ class DeformableSimulator(Simulator):
 
     def energy(self, state: State, params: dict | None = None) -> dict:
         """Energies (J) of a state: ``kinetic``, ``elastic``, ``gravity`` (potential) and ``total``."""
-        self.validate_state(state)
+        state = self.validate_state(state)
         internal = self.internal_params(params)
         eng = self._engine_for(1, False)
         eng.set_params([t.detach() for t in internal])

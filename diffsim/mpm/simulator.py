@@ -298,7 +298,7 @@ class MPM(Simulator):
             The states at ``saveat``; gradients flow to ``state``, ``controls``
             and ``params`` when they require grad.
         """
-        self.validate_state(state)
+        state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
         saveat = [T] if saveat is None else [int(s) for s in saveat]

@@ -181,9 +181,10 @@ class Tactile(FEM):
             driven[sl] = np.where(s.pad.back, k, -1)
             local[sl] = s.pad.points
             area[sl] = s.pad.contact_area
-        self._driven = torch.as_tensor(np.nonzero(driven >= 0)[0])
-        self._driven_tool = torch.as_tensor(driven[driven >= 0])
-        self._driven_local = torch.as_tensor(local[driven >= 0], dtype=self.dtype)
+        self._driven = torch.as_tensor(np.nonzero(driven >= 0)[0], device=self.device)
+        self._driven_tool = torch.as_tensor(driven[driven >= 0], device=self.device)
+        self._driven_local = torch.as_tensor(local[driven >= 0], dtype=self.dtype,
+                                             device=self.device)
         self.spec = TactileSpec(tuple(objects), float(width), driven, local, area)
         self.kernels_cls = functools.partial(TactileKernels, tactile=self.spec)
         self.optics = [SensorOptics(s, k, self.groups[name], self.dtype, self.device)
@@ -247,7 +248,7 @@ class Tactile(FEM):
     def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
                 segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
         """As ``ds.FEM.rollout``; controls are finger, then tool velocities (6 per body)."""
-        self.validate_state(state)
+        state = self.validate_state(state)
         return super().rollout(self.attach(state), controls, params, segment, saveat, check)
 
     def equilibrium(self, state=None, params=None, check=True):
@@ -266,7 +267,7 @@ class Tactile(FEM):
                 readings (one per sensor) if there are several.
             image: render the tactile image (the costliest part).
         """
-        self.validate_state(state)
+        state = self.validate_state(state)
         if sensor is None:
             out = [o.read(state.x, state.f, state.tool_pos, state.tool_rot, image)
                    for o in self.optics]

@@ -152,13 +152,13 @@ class ParticleData(DataSpec):
             x, v = base.x.clone(), base.v.clone()
             for k in range(len(self.materials)):
                 g = sim.groups[f"b{k}"]
-                x[g] += torch.as_tensor(los[k] - template[k], dtype=x.dtype)
-                v[g] = torch.as_tensor(vel[k], dtype=v.dtype)
+                x[g] += torch.as_tensor(los[k] - template[k], dtype=x.dtype, device=x.device)
+                v[g] = torch.as_tensor(vel[k], dtype=v.dtype, device=v.device)
             state = base.replace(x=x, v=v)
             T = self.nt - 1
             with torch.no_grad():
                 states = sim.rollout(state, torch.zeros(T, 0), saveat=range(T + 1), segment=min(T, 32))
-            out["positions"].append(torch.stack([s.x for s in states]).numpy().astype(np.float32))
+            out["positions"].append(torch.stack([s.x for s in states]).cpu().numpy().astype(np.float32))
             out["lo"].append(los)
             out["velocity"].append(vel)
         return {k: np.stack(v) for k, v in out.items()}
