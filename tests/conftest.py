@@ -18,7 +18,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import diffsim as ds  # noqa: E402
 
 ARCH = os.environ.get("DIFFSIM_TEST_ARCH", "cpu")
-ds.init(arch=ARCH, precision="f64", deterministic=ARCH == "cpu")
+# DIFFSIM_TEST_DETERMINISTIC=0 runs the parallel (atomic) scatter loops on the CPU too
+DETERMINISTIC = os.environ.get("DIFFSIM_TEST_DETERMINISTIC", "1" if ARCH == "cpu" else "0") == "1"
+ds.init(arch=ARCH, precision="f64", deterministic=DETERMINISTIC)
 
 
 @pytest.fixture
