@@ -277,7 +277,12 @@ class DeformableSimulator(Simulator):
             States at ``saveat``; gradients reach ``state``, ``controls`` and ``params``.
         """
         state = self.validate_state(state)
-        U = self.validate_controls(controls)
+        return self._simulate(state, self.validate_controls(controls), params, segment, saveat,
+                              check)
+
+    def _simulate(self, state: State, U: torch.Tensor, params, segment, saveat,
+                  check) -> list[State]:
+        """``rollout`` after validation; ``U`` holds the velocities of all the model's tools."""
         T = U.shape[0]
         saveat = [T] if saveat is None else [int(s) for s in saveat]
         bad = [s for s in saveat if not 0 <= s <= T]

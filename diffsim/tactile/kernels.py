@@ -27,7 +27,9 @@ the implicit adjoint, element physics - is ``ds.FEM``'s):
 
 * **Contact force state** ``f`` (N, 3): after each step ``contact_forces`` evaluates the
   force each object exerts on each node at the step's solution (exactly the forces of
-  the solved step); its reverse pass runs first in the backward substep. Readings
+  the solved step); its reverse pass runs first in the backward substep. ``wrench``
+  (objects, 6): ``node_wrench``/``sum_wrench`` add up the opposite forces per object and
+  their torques about the object's centre (what moves free objects, ``rigid.py``). Readings
   (``reading.py``) are torch functions of ``x`` and ``f``.
 """
 
@@ -90,6 +92,11 @@ class TactileKernels(SolidKernels):
         place((n_obj,), self.sh_cprm, grad=False)
         self.fc = ti.Vector.field(3, real, needs_grad=g)     # contact force on nodes (N)
         place((self.capacity, self.N), self.fc)
+        self.n_wr = n_obj
+        self.wr = ti.Vector.field(6, real, needs_grad=g)     # reaction on objects (N, N m)
+        place((self.capacity, n_obj), self.wr)
+        self.wn = ti.Vector.field(6, real, needs_grad=g)     # per-node share of wr
+        place((self.N, n_obj), self.wn)
 
     # ------------------------------------------------------------------ contact
     @ti.func
@@ -112,6 +119,33 @@ class TactileKernels(SolidKernels):
             w = ti.min(rhon / self.cwidth, 1.0)
             grad += iw * (gf + prm[1] * A * w * un * nn)
             E += iw * (Ef + 0.5 * prm[1] * A * w * h * un * un)
+        return grad, E
+
+    @ti.func
+    def _object_terms(self, j: ti.template(), x, xn, A, s, shadow: ti.template()):
+        """Gradient and potential of the contact of a node (area ``A``) with object ``j``."""
+        prm = ti.static(self._f("cprm", shadow))[j]
+        iw = self.iw[0]
+        grad = ti.Vector.zero(float, 3)
+        E = 0.0
+        if ti.static(self.obj_tool[j] >= 0):
+            k = ti.static(self.obj_tool[j])
+            tp = ti.static(self._f("tool_pos", shadow))
+            tr = ti.static(self._f("tool_rot", shadow))
+            tv = ti.static(self._f("tool_vel", shadow))
+            to = ti.static(self._f("tool_omega", shadow))
+            g, e = self._obj_contact(x, xn, A, self.obj_sdf[j], tp[s + 1, k], tr[s + 1, k],
+                                     tp[s, k], tr[s, k], tv[s, k], to[s, k], prm, iw)
+            grad += g
+            E += e
+        else:
+            c = ti.Vector(self.obj_center[j])
+            eye = ti.Matrix.identity(float, 3)
+            zero = ti.Vector.zero(float, 3)
+            g, e = self._obj_contact(x, xn, A, self.obj_sdf[j], c, eye, c, eye, zero, zero,
+                                     prm, iw)
+            grad += g
+            E += e
         return grad, E
 
     @ti.func
@@ -146,6 +180,11 @@ class TactileKernels(SolidKernels):
         return grad, E
 
     @ti.kernel
+    def clear_wrench(self, s: ti.i32):
+        for j in range(self.n_wr):
+            self.wr[s, j] = ti.Vector.zero(float, 6)
+
+    @ti.kernel
     def contact_forces(self, s: ti.i32, ad: ti.template()):
         """``fc[s + 1]``: the force of the objects on every node at the solution of step ``s``."""
         ti.loop_config(serialize=ti.static(self._serial(ad)))
@@ -156,10 +195,43 @@ class TactileKernels(SolidKernels):
                 f = -g
             self.fc[s + 1, i] = f
 
+    @ti.kernel
+    def node_wrench(self, s: ti.i32):
+        """``wn[i, j]``: force and torque (about the object's pose origin) of node ``i`` on
+        object ``j`` at the solution of step ``s``; ``sum_wrench`` adds them up."""
+        for i in range(self.N):
+            A = self.carea[i]
+            for j in ti.static(range(self.n_obj)):
+                w = ti.Vector.zero(float, 6)
+                if A > 0:
+                    x = self.x[s + 1, i]
+                    g, _E = self._object_terms(j, x, self.x[s, i], A, s, False)
+                    if ti.static(self.obj_tool[j] >= 0):
+                        tau = (x - self.tool_pos[s + 1, ti.static(self.obj_tool[j])]).cross(g)
+                        w = ti.Vector([g[0], g[1], g[2], tau[0], tau[1], tau[2]])
+                    else:
+                        tau = (x - ti.Vector(self.obj_center[j])).cross(g)
+                        w = ti.Vector([g[0], g[1], g[2], tau[0], tau[1], tau[2]])
+                self.wn[i, j] = w
+
+    @ti.kernel
+    def sum_wrench(self, s: ti.i32):
+        """``wr[s + 1, j]``: the pads' total force and torque on object ``j``."""
+        for i in range(self.N):
+            for j in ti.static(range(self.n_obj)):
+                self.wr[s + 1, j] += self.wn[i, j]
+
     def after_substep(self, s: int) -> None:
         self.contact_forces(s, False)
+        if self.n_obj:
+            self.clear_wrench(s + 1)
+            self.node_wrench(s)
+            self.sum_wrench(s)
 
     def after_substep_grad(self, s: int) -> None:
+        if self.n_obj:
+            self.sum_wrench.grad(s)
+            self.node_wrench.grad(s)
         self.contact_forces.grad(s, True)
 
     # ------------------------------------------------------------------ driven nodes
@@ -250,20 +322,51 @@ class TactileKernels(SolidKernels):
             self.cprm[j] = v
             self.sh_cprm[j] = v
 
+    @ti.kernel
+    def load_wr(self, s: ti.i32, w: ti.types.ndarray()):
+        for j in range(self.n_wr):
+            self.wr[s, j] = ti.Vector([w[j, a] for a in ti.static(range(6))])
+
+    @ti.kernel
+    def store_wr(self, s: ti.i32, w: ti.types.ndarray()):
+        for j in range(self.n_wr):
+            for a in ti.static(range(6)):
+                w[j, a] = self.wr[s, j][a]
+
+    @ti.kernel
+    def add_wr_grads(self, s: ti.i32, w: ti.types.ndarray()):
+        for j in range(self.n_wr):
+            self.wr.grad[s, j] += ti.Vector([w[j, a] for a in ti.static(range(6))])
+
+    @ti.kernel
+    def store_wr_grads(self, s: ti.i32, w: ti.types.ndarray()):
+        for j in range(self.n_wr):
+            for a in ti.static(range(6)):
+                w[j, a] = self.wr.grad[s, j][a]
+
     @ti.func
     def _zero_extra_state_grads(self, n: ti.template()):
         for s, i in ti.ndrange(n, self.N):
             self.fc.grad[s, i] = ti.Vector.zero(float, 3)
+        for s, j in ti.ndrange(n, self.n_wr):
+            self.wr.grad[s, j] = ti.Vector.zero(float, 6)
 
 
 class TactileEngine(DeformableEngine):
-    """``DeformableEngine`` with the state ``(x, v, f)`` and parameters
-    ``(material, friction, contact)`` (``contact`` (n_obj, 3): ``k_n, k_d, mu``)."""
+    """``DeformableEngine`` with the state ``(x, v, f, wrench)`` and parameters
+    ``(material, friction, contact)`` (``contact`` (n_obj, 3): ``k_n, k_d, mu``;
+    ``wrench`` (n_obj, 6): force and torque of the pads on each object)."""
 
     def state_like(self) -> list:
         out = super().state_like()
         out.append(torch.empty((self.model.n_nodes, 3), dtype=self.dtype, device=self.device))
+        out.append(torch.zeros((self.k.n_obj, 6), dtype=self.dtype, device=self.device))
         return out
+
+    def _wr_io(self, fn, slot: int, w: torch.Tensor) -> None:
+        # the field has max(n_obj, 1) rows; the state has n_obj
+        if self.k.n_obj:
+            fn(slot, w)
 
     def set_params(self, params) -> None:
         material, friction, contact = params
@@ -274,23 +377,29 @@ class TactileEngine(DeformableEngine):
     def load_state(self, slot: int, state) -> None:
         super().load_state(slot, state[:2])
         self.k.load_fc(slot, self._c(state[2]))
+        self._wr_io(self.k.load_wr, slot, self._c(state[3]))
 
     def store_state(self, slot: int) -> list:
         out = self.state_like()
         self.k.store_nodes(slot, out[0], out[1])
         self.k.store_fc(slot, out[2])
+        self._wr_io(self.k.store_wr, slot, out[3])
         return out
 
     def add_state_grads(self, slot: int, grads) -> None:
         super().add_state_grads(slot, grads[:2])
         if grads[2] is not None:
             self.k.add_fc_grads(slot, self._c(grads[2]))
+        if grads[3] is not None:
+            self._wr_io(self.k.add_wr_grads, slot, self._c(grads[3]))
 
     def store_state_grads(self, slot: int) -> list:
         out = super().store_state_grads(slot)[:2]
         f = torch.empty((self.model.n_nodes, 3), dtype=self.dtype, device=self.device)
         self.k.store_fc_grads(slot, f)
-        return out + [f]
+        w = torch.zeros((self.k.n_obj, 6), dtype=self.dtype, device=self.device)
+        self._wr_io(self.k.store_wr_grads, slot, w)
+        return out + [f, w]
 
     def zero_param_grads(self) -> None:
         super().zero_param_grads()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..fem.base import obstacle_geometry
+from ..fem.base import DeformableSimulator, obstacle_geometry
 from ..fem.mesh import VolumeMesh
 from ..fem.simulator import FEM
 from ..mpm.tools import quat_to_matrix
@@ -34,6 +34,7 @@ from ..shapes import Sphere
 from ..state import State
 from .kernels import TactileEngine, TactileKernels
 from .reading import SensorOptics, TactileReading
+from .rigid import FreeBody, advance, mass_properties
 from .sensor import TactileSensor
 
 CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
@@ -77,8 +78,13 @@ class Tactile(FEM):
     Objects are the scene's tools (``ds.Sphere``, ``ds.Box``, ``ds.Capsule``,
     ``ds.Cylinder``; kinematic, driven by per-step velocities like the fingers), its
     colliders (static, the same shapes) and its ground. The action of a control step is,
-    per sensor and then per tool, the linear (m/s) and angular (rad/s, world frame)
-    velocity: ``action_dim = 6 * (sensors + tools)``.
+    per sensor and then per kinematic tool, the linear (m/s) and angular (rad/s, world
+    frame) velocity: ``action_dim = 6 * (sensors + tools - free objects)``.
+
+    **Free objects** (``free_objects``): tools that are free rigid bodies instead of
+    kinematic ones, pushed by the pads' contact forces (the reaction of the implicit pad
+    step), gravity and the ground; semi-implicit, one-step lag, see ``rigid.py``. Their
+    velocities are the state's ``body_vel``; they take no action.
 
     Args:
         scene: a 3D ``ds.Scene`` with the objects. FEM soft bodies, shells and MPM
@@ -90,6 +96,8 @@ class Tactile(FEM):
         contact_damping: default normal damping ``k_d`` (Pa s/m).
         contact_width: penalty onset length (m), default 1e-6 m.
         friction_eps: friction smoothing velocity (m/s).
+        free_objects: ``{tool name: density (kg/m^3)}``: tools that are free rigid bodies
+            (uniform density; mass and inertia from the shape). Needs ``substeps=1``.
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
 
     Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
@@ -97,19 +105,22 @@ class Tactile(FEM):
     ``"<object>.contact_stiffness"``, ``"<object>.contact_damping"``,
     ``"<object>.friction"`` (objects: tool and collider names, ``"ground"``), or the bare
     names for all. State: ``x``, ``v`` (N, 3) nodes of the pads, ``f`` (N, 3) contact
-    forces on them (N), ``tool_pos``/``tool_rot`` fingers then tools.
+    forces on them (N), ``wrench`` (objects, 6) force (N) and torque (N m, about the
+    object's centre; a collider's centre, the ground's point ``(0, height, 0)``) of the
+    pads on each object, ``tool_pos``/``tool_rot`` fingers then tools, ``body_vel``
+    (free objects, 6) linear (m/s) and angular (rad/s) velocities of the free objects.
 
     Raises:
         ValueError/TypeError: a 2D scene, no sensor, unsupported objects, bad numbers.
     """
 
-    STATE_NAMES = ("x", "v", "f")
+    STATE_NAMES = ("x", "v", "f", "wrench")
     engine_cls = TactileEngine
 
     def __init__(self, scene: Scene, sensors, dt: float = 1e-2, substeps: int = 1,
                  contact_stiffness: float = 1e10, contact_damping: float = 0.0,
                  contact_width: float | None = None, friction_eps: float = 1e-3,
-                 newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
+                 free_objects: dict | None = None, newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
                  max_cg: int = 2000, adjoint_tol: float = 1e-10):
         if not isinstance(scene, Scene):
             raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
@@ -189,6 +200,40 @@ class Tactile(FEM):
         self.kernels_cls = functools.partial(TactileKernels, tactile=self.spec)
         self.optics = [SensorOptics(s, k, self.groups[name], self.dtype, self.device)
                        for k, (s, name) in enumerate(zip(sensors, names))]
+        self.free = self._free_bodies(free_objects or {})
+        n_int = self.model.action_dim
+        free_cols = [6 * b.tool + c for b in self.free for c in range(6)]
+        user_cols = [c for c in range(n_int) if c not in set(free_cols)]
+        # internal controls = cat(user controls, body velocities)[:, _perm]
+        order = user_cols + free_cols
+        self._perm = torch.as_tensor([order.index(c) for c in range(n_int)], device=self.device)
+
+    def _free_bodies(self, free_objects) -> tuple:
+        if not isinstance(free_objects, dict):
+            raise ValueError(f"free_objects={free_objects!r} is not allowed: expected a dict "
+                             "{tool name: density (kg/m^3)}")
+        tools = [t.name for t in self.user_scene.tools]
+        out = []
+        for name, density in free_objects.items():
+            if name not in tools:
+                raise ValueError(f"free_objects: {name!r} is not a tool of the scene; tools: "
+                                 f"{tools}")
+            if not (isinstance(density, (int, float)) and math.isfinite(density)
+                    and density > 0):
+                raise ValueError(f"free_objects[{name!r}]={density!r} is not allowed: the "
+                                 "density must be a finite number > 0 (kg/m^3)")
+            j = [o.name for o in self.objects].index(name)
+            o = self.objects[j]
+            m, inertia = mass_properties(o.kind, o.geom, o.axis, float(density))
+            out.append(FreeBody(name, o.tool, j, o.kind, o.geom, o.axis, m, inertia))
+        if out and self.substeps != 1:
+            raise ValueError(f"substeps={self.substeps} is not allowed with free_objects: free "
+                             "bodies are advanced once per step; use substeps=1 and a smaller dt")
+        return tuple(out)
+
+    @property
+    def action_dim(self) -> int:
+        return self.model.action_dim - 6 * len(self.free)
 
     # ------------------------------------------------------------------ parameters
     def param_names(self) -> list[str]:
@@ -231,10 +276,34 @@ class Tactile(FEM):
     def state_spec(self) -> dict[str, tuple]:
         spec = dict(super().state_spec)
         spec["f"] = (self.n_nodes, 3)
+        spec["wrench"] = (len(self.objects), 6)
+        spec["body_vel"] = (len(self.free), 6)
         return spec
 
     def _extra_state(self) -> dict:
-        return {"f": torch.zeros(self.n_nodes, 3, dtype=self.dtype, device=self.device)}
+        kw = {"dtype": self.dtype, "device": self.device}
+        return {"f": torch.zeros(self.n_nodes, 3, **kw),
+                "wrench": torch.zeros(len(self.objects), 6, **kw),
+                "body_vel": torch.zeros(len(self.free), 6, **kw)}
+
+    @property
+    def free_masses(self) -> torch.Tensor:
+        """(free objects,) masses of the free objects (kg)."""
+        return torch.tensor([b.mass for b in self.free], dtype=self.dtype)
+
+    def body_index(self, name: str) -> int:
+        """Index of a free object in ``state.body_vel`` (its tool row is ``tool_index``)."""
+        names = [b.name for b in self.free]
+        if name not in names:
+            raise ValueError(f"{name!r} is not a free object; free objects: {names}")
+        return names.index(name)
+
+    def tool_index(self, name: str) -> int:
+        """Row of a tool (or finger ``"<sensor>_finger"``) in ``state.tool_pos``/``tool_rot``."""
+        names = [t.name for t in self.model.tools]
+        if name not in names:
+            raise ValueError(f"{name!r} is not a tool; tools: {names}")
+        return names.index(name)
 
     def attach(self, state: State) -> State:
         """``state`` with the pads' back faces moved onto their fingers' poses (differentiable
@@ -247,9 +316,36 @@ class Tactile(FEM):
 
     def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
                 segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
-        """As ``ds.FEM.rollout``; controls are finger, then tool velocities (6 per body)."""
+        """As ``ds.FEM.rollout``; controls are finger, then kinematic tool velocities (6 per
+        body). With free objects the rollout goes one step at a time (each step its own
+        checkpoint segment: memory grows with ``T``; ``segment`` is ignored), advancing the
+        bodies between steps in torch (``rigid.advance``)."""
         state = self.validate_state(state)
-        return super().rollout(self.attach(state), controls, params, segment, saveat, check)
+        U = self.validate_controls(controls)
+        T = U.shape[0]
+        if not self.free:
+            return self._simulate(self.attach(state), U, params, segment, saveat, check)
+        saveat = [T] if saveat is None else [int(s) for s in saveat]
+        if not saveat or any(not 0 <= s <= T for s in saveat):
+            raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
+        g = torch.tensor(self.model.gravity, dtype=self.dtype, device=self.device)
+        tools = [b.tool for b in self.free]
+        objs = [b.obj for b in self.free]
+        cur = self.attach(state)
+        states = {0: cur}
+        for t in range(T):
+            full = torch.cat([U[t:t + 1], cur.body_vel.reshape(1, -1)], 1)[:, self._perm]
+            nxt = self._simulate(cur, full, params, 1, [1], check)[0]
+            vel = advance(self.free, self.dt, g, self.user_scene.ground, self.model.contact.friction_eps,
+                          nxt.tool_pos[tools], nxt.tool_rot[tools], cur.body_vel,
+                          nxt.wrench[objs])
+            cur = nxt.replace(body_vel=vel)
+            states[t + 1] = cur
+        return [states[s] for s in saveat]
+
+    def _simulate(self, state, U, params, segment, saveat, check):
+        out = DeformableSimulator._simulate(self, state, U, params, segment, saveat, check)
+        return [State(s.time, s.step, **dict(s.items()), body_vel=state.body_vel) for s in out]
 
     def equilibrium(self, state=None, params=None, check=True):
         raise NotImplementedError("ds.Tactile has no equilibrium(): contact forces are a state "
