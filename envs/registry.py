@@ -25,6 +25,7 @@ TASKS = {
     # tactile sensing (ds.Tactile)
     "SurfaceFollow": "diffsim.envs.tasks.tactile:SurfaceFollow",
     "Grasp": "diffsim.envs.tasks.grasp:Grasp",
+    "Repose": "diffsim.envs.tasks.repose:Repose",
 }
 
 
