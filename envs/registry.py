@@ -24,6 +24,8 @@ TASKS = {
     "Squeeze": "diffsim.envs.tasks.squeeze:Squeeze",
     # tactile sensing (ds.Tactile)
     "SurfaceFollow": "diffsim.envs.tasks.tactile:SurfaceFollow",
+    "Grasp": "diffsim.envs.tasks.grasp:Grasp",
+    "Repose": "diffsim.envs.tasks.repose:Repose",
 }
 
 

@@ -34,6 +34,15 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path):
 
 
 @pytest.mark.slow
+def test_gripper_tasks_example_runs_at_a_tiny_size(tmp_path):
+    out = _run([str(ROOT / "examples" / "tactile" / "gripper_tasks.py"), "--tasks", "Grasp",
+                "--iters", "2", "--horizon", "8", "--out", str(tmp_path / "out")], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "| Grasp | 100 | 8 |" in out.stdout
+    assert (tmp_path / "out" / "results.json").stat().st_size > 0
+
+
+@pytest.mark.slow
 def test_surface_follow_env_checker():
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env

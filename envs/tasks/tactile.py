@@ -14,6 +14,8 @@ import diffsim as ds
 from ..task import Task, velocity_map
 
 GEL = dict(E=3e5, nu=0.45, density=1000.0)
+#: the gripper's gel: softer, so that a 0.2 mm squeeze holds a 51 g cube (about 0.5 N)
+GRIPPER_GEL = dict(E=1e5, nu=0.4, density=1000.0)
 
 
 class TactileTask(Task):
@@ -119,3 +121,93 @@ class SurfaceFollow(TactileTask):
         fn = -sim.read(state, image=False).force[2]
         target = float(self.options["target_angle"])
         return ((angle - target) / target) ** 2 + ((fn - self.force) / self.force) ** 2
+
+
+class GripperTask(TactileTask):
+    """A parallel gripper: two flat tactile sensors facing each other along ``x`` either side
+    of one free rigid object (the tool ``"object"``, from ``object_shape``) that rests on
+    the ground (``y = 0``, gravity along ``-y``). Subclasses give the object and the
+    action map; the loss helpers measure the object and the sensors' normal forces.
+
+    Observation: finger poses then the object's pose (positions (m), quaternions), the
+    object's linear (m/s) and angular (rad/s) velocity, then per sensor the force (N) and
+    torque (N m) on the pad and the displacements (px) of a coarse 3 x 3 marker grid.
+    """
+
+    sim_options = dict(dt=2e-3, substeps=1, newton_tol=1e-9, cg_tol=1e-9, max_newton=40,
+                       friction_eps=1e-3)
+    force_limit = 20.0
+    half = 0.004          # half width of the object across the gripper (m)
+    gap = 0.001           # each pad starts this far from the object (m)
+    thickness = 0.003     # pad thickness (m)
+    pad_size = 0.01       # pad side (m)
+    density = 1e5         # kg/m^3: heavy, so that the explicit body update is stable
+    friction = 1.0
+    close_speed = 0.1     # m/s per finger at action 1
+    max_cells = 8         # grid_res is capped here
+
+    @property
+    def finger_height(self) -> float:
+        """Height (m) of the fingers' centres: the pads clear the ground by 1 mm."""
+        return self.pad_size / 2 + 0.001
+
+    def object_shape(self):
+        raise NotImplementedError
+
+    def build_scene(self):
+        scene = ds.Scene(dim=3, gravity=(0.0, -9.8, 0.0))
+        scene.add_tool(self.object_shape(), friction=self.friction, name="object")
+        scene.add_ground(0.0, friction=0.5)
+        return scene
+
+    def sensors(self):
+        res = self.pad_size / min(self.options["grid_res"], self.max_cells)
+        pad = ds.TactilePad.flat((self.pad_size, self.pad_size, self.thickness), res)
+        mat = ds.NeoHookean(**GRIPPER_GEL)
+        xg = self.half + self.thickness + self.gap
+        return [ds.TactileSensor(pad=pad, material=mat, markers=(3, 3), damping=(0.0, 5e-3),
+                                 camera=ds.TactileCamera(resolution=(12, 10)),
+                                 position=(sx * xg, self.finger_height, 0.0),
+                                 normal=(-sx, 0.0, 0.0), name=name)
+                for sx, name in ((-1, "left"), (1, "right"))]
+
+    def build_sim(self):
+        return ds.Tactile(self.build_scene(), sensors=self.sensors(),
+                          free_objects={"object": self.density}, **self.sim_options)
+
+    def finger_columns(self, sim) -> tuple[int, int]:
+        """First action columns of the left and right fingers."""
+        return tuple(6 * sim.tool_index(f"{s}_finger") for s in ("left", "right"))
+
+    def initial_state(self, sim, rng):
+        state = sim.reset()
+        k = sim.tool_index("object")
+        shift = rng.uniform(-2e-4, 2e-4, size=2)
+        pos = state.tool_pos.clone()
+        pos[k, 0] += float(shift[0])
+        pos[k, 2] += float(shift[1])
+        return state.replace(tool_pos=pos)
+
+    def observe(self, sim, state):
+        parts = [state.tool_pos.reshape(-1), state.tool_rot.reshape(-1),
+                 state.body_vel.reshape(-1)]
+        parts += [r.vector() for r in sim.read(state, image=False)]
+        return torch.cat(parts)
+
+    def observation_bounds(self, sim):
+        low, high = super().observation_bounds(sim)
+        K = len(sim.model.tools)
+        vlim = np.tile(np.array([10.0] * 3 + [100.0] * 3, dtype=np.float32), len(sim.free))
+        low = np.concatenate([low[:7 * K], -vlim, low[7 * K:]])
+        high = np.concatenate([high[:7 * K], vlim, high[7 * K:]])
+        return low, high
+
+    def normal_forces(self, sim, state) -> torch.Tensor:
+        """(2,) normal force (N, compressive > 0) on the left and right pads."""
+        # the object pushes a pad back along -z of its finger frame
+        return torch.stack([-r.force[2] for r in sim.read(state, image=False)])
+
+    def crush(self, sim, state) -> torch.Tensor:
+        """``sum_k (max(F_k - crush_force, 0) / crush_force)^2`` over the two sensors."""
+        fc = float(self.options["crush_force"])
+        return ((torch.relu(self.normal_forces(sim, state) - fc) / fc) ** 2).sum()
