@@ -104,8 +104,10 @@ class DiffSimEnv(gym.Env):
             self._loss = float(self.task.loss(self.sim, state))
 
     def _info(self, state) -> dict:
-        return {"loss": self._loss, "success": self.task.success(self.sim, state),
-                "step": state.step}
+        with torch.no_grad():
+            goal = float(self.task.goal_loss(self.sim, state))
+        return {"loss": self._loss, "goal_loss": goal,
+                "success": self.task.success(self.sim, state), "step": state.step}
 
     def _physical(self, actions: torch.Tensor) -> torch.Tensor:
         return actions.to(self._A.dtype) @ self._A
