@@ -49,11 +49,13 @@ class Lift(ShellTask):
         ``grid_res`` (10 cells across the sheet), ``horizon`` (40).
 
     Version History:
-        v0: initial release. Fingers start 1 mm (was 1 cm) from the sheet, speed 0.3 m/s
+        v0: initial release.
+        v1: Fingers start 1 mm (was 1 cm) from the sheet, speed 0.3 m/s
         (was 0.2), shaping term; success unchanged.
     """
 
     name = "Lift"
+    version = 1
     defaults = {"grid_res": 10, "horizon": 40}
     success_threshold = 0.1
 

@@ -57,13 +57,15 @@ class Separate(ShellTask):
         ``grid_res`` (8 cells across a sheet), ``horizon`` (30).
 
     Version History:
-        v0: initial release. Self-contact radius one edge (was 0.6: the stack fell
+        v0: initial release.
+        v1: Self-contact radius one edge (was 0.6: the stack fell
         through itself), sheets offset into the hollows below, finger radius 2 cm (was
         1.5) starting 1 mm above the sheet (it did not touch), speed 0.4 m/s (was 0.3),
         horizon 30 (was 40), shaping term; success unchanged.
     """
 
     name = "Separate"
+    version = 1
     defaults = {"grid_res": 8, "horizon": 30}
     success_threshold = 0.1
 

@@ -50,12 +50,14 @@ class Squeeze(SolidTask):
         ``grid_res`` (4 cells across the cube), ``horizon`` (30).
 
     Version History:
-        v0: initial release. Fingers 2 cm thick (was 1 cm) and 1 mm (was 1 cm) from the
+        v0: initial release.
+        v1: Fingers 2 cm thick (was 1 cm) and 1 mm (was 1 cm) from the
         cube, speed 0.3
         m/s (was 0.2), horizon 30 (was 40), shaping term; success unchanged.
     """
 
     name = "Squeeze"
+    version = 1
     defaults = {"grid_res": 4, "horizon": 30}
     success_threshold = 0.1
 
