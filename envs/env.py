@@ -15,7 +15,9 @@ Observation Space:
 
 Rewards:
     ``loss(previous state) - loss(state)``: dense, and summing to the decrease of
-    the same task loss that ``rollout_loss`` differentiates.
+    the same task loss that ``rollout_loss`` differentiates. ``info`` holds ``loss``,
+    ``goal_loss`` (the loss without shaping terms, which ``success`` tests) and
+    ``success``.
 
 Starting State:
     ``Task.initial_state`` (the scene at rest; tasks may randomise tool poses or
