@@ -61,6 +61,8 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict,
     res = dss.solve(prob, dss.Adam(lr=lr), maxiters=iters, catch=(ds.SimulationError,))
     row["grad_time"] = time.perf_counter() - t
     row["grad"] = episode_loss(env, res.u.detach().cpu().numpy())
+    # a caught ds.SimulationError ends a gradient run early (NON_FINITE): keep the reason
+    row["grad_retcode"], row["grad_message"] = res.retcode.name, res.message
 
     env.reset(seed=0)
     t = time.perf_counter()
@@ -77,6 +79,7 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict,
         hyb = dss.solve(prob, alg, maxevals=iters, seed=0, catch=(ds.SimulationError,))
         row["hybrid_time"] = time.perf_counter() - t
         row["hybrid"] = episode_loss(env, hyb.u.detach().cpu().numpy())
+        row["hybrid_retcode"], row["hybrid_message"] = hyb.retcode.name, hyb.message
 
     if ppo_steps > 0:
         from stable_baselines3 import PPO
