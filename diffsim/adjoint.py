@@ -170,10 +170,14 @@ class _Rollout(torch.autograd.Function):
         plan = ctx.plan
         saved = ctx.saved_tensors
         drive, params = saved[:plan.n_drive], saved[plan.n_drive:]
-        resident = ctx.engine.resident_run == ctx.run_id
+        # Ask for the engine again: a rollout run between this forward and its backward
+        # may have replaced (and closed) the forward's engine, e.g. a longer segment.
+        engine = plan.engine_for(plan.segment, True)
+        resident = engine is ctx.engine and engine.resident_run == ctx.run_id
         g_state0, g_drive, g_params = run_backward(
-            ctx.engine, plan, ctx.checkpoints, drive, params, grad_outputs,
+            engine, plan, ctx.checkpoints, drive, params, grad_outputs,
             last_resident=resident)
+        ctx.engine = None
         ctx.checkpoints = None
         return (None, *g_state0, *g_drive, *g_params)
 

@@ -15,7 +15,9 @@ Observation Space:
 
 Rewards:
     ``loss(previous state) - loss(state)``: dense, and summing to the decrease of
-    the same task loss that ``rollout_loss`` differentiates.
+    the same task loss that ``rollout_loss`` differentiates. ``info`` holds ``loss``,
+    ``goal_loss`` (the loss without shaping terms, which ``success`` tests) and
+    ``success``.
 
 Starting State:
     ``Task.initial_state`` (the scene at rest; tasks may randomise tool poses or
@@ -104,8 +106,10 @@ class DiffSimEnv(gym.Env):
             self._loss = float(self.task.loss(self.sim, state))
 
     def _info(self, state) -> dict:
-        return {"loss": self._loss, "success": self.task.success(self.sim, state),
-                "step": state.step}
+        with torch.no_grad():
+            goal = float(self.task.goal_loss(self.sim, state))
+        return {"loss": self._loss, "goal_loss": goal,
+                "success": self.task.success(self.sim, state), "step": state.step}
 
     def _physical(self, actions: torch.Tensor) -> torch.Tensor:
         return actions.to(self._A.dtype) @ self._A

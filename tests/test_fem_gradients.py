@@ -167,3 +167,26 @@ def test_equilibrium_gradients_match_finite_differences(close_after):
         pinned = int(torch.nonzero(sim.fixed)[1])
         fd = central_difference(lambda x: loss(E, nu, x), s0.x, (pinned, 1), 1e-7)
         assert_close_rel(x0.grad[pinned, 1].item(), fd, 1e-5, 1e-10, "dL/dx_pinned")
+
+
+def test_backward_after_the_engine_was_replaced(close_after):
+    """A rollout between a forward and its backward may replace the simulator's engine
+    (here: a longer segment); the pending backward must still give the same gradient
+    (it used the closed engine: a Taichi index error on freed fields)."""
+    sim = ds.FEM(_scene(all_models=False), dt=1e-2, substeps=1, contact_stiffness=2e3)
+    close_after(sim)
+    s0 = sim.reset()
+    U0 = _controls(sim)
+
+    def grad(interleave):
+        U = U0.clone().requires_grad_()
+        prob = ds.SimulationProblem(sim, controls=U, state0=s0)
+        end = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=1)).u[-1]
+        if interleave:
+            with torch.no_grad():
+                sim.rollout(s0, U0, segment=2 * T)   # forces a new, longer engine
+        end.x.sum().backward()
+        return U.grad
+
+    g0 = grad(False)
+    assert torch.allclose(grad(True), g0, rtol=1e-9, atol=1e-12)

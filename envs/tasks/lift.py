@@ -5,11 +5,13 @@ from __future__ import annotations
 import diffsim as ds
 
 from ..task import velocity_map
-from .deformable import PAPER, TABLE_TOP, ShellTask, centroid
+from .deformable import PAPER, TABLE_TOP, ShellTask, approach_shaping, centroid, over_vertex
 from .geometry import jitter_tools
 
 EDGE = 0.5          # the table ends at x = EDGE; the sheet overhangs it by 2 cm
 LIFT = 0.1          # target rise of the sheet's centre (m)
+RADIUS = 0.015      # finger radius (m)
+GAP = 0.001         # start gap between each finger and the sheet (m)
 
 
 class Lift(ShellTask):
@@ -23,31 +25,37 @@ class Lift(ShellTask):
 
     Action Space:
         ``Box(-1, 1, (6,))``: linear velocities (x, y, z) of the upper and the lower
-        finger, up to 0.2 m/s.
+        finger, up to 0.3 m/s.
 
     Observation Space:
         Finger poses, the sheet's centroid, spread and 16 vertex positions.
 
     Rewards:
-        Decrease of the loss ``((y_target - y_centre) / 0.1 m)^2`` (1 at the start, 0
-        when the sheet's centre is 10 cm above its start).
+        Decrease of the loss: the goal ``((y_target - y_centre) / 0.1 m)^2`` (1 at the
+        start, 0 when the sheet's centre is 10 cm above its start) plus the shaping term
+        ``sum_fingers max(gap, 0)^2 / (1 cm)^2`` (``gap``: a finger's distance to the
+        nearest sheet vertex), zero while both fingers touch the sheet: it keeps the
+        loss from being flat when a finger is off the sheet.
 
     Starting State:
-        Sheet at rest; fingers (1.5 cm radius) 1 cm above and below the overhang, shifted by up to 5 mm
-        (seeded).
+        Sheet at rest; fingers (1.5 cm radius) 1 mm above and below the overhang, over
+        a vertex row, shifted by up to 0.5 mm (seeded).
 
     Episode End:
-        Success: loss below 0.1 (the centre rose about 7 cm). Truncation after
-        ``horizon`` steps (default 40, 0.8 s).
+        Success: the goal term (without shaping) below 0.1 (the centre rose about 7
+        cm). Truncation after ``horizon`` steps (default 40, 0.8 s).
 
     Arguments:
         ``grid_res`` (10 cells across the sheet), ``horizon`` (40).
 
     Version History:
         v0: initial release.
+        v1: Fingers start 1 mm (was 1 cm) from the sheet, speed 0.3 m/s
+        (was 0.2), shaping term; success unchanged.
     """
 
     name = "Lift"
+    version = 1
     defaults = {"grid_res": 10, "horizon": 40}
     success_threshold = 0.1
 
@@ -60,17 +68,23 @@ class Lift(ShellTask):
         scene.add_shell(ds.Rectangle(center=(EDGE - 0.08, TABLE_TOP + t, 0.5), size=(0.2, 0.16)),
                         ds.ShellMaterial(**PAPER), resolution=self.resolution(0.2), name="sheet",
                         damping=(0.5, 0.0))
-        for name, dy in (("upper", 0.025), ("lower", -0.025)):
-            scene.add_tool(ds.Sphere(center=(EDGE + 0.005, TABLE_TOP + dy, 0.5), radius=0.015),
+        # the fingers pinch the overhang's middle, 1 cm in from the sheet's edge
+        for name, dy in (("upper", t + RADIUS + GAP), ("lower", -(RADIUS + GAP))):
+            scene.add_tool(ds.Sphere(center=(EDGE + 0.01, TABLE_TOP + dy, 0.5), radius=RADIUS),
                            friction=1.0, name=name)
         return scene
 
     def action_map(self, sim):
-        return velocity_map(sim, [(t, k, 0.2) for t in range(2) for k in range(3)])
+        return velocity_map(sim, [(t, k, 0.3) for t in range(2) for k in range(3)])
 
     def initial_state(self, sim, rng):
-        return jitter_tools(sim.reset(), rng, 0.005)
+        start = over_vertex(sim, sim.reset(), (0, 1), "sheet", (EDGE + 0.01, 0.0, 0.5))
+        return jitter_tools(start, rng, 0.0005)
 
-    def loss(self, sim, state):
+    def goal_loss(self, sim, state):
         y0 = TABLE_TOP + PAPER["thickness"]
         return ((y0 + LIFT - centroid(sim, state, "sheet")[1]) / 0.1) ** 2
+
+    def loss(self, sim, state):
+        return self.goal_loss(sim, state) + approach_shaping(sim, state,
+                                                             [(0, "sheet"), (1, "sheet")])

@@ -7,6 +7,8 @@ episode of
 * Adam on ``env.unwrapped.rollout_loss`` (exact gradients) for ``--iters``
   iterations: ``--iters`` rollouts and as many backward passes,
 * CEM with the same number of rollouts (simulated episodes),
+* ``dss.Hybrid``: CEM for half of the rollouts, then Adam from its best point
+  (``--hybrid``),
 * PPO (stable-baselines3) after ``--ppo-steps`` environment steps, then one
   deterministic episode,
 
@@ -33,15 +35,17 @@ from diffsim import solvers as dss
 
 
 def episode_loss(env, actions) -> float:
-    """Loss after stepping ``actions`` from a seeded reset (the env's own step path)."""
+    """Task loss without shaping (the success metric) after stepping ``actions`` from a
+    seeded reset (the env's own step path)."""
     env.reset(seed=0)
     for a in actions:
         *_, info = env.step(np.asarray(a, dtype=np.float32))
-    return float(info["loss"])
+    return float(info["goal_loss"])
 
 
-def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict) -> dict:
-    env = gym.make(f"diffsim/{name}-v0", **options)
+def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict,
+             hybrid: bool = False) -> dict:
+    env = gym.make(f"diffsim/{name}-v{de.registry.task_class(name).version}", **options)
     u = env.unwrapped
     T, A = u.horizon, u.act_dim
     n = getattr(u.sim, "n_particles", None) or u.sim.n_nodes  # mesh nodes for FEM/Shell
@@ -57,6 +61,8 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict) ->
     res = dss.solve(prob, dss.Adam(lr=lr), maxiters=iters, catch=(ds.SimulationError,))
     row["grad_time"] = time.perf_counter() - t
     row["grad"] = episode_loss(env, res.u.detach().cpu().numpy())
+    # a caught ds.SimulationError ends a gradient run early (NON_FINITE): keep the reason
+    row["grad_retcode"], row["grad_message"] = res.retcode.name, res.message
 
     env.reset(seed=0)
     t = time.perf_counter()
@@ -65,6 +71,15 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict) ->
                         maxevals=iters, seed=0, catch=(ds.SimulationError,))
     row["cem_time"] = time.perf_counter() - t
     row["cem"] = episode_loss(env, cem.u.cpu().numpy())
+
+    if hybrid:
+        env.reset(seed=0)
+        t = time.perf_counter()
+        alg = dss.Hybrid(dss.CEM(population=max(iters // 6, 4), elites=2), dss.Adam(lr=lr))
+        hyb = dss.solve(prob, alg, maxevals=iters, seed=0, catch=(ds.SimulationError,))
+        row["hybrid_time"] = time.perf_counter() - t
+        row["hybrid"] = episode_loss(env, hyb.u.detach().cpu().numpy())
+        row["hybrid_retcode"], row["hybrid_message"] = hyb.retcode.name, hyb.message
 
     if ppo_steps > 0:
         from stable_baselines3 import PPO
@@ -79,7 +94,7 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict) ->
             a, _ = model.predict(obs, deterministic=True)
             obs, _, term, trunc, info = env.step(a)
             done = term or trunc
-        row["ppo"] = float(info["loss"])
+        row["ppo"] = float(info["goal_loss"])
         row["ppo_time"] = time.perf_counter() - t
     env.close()
     return row
@@ -87,17 +102,19 @@ def run_task(name: str, iters: int, ppo_steps: int, lr: float, options: dict) ->
 
 def markdown(rows, iters, ppo_steps) -> str:
     head = (f"| task | particles | horizon | zero actions | Adam, {iters} iters | "
-            f"CEM, {iters} rollouts | PPO, {ppo_steps} steps | best |\n"
-            "|---|---|---|---|---|---|---|---|\n")
+            f"CEM, {iters} rollouts | CEM then Adam, {iters} rollouts | PPO, {ppo_steps} steps "
+            "| best |\n|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
-        cand = {k: r[k] for k in ("zero", "grad", "cem", "ppo") if k in r}
+        cand = {k: r[k] for k in ("zero", "grad", "cem", "hybrid", "ppo") if k in r}
         best = min(cand, key=cand.get)
-        names = {"zero": "zero", "grad": "gradient", "cem": "CEM", "ppo": "PPO"}
+        names = {"zero": "zero", "grad": "gradient", "cem": "CEM", "hybrid": "hybrid",
+                 "ppo": "PPO"}
         ppo = f"{r['ppo']:.4g} ({r['ppo_time']:.0f} s)" if "ppo" in r else "-"
+        hyb = f"{r['hybrid']:.4g} ({r['hybrid_time']:.0f} s)" if "hybrid" in r else "-"
         lines.append(f"| {r['task']} | {r['particles']} | {r['horizon']} | {r['zero']:.4g} | "
                      f"{r['grad']:.4g} ({r['grad_time']:.0f} s) | "
-                     f"{r['cem']:.4g} ({r['cem_time']:.0f} s) | {ppo} | {names[best]} |")
+                     f"{r['cem']:.4g} ({r['cem_time']:.0f} s) | {hyb} | {ppo} | {names[best]} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -107,6 +124,7 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=10, help="Adam iterations = CEM rollouts")
     ap.add_argument("--ppo-steps", type=int, default=2000)
     ap.add_argument("--lr", type=float, default=0.2)
+    ap.add_argument("--hybrid", action="store_true", help="add the CEM-then-Adam column")
     ap.add_argument("--grid-res", type=int, default=None, help="override every task's grid")
     ap.add_argument("--horizon", type=int, default=None, help="override every task's horizon")
     ap.add_argument("--arch", default=None)
@@ -121,7 +139,7 @@ def main(argv=None):
     rows = []
     for name in args.tasks:
         t = time.perf_counter()
-        rows.append(run_task(name, args.iters, args.ppo_steps, args.lr, options))
+        rows.append(run_task(name, args.iters, args.ppo_steps, args.lr, options, args.hybrid))
         print(f"{name}: {json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in rows[-1].items()})} "
               f"({time.perf_counter() - t:.0f} s)", flush=True)
         (out / "results.json").write_text(json.dumps(rows, indent=2))
