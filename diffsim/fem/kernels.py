@@ -424,6 +424,12 @@ class DeformableKernels:
                 self.x[s + 1, i] = self.x[s, i] + self.dt * vs
 
     # ------------------------------------------------------------------ implicit step
+    @ti.func
+    def _fixed_pos(self, s1, i, x_prev):
+        """Position of fixed node ``i`` at slot ``s1`` (pinned: where it was; subclasses
+        drive it, e.g. tactile pads follow their finger)."""
+        return x_prev
+
     @ti.kernel
     def begin_step(self, s: ti.i32, predict: ti.i32):
         """Shadows of the start state; the Newton iterate starts at ``x_n + h v_n`` (or x_n)."""
@@ -432,7 +438,9 @@ class DeformableKernels:
             vn = self.v[s, i]
             self.xn_sh[i] = xn
             self.vn_sh[i] = vn
-            if self.fixed[i] == 0 and predict != 0:
+            if self.fixed[i] != 0:
+                self.xk[i] = self._fixed_pos(s + 1, i, xn)
+            elif predict != 0:
                 self.xk[i] = xn + self.dt * vn
             else:
                 self.xk[i] = xn
@@ -447,8 +455,9 @@ class DeformableKernels:
     def end_step(self, s: ti.i32):
         for i in range(self.N):
             if self.fixed[i] != 0:
-                self.x[s + 1, i] = self.x[s, i]
-                self.v[s + 1, i] = ti.Vector.zero(float, self.dim)
+                xf = self._fixed_pos(s + 1, i, self.x[s, i])
+                self.x[s + 1, i] = xf
+                self.v[s + 1, i] = (xf - self.x[s, i]) / self.dt  # zero for pinned nodes
             else:
                 self.x[s + 1, i] = self.xk[i]
                 self.v[s + 1, i] = (self.xk[i] - self.x[s, i]) / self.dt

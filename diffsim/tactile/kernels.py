@@ -4,8 +4,9 @@ Two additions to ``SolidKernels``/``DeformableEngine`` (everything else - Newton
 the implicit adjoint, element physics - is ``ds.FEM``'s):
 
 * **Driven nodes.** The back-face nodes of a pad are pinned to their finger, a kinematic
-  tool: ``x_i(s) = p_k(s) + R_k(s) X_i`` (``X_i`` in the finger frame). ``begin_step`` puts
-  them at the finger's pose of the step's end, ``end_step`` stores them with the finger's
+  tool: ``x_i(s) = p_k(s) + R_k(s) X_i`` (``X_i`` in the finger frame). Through the
+  ``_fixed_pos`` hook, ``begin_step`` puts them at the finger's pose of the step's end and
+  ``end_step`` stores them with the finger's
   velocity, and the adjoint sends what ``ds.FEM`` gives a pinned node's position (its
   direct gradient and ``-(H lam)_i``) to the finger's pose instead.
 * **Pad contact** (``_extra_node_terms``): every surface node ``i`` of a pad carries the
@@ -246,26 +247,9 @@ class TactileKernels(SolidKernels):
         self.tool_pos.grad[s1, k] += g
         self.tool_rot.grad[s1, k] += g.outer_product(self.dX[i])
 
-    @ti.kernel
-    def begin_step(self, s: ti.i32, predict: ti.i32):
-        for i in range(self.N):
-            xn = self.x[s, i]
-            vn = self.v[s, i]
-            self.xn_sh[i] = xn
-            self.vn_sh[i] = vn
-            if self.fixed[i] != 0:
-                self.xk[i] = self._driven_pos(s + 1, i)
-            elif predict != 0:
-                self.xk[i] = xn + self.dt * vn
-            else:
-                self.xk[i] = xn
-        self._elem_lag(s)
-
-    @ti.kernel
-    def end_step(self, s: ti.i32):
-        for i in range(self.N):
-            self.x[s + 1, i] = self.xk[i]
-            self.v[s + 1, i] = (self.xk[i] - self.x[s, i]) / self.dt
+    @ti.func
+    def _fixed_pos(self, s1, i, x_prev):
+        return self._driven_pos(s1, i)  # every fixed pad node is driven by its finger
 
     @ti.kernel
     def implicit_rhs(self, s: ti.i32):
