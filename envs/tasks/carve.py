@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 import diffsim as ds
 
-from ..losses import density_loss
-from ..task import Task, velocity_map
+from ..task import velocity_map
 from .geometry import TABLE, jitter_tools, table
+from .shape_target import ShapeTargetTask
 
 FLOOR = TABLE
 BLOCK = dict(lo=(0.38, FLOOR, 0.42), hi=(0.62, FLOOR + 0.14, 0.58))
@@ -23,7 +22,7 @@ def notched(x: np.ndarray, width: float = 0.05, depth: float = 0.07) -> np.ndarr
     return x[~cut]
 
 
-class Carve(Task):
+class Carve(ShapeTargetTask):
     """Cut a V-shaped notch into a plasticine block with a knife.
 
     Description:
@@ -57,6 +56,8 @@ class Carve(Task):
     """
 
     name = "Carve"
+    loss_box = LOSS_BOX
+    success_ratio = 0.7
     defaults = {"grid_res": 40, "horizon": 60}
 
     def build_scene(self):
@@ -75,16 +76,5 @@ class Carve(Task):
     def initial_state(self, sim, rng):
         return jitter_tools(sim.reset(), rng, 0.01)
 
-    def _target(self, sim):
-        if not hasattr(self, "_target_x"):
-            self._target_x = torch.as_tensor(notched(sim.reset().x.cpu().numpy()),
-                                              dtype=sim.dtype)
-        return self._target_x
-
-    def loss(self, sim, state):
-        return density_loss(state.x, self._target(sim), *LOSS_BOX, 12)
-
-    def success(self, sim, state):
-        if not hasattr(self, "_start_loss"):
-            self._start_loss = float(self.loss(sim, sim.reset()))
-        return float(self.loss(sim, state)) < 0.7 * self._start_loss
+    def target_points(self, x):
+        return notched(x)

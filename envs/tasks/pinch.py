@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 import diffsim as ds
 
-from ..losses import density_loss
-from ..task import Task, velocity_map
+from ..task import velocity_map
 from .geometry import TABLE, jitter_tools, table
+from .shape_target import ShapeTargetTask
 
 FLOOR = TABLE
 BLOCK = dict(lo=(0.42, FLOOR, 0.42), hi=(0.58, FLOOR + 0.16, 0.58))
@@ -28,7 +27,7 @@ def pinched(x: np.ndarray, depth: float = 0.35) -> np.ndarray:
     return out
 
 
-class Pinch(Task):
+class Pinch(ShapeTargetTask):
     """Pinch a plasticine block between two fingers to match a target shape.
 
     Description:
@@ -62,6 +61,8 @@ class Pinch(Task):
     """
 
     name = "Pinch"
+    loss_box = LOSS_BOX
+    success_ratio = 0.6
     defaults = {"grid_res": 40, "horizon": 60}
 
     def build_scene(self):
@@ -80,16 +81,5 @@ class Pinch(Task):
     def initial_state(self, sim, rng):
         return jitter_tools(sim.reset(), rng, 0.01)
 
-    def _target(self, sim):
-        if not hasattr(self, "_target_x"):
-            self._target_x = torch.as_tensor(pinched(sim.reset().x.cpu().numpy()),
-                                              dtype=sim.dtype)
-        return self._target_x
-
-    def loss(self, sim, state):
-        return density_loss(state.x, self._target(sim), *LOSS_BOX, 12)
-
-    def success(self, sim, state):
-        if not hasattr(self, "_start_loss"):
-            self._start_loss = float(self.loss(sim, sim.reset()))
-        return float(self.loss(sim, state)) < 0.6 * self._start_loss
+    def target_points(self, x):
+        return pinched(x)
