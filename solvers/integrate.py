@@ -59,6 +59,13 @@ class Trajectory:
         self.reg_terms: list[torch.Tensor] = []
         self.checkpoints: list[tuple[float, torch.Tensor, float]] = []
 
+    def save(self, t: float, u: torch.Tensor, tag: int, h: float) -> None:
+        """Record a saved point ``u`` at ``t`` with its tag and the producing step size."""
+        self.ts.append(t)
+        self.us.append(u)
+        self.tags.append(tag)
+        self.save_h.append(abs(h))
+
 
 def stiffness_estimate(solver: AbstractExplicitRK, step, ws) -> torch.Tensor:
     """Shampine/Hairer's estimate of the dominant eigenvalue magnitude,
@@ -132,16 +139,10 @@ def integrate(
     saves = list(saveat) if saveat is not None else []
     si = 0
     while si < len(saves) and saves[si][0] == t0:
-        out.ts.append(t0)
-        out.us.append(u0)
-        out.tags.append(saves[si][1])
-        out.save_h.append(abs(dt))
+        out.save(t0, u0, saves[si][1], dt)
         si += 1
     if save_steps:
-        out.ts.append(t0)
-        out.us.append(u0)
-        out.tags.append(0)
-        out.save_h.append(abs(dt))
+        out.save(t0, u0, 0, dt)
     cps = list(checkpoint_times) if checkpoint_times is not None else []
     ci = 0
 
@@ -227,16 +228,11 @@ def integrate(
             out.reg_terms.append(stiffness_estimate(solver, step, ws) * abs(h))
         while si < len(saves) and direction * (saves[si][0] - t_new) <= 0.0:
             ts = saves[si][0]
-            out.ts.append(ts)
-            out.us.append(u1 if ts == t_new else dense_eval(u, coeffs(), (ts - t) / h))
-            out.tags.append(saves[si][1])
-            out.save_h.append(abs(h))
+            u_s = u1 if ts == t_new else dense_eval(u, coeffs(), (ts - t) / h)
+            out.save(ts, u_s, saves[si][1], h)
             si += 1
         if save_steps:
-            out.ts.append(t_new)
-            out.us.append(u1)
-            out.tags.append(0)
-            out.save_h.append(abs(h))
+            out.save(t_new, u1, 0, h)
         if sample_step is not None and sample_step.random() * (out.naccept + 1) < 1.0:
             out.sampled = (t, u, abs(h))
         if dense:

@@ -55,16 +55,10 @@ def integrate_sde(alg, drift, diffusion, W, t0, t1, u0, opts: StepOptions, *, sa
     saves = list(saves or [])
     si = 0
     while si < len(saves) and saves[si][0] == t0:
-        out.ts.append(t0)
-        out.us.append(u0)
-        out.tags.append(saves[si][1])
-        out.save_h.append(abs(dt))
+        out.save(t0, u0, saves[si][1], dt)
         si += 1
     if save_steps:
-        out.ts.append(t0)
-        out.us.append(u0)
-        out.tags.append(0)
-        out.save_h.append(abs(dt))
+        out.save(t0, u0, 0, dt)
     dense_ts, dense_us = [t0], [u0]
 
     t, u = t0, u0
@@ -125,16 +119,10 @@ def integrate_sde(alg, drift, diffusion, W, t0, t1, u0, opts: StepOptions, *, sa
         t, u = t_new, step.u1
         f0, g0 = step.f1, step.g1
         while si < len(saves) and saves[si][0] == t:
-            out.ts.append(t)
-            out.us.append(u)
-            out.tags.append(saves[si][1])
-            out.save_h.append(abs(h))
+            out.save(t, u, saves[si][1], h)
             si += 1
         if save_steps:
-            out.ts.append(t)
-            out.us.append(u)
-            out.tags.append(0)
-            out.save_h.append(abs(h))
+            out.save(t, u, 0, h)
         if dense:
             dense_ts.append(t)
             dense_us.append(u)
