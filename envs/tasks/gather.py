@@ -8,7 +8,7 @@ import torch
 import diffsim as ds
 
 from ..task import Task, velocity_map
-from .geometry import TABLE, container, interior, jitter_tools
+from .geometry import TABLE, jitter_tools, water_basin
 
 BASIN = dict(lo=(0.2, TABLE, 0.2), hi=(0.8, TABLE + 0.2, 0.8), wall=0.05)
 WATER_TOP = TABLE + 0.12
@@ -53,18 +53,13 @@ class Gather(Task):
     episode_options = ("horizon", "target")
 
     def build_scene(self):
-        scene = ds.Scene(dim=3, walls="slip")
-        lo, hi = interior(BASIN["lo"], BASIN["hi"], BASIN["wall"])
-        g = 0.01
-        scene.add_particles(ds.Box(lo=tuple(lo + g), hi=(hi[0] - g, WATER_TOP, hi[2] - g)),
-                            ds.Fluid(bulk_modulus=1e4, viscosity=0.1, density=1e3), name="water")
+        scene = water_basin(BASIN, WATER_TOP)
         ball = ds.NeoHookean(E=2e4, nu=0.3, density=400.0)
         for i, (x, z) in enumerate(BALLS):
             scene.add_particles(ds.Sphere(center=(x, WATER_TOP + 0.02, z), radius=0.035), ball,
                                 name=f"ball{i}")
         scene.add_tool(ds.Box(lo=(0.28, TABLE + 0.06, 0.38), hi=(0.32, TABLE + 0.25, 0.62)),
                       name="paddle")
-        scene.add_collider(container(**BASIN), name="basin")
         return scene
 
     def action_map(self, sim):

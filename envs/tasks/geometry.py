@@ -41,6 +41,20 @@ def interior(lo, hi, wall: float):
     return lo + np.array([wall, wall, wall]), hi - np.array([wall, 0.0, wall])
 
 
+def water_basin(basin: dict, water_top: float, gap: float = 0.01) -> ds.Scene:
+    """A scene (slip walls) with a ``container(**basin)`` collider filled with water.
+
+    The water fills the container's inside, ``gap`` (m) from its walls, up to height
+    ``water_top`` (m); it is the scene's first particle group, named ``"water"``.
+    """
+    scene = ds.Scene(dim=3, walls="slip")
+    lo, hi = interior(basin["lo"], basin["hi"], basin["wall"])
+    scene.add_particles(ds.Box(lo=tuple(lo + gap), hi=(hi[0] - gap, water_top, hi[2] - gap)),
+                        ds.Fluid(bulk_modulus=1e4, viscosity=0.1, density=1e3), name="water")
+    scene.add_collider(container(**basin), name="basin")
+    return scene
+
+
 def box_outside_distance(x: torch.Tensor, lo, hi) -> torch.Tensor:
     """(N,) distance (m) of points outside an axis-aligned box (0 inside); differentiable."""
     lo = torch.as_tensor(lo, dtype=x.dtype, device=x.device)

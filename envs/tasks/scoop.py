@@ -7,7 +7,7 @@ import torch
 import diffsim as ds
 
 from ..task import Task, velocity_map
-from .geometry import TABLE, container, interior
+from .geometry import TABLE, water_basin
 
 BASIN = dict(lo=(0.25, TABLE, 0.25), hi=(0.75, TABLE + 0.25, 0.75), wall=0.05)
 WATER_TOP = TABLE + 0.14
@@ -66,18 +66,13 @@ class Scoop(Task):
     success_threshold = 0.01
 
     def build_scene(self):
-        scene = ds.Scene(dim=3, walls="slip")
-        lo, hi = interior(BASIN["lo"], BASIN["hi"], BASIN["wall"])
-        g = 0.01
-        scene.add_particles(ds.Box(lo=tuple(lo + g), hi=(hi[0] - g, WATER_TOP, hi[2] - g)),
-                            ds.Fluid(bulk_modulus=1e4, viscosity=0.1, density=1e3), name="water")
+        scene = water_basin(BASIN, WATER_TOP)
         cube = ds.NeoHookean(E=2e4, nu=0.3, density=400.0)
         for i, x in enumerate((0.44, 0.56)):
             scene.add_particles(ds.Box(lo=(x - 0.035, WATER_TOP + 0.01, 0.465),
                                        hi=(x + 0.035, WATER_TOP + 0.06, 0.535)), cube,
                                 name=f"cube{i}")
         scene.add_tool(spoon(), name="spoon", friction=0.5)
-        scene.add_collider(container(**BASIN), name="basin")
         return scene
 
     def action_map(self, sim):
