@@ -47,7 +47,8 @@ def controls(sim, T=3):
 
 def test_no_contact_zero_force_and_displacement(sim):
     state = sim.reset()
-    state.tool_pos = state.tool_pos + torch.tensor([[0, 0, 0], [0, 0, 0.003]], dtype=F64)
+    state.tool_pos = state.tool_pos + torch.tensor([[0, 0, 0], [0, 0, 0.003]], dtype=F64,
+                                                        device=sim.device)
     U = torch.zeros(2, sim.action_dim, dtype=F64)
     U[:, 0] = 0.01     # the finger moves; the pad moves with it, untouched
     end = sim.rollout(state, U, segment=2)[-1]
@@ -77,7 +78,8 @@ def test_press_reading(sim):
     assert float(r.pressure.max()) > 0
     # the contact-force state is the reaction the fingers feel: equal to minus the pad's
     # elastic force on its pinned nodes would need the stress; check the sum instead
-    assert torch.allclose(r.force, (end.f[sim.groups["sensor0"]] @ torch.eye(3, dtype=F64)).sum(0))
+    assert torch.allclose(r.force, (end.f[sim.groups["sensor0"]] @ torch.eye(3, dtype=F64,
+                                                                          device=sim.device)).sum(0))
 
 
 def test_shear_moves_markers_along_the_shear(sim):
@@ -111,7 +113,8 @@ def test_gradients_fd(sim):
         out = 0
         for s in sol.u:
             r = sim.read(s)
-            out = out + (r.force * torch.tensor([3.0, -2.0, 1.0], dtype=F64)).sum() \
+            out = out + (r.force * torch.tensor([3.0, -2.0, 1.0], dtype=F64,
+                                                 device=sim.device)).sum() \
                 + 10 * r.torque.sum() + 0.01 * (r.marker_displacement ** 2).sum() \
                 + 1e-4 * r.shear.sum() + r.image.mean()
         return out

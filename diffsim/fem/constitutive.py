@@ -33,6 +33,7 @@ corotated, neo-Hookean ``(mu, lam)``; stable neo-Hookean ``(mu, lam + mu)``.
 import taichi as ti
 
 from ..materials import Elastic, LinearElastic, NeoHookean, StableNeoHookean
+from ..mpm.constitutive import vec_prod
 from .linalg import psd
 
 _TINY = 1e-6
@@ -188,9 +189,7 @@ class CorotatedModel:
     @staticmethod
     @ti.func
     def energy(F, U, sig, V, a, b):
-        J = sig.x * sig.y
-        if ti.static(sig.n == 3):
-            J *= sig.z
+        J = vec_prod(sig)
         return a * ((sig - 1.0) ** 2).sum() + 0.5 * b * (J - 1) ** 2
 
     @staticmethod
@@ -297,9 +296,7 @@ class NeoHookeanFEMModel:
     def hessian(sig, a, b, project: ti.template()):
         d = ti.static(sig.n)
         s = ti.max(sig, _TINY)
-        J = s.x * s.y
-        if ti.static(d == 3):
-            J *= s.z
+        J = vec_prod(s)
         c = b * ti.log(J) - a
         Hs = ti.Matrix.zero(float, d, d)
         n = ti.static(len(pairs(d)))

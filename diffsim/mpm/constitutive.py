@@ -45,6 +45,28 @@ def _diag(v):
 
 
 @ti.func
+def _prod2(v):
+    return v[0] * v[1]
+
+
+@ti.func
+def _prod3(v):
+    return v[0] * v[1] * v[2]
+
+
+@ti.func
+def vec_prod(v):
+    """Product of the entries of a 2- or 3-vector, without an in-place update.
+
+    Taichi 1.7.4's reverse mode on CUDA gets ``J *= x`` on a local wrong (NaN without
+    fast math, silently missing terms with it; the CPU backend is right): a CUDA run
+    of the finite-difference tests found the corotated models' ``J = prod(sig)`` term
+    missing from the gradient. Differentiated code writes products as one expression.
+    """
+    return ti.static(_prod2 if v.n == 2 else _prod3)(v)
+
+
+@ti.func
 def _log_clamped(sig):
     out = ti.Vector.zero(float, sig.n)
     for i in ti.static(range(sig.n)):
@@ -56,9 +78,7 @@ def _log_clamped(sig):
 def _corotated_tau(F, U, sig, V, mu, lam):
     d = ti.static(sig.n)
     R = U @ V.transpose()
-    J = 1.0
-    for i in ti.static(range(d)):
-        J *= sig[i]
+    J = vec_prod(sig)
     return 2 * mu * (F - R) @ F.transpose() + ti.Matrix.identity(float, d) * lam * (J - 1) * J
 
 
@@ -143,17 +163,10 @@ class ClampedSnow:
     @staticmethod
     @ti.func
     def update(F, U, sig, V, Jp, prm, C):
-        d = ti.static(F.n)
         mu0, lam0, xi, theta_c, theta_s = prm[0], prm[1], prm[2], prm[3], prm[4]
-        sig_c = ti.Vector.zero(float, d)
-        ratio = 1.0
-        clamped = 0
-        for i in ti.static(range(d)):
-            sig_c[i] = ti.min(ti.max(sig[i], 1 - theta_c), 1 + theta_s)
-            ratio *= sig[i] / sig_c[i]
-            if sig_c[i] != sig[i]:
-                clamped = 1
-        Jp_new = Jp * ratio
+        sig_c = ti.min(ti.max(sig, 1 - theta_c), 1 + theta_s)
+        clamped = (sig_c != sig).any()
+        Jp_new = Jp * vec_prod(sig / sig_c)
         # hardening capped as in Stomakhin et al.'s reference implementation
         h = ti.min(ti.max(ti.exp(xi * (1 - Jp_new)), 0.1), 5.0)
         F_e = F  # exact derivative while nothing is clamped (see VonMisesCorotated)
