@@ -51,7 +51,8 @@ class TactilePixelModel(torch.nn.Module):
             checks). Features are cast to it, the image back to the features' dtype.
 
     Call: ``model(features)`` with ``PixelFeatures`` of ``(H, W)`` pixels returns the
-    ``(H, W, 3)`` image (background pixels are set by the reading, not the model).
+    ``(H, W, 3)`` image; pixels that do not see the pad are meaningless unless
+    ``model(features, background=0.05)`` (a reading sets them to ``Lights.background``).
     """
 
     def __init__(self, hidden: Sequence[int] = (64, 64), depth_scale: float = 1e-3,
@@ -107,11 +108,19 @@ class TactilePixelModel(torch.nn.Module):
         """RGB ``(..., 3)`` in (0, 1) of encoded inputs ``x`` ``(..., n_inputs)``."""
         return torch.sigmoid(self.net(x))
 
-    def forward(self, features: PixelFeatures) -> torch.Tensor:
-        return self.head(self.encode(features)).to(features.normal.dtype)
+    def forward(self, features: PixelFeatures, background: float | None = None) -> torch.Tensor:
+        """The image (H, W, 3) of ``features`` (their dtype); with ``background`` the pixels
+        that do not see the pad (``features.mask`` False) take that value."""
+        img = self.head(self.encode(features)).to(features.normal.dtype)
+        if background is None:
+            return img
+        return torch.where(features.mask[..., None], img, torch.full_like(img, background))
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+
+
+_EPS = 1.0 / 512
 
 
 def _as_list(x, what):
@@ -133,7 +142,9 @@ def fit_pixel_model(features, images, model: TactilePixelModel | None = None, *,
                     loss: str = "l1", seed: int = 0, progress: bool = False):
     """Calibrate a ``TactilePixelModel`` on (features, RGB image) pairs with Adam.
 
-    Only pixels that see the pad (``features.mask``) are fitted. For real images, record
+    Only pixels that see the pad (``features.mask``) are fitted; targets are clamped to
+    ``[1/512, 1 - 1/512]`` (saturated pixels would drive the output sigmoid into its flat
+    tails). For real images, record
     the sensor pressing known objects at known poses, simulate the same contacts, and pair
     each simulated reading's ``features`` with the real image (same camera resolution,
     registered to the simulated camera).
@@ -188,7 +199,9 @@ def fit_pixel_model(features, images, model: TactilePixelModel | None = None, *,
                                  "(floats) or uint8")
             m = f.mask.to(im.device)
             xs.append(model.encode(f)[m])
-            ys.append(im[m])
+            # a clipped pixel (exactly 0 or 1) would pull the sigmoid's logit to infinity,
+            # where its gradient vanishes: aim just inside instead
+            ys.append(im[m].clamp(_EPS, 1 - _EPS))
     X, Y = torch.cat(xs), torch.cat(ys)
     if len(X) == 0:
         raise ValueError("no pixel sees the pad (every features.mask is False)")
