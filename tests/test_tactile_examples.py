@@ -80,3 +80,11 @@ def test_pixel_model_example_runs_at_a_tiny_size(tmp_path):
     assert "press speed: recovered" in out.stdout
     assert (tmp_path / "out" / "pixel_model.pt").stat().st_size > 0
     assert (tmp_path / "out" / "summary.json").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_pixel_benchmark_runs_at_a_tiny_size(tmp_path):
+    out = _run([str(ROOT / "benchmarks" / "tactile_pixel.py"), "--image", "16", "12",
+                "--repeat", "1", "--threads", "1"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "mlp64 / lights (shade only)" in out.stdout

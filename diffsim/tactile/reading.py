@@ -73,7 +73,8 @@ class TactileReading:
         shear: (rows, cols, 2) shear traction (Pa) along the finger's x and y.
         force: (3,) total force of the objects on the pad (N, finger frame).
         torque: (3,) its moment about the contact face's centre (N m, finger frame).
-        image: (H, W, 3) tactile RGB image in [0, 1], or ``None`` if not requested.
+        image: (H, W, 3) tactile RGB image in [0, 1] (the sensor's ``lights`` or
+            ``pixel_model``), or ``None`` if not requested.
         features: the per-pixel ``PixelFeatures`` the image was made from (``None`` without
             the image): the inputs of a learned pixel model, e.g. to calibrate one.
     """
