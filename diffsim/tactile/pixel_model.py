@@ -1,9 +1,9 @@
 """A small learnable pixel model of the tactile image, and its calibration.
 
 The photometric ``Lights`` model is a guess at a real sensor's optics. DiffTactile (Si et
-al., ICLR 2024, Sec. 3.3 "optical simulation"), following Taxim and related work, instead
-maps each pixel's surface normal to its colour with a small MLP calibrated on real
-GelSight images. ``TactilePixelModel`` is that MLP, applied per pixel to the
+al., "DiffTactile: A Physics-based Differentiable Tactile Simulator for Contact-rich
+Robotic Manipulation", ICLR 2024) instead maps each pixel's surface normal to its colour
+with a small MLP calibrated on real GelSight images. ``TactilePixelModel`` is that MLP, applied per pixel to the
 ``PixelFeatures`` of a reading (normal, indentation, optionally the pixel's position and
 its marker coverage), and ``fit_pixel_model`` calibrates it from (features, RGB image)
 pairs with Adam. The model is a plain ``torch.nn.Module``: images made with it are
