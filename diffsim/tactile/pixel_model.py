@@ -48,7 +48,8 @@ class TactilePixelModel(torch.nn.Module):
         markers: feed the marker coverage (so markers appear in the image as the model
             learned them); without it the learned image has no markers.
         dtype: dtype of the weights (``torch.float32``; ``float64`` for finite-difference
-            checks). Features are cast to it, the image back to the features' dtype.
+            checks). Features are cast to it (and to the weights' device, ``model.to(...)``),
+            the image back to the features' dtype and device.
 
     Call: ``model(features)`` with ``PixelFeatures`` of ``(H, W)`` pixels returns the
     ``(H, W, 3)`` image; pixels that do not see the pad are meaningless unless
@@ -88,20 +89,21 @@ class TactilePixelModel(torch.nn.Module):
         return 4 + (2 + 4 * self.frequencies) * self.position + self.markers
 
     def encode(self, features: PixelFeatures) -> torch.Tensor:
-        """The model's inputs ``(H, W, n_inputs)`` (dtype of the weights)."""
+        """The model's inputs ``(H, W, n_inputs)`` (dtype and device of the weights)."""
         if not isinstance(features, PixelFeatures):
             raise TypeError(f"features must be PixelFeatures (a reading's .features), got "
                             f"{type(features).__name__}")
-        dt = self.net[0].weight.dtype
-        cols = [features.normal.to(dt), (features.depth / self.depth_scale).to(dt)[..., None]]
+        w = self.net[0].weight
+        kw = {"dtype": w.dtype, "device": w.device}
+        cols = [features.normal.to(**kw), (features.depth / self.depth_scale).to(**kw)[..., None]]
         if self.position:
-            uv = features.uv.to(dt)
+            uv = features.uv.to(**kw)
             cols.append(uv)
             for k in range(self.frequencies):
                 a = (math.pi * 2 ** k) * uv
                 cols += [torch.sin(a), torch.cos(a)]
         if self.markers:
-            cols.append(features.markers.to(dt)[..., None])
+            cols.append(features.markers.to(**kw)[..., None])
         return torch.cat(cols, -1)
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,7 +113,7 @@ class TactilePixelModel(torch.nn.Module):
     def forward(self, features: PixelFeatures, background: float | None = None) -> torch.Tensor:
         """The image (H, W, 3) of ``features`` (their dtype); with ``background`` the pixels
         that do not see the pad (``features.mask`` False) take that value."""
-        img = self.head(self.encode(features)).to(features.normal.dtype)
+        img = self.head(self.encode(features)).to(features.normal)
         if background is None:
             return img
         return torch.where(features.mask[..., None], img, torch.full_like(img, background))
@@ -144,10 +146,9 @@ def fit_pixel_model(features, images, model: TactilePixelModel | None = None, *,
 
     Only pixels that see the pad (``features.mask``) are fitted; targets are clamped to
     ``[1/512, 1 - 1/512]`` (saturated pixels would drive the output sigmoid into its flat
-    tails). For real images, record
-    the sensor pressing known objects at known poses, simulate the same contacts, and pair
-    each simulated reading's ``features`` with the real image (same camera resolution,
-    registered to the simulated camera).
+    tails). For real images, record the sensor pressing known objects at known poses,
+    simulate the same contacts, and pair each simulated reading's ``features`` with the
+    real image (same camera resolution, registered to the simulated camera).
 
     Args:
         features: ``PixelFeatures`` (``reading.features``) or a sequence of them.
@@ -183,7 +184,8 @@ def fit_pixel_model(features, images, model: TactilePixelModel | None = None, *,
         raise ValueError(f"batch_size={batch_size!r} is not allowed: expected None or an int "
                          ">= 1")
     model = TactilePixelModel() if model is None else model
-    dt = next(model.parameters()).dtype
+    w = next(model.parameters())
+    dt, dev = w.dtype, w.device
     xs, ys = [], []
     with torch.no_grad():
         for i, (f, im) in enumerate(zip(feats, imgs)):
@@ -193,11 +195,12 @@ def fit_pixel_model(features, images, model: TactilePixelModel | None = None, *,
             if im.shape != (*f.shape, 3):
                 raise ValueError(f"images[{i}] has shape {tuple(im.shape)}: expected "
                                  f"{(*f.shape, 3)} (the features' (H, W) and RGB)")
-            im = im.to(dt) / 255 if im.dtype == torch.uint8 else im.to(dt)
+            scale = 255.0 if im.dtype == torch.uint8 else 1.0
+            im = im.to(device=dev, dtype=dt) / scale
             if not bool(((im >= 0) & (im <= 1)).all()):
                 raise ValueError(f"images[{i}] has values outside [0, 1]: expected RGB in [0, 1] "
                                  "(floats) or uint8")
-            m = f.mask.to(im.device)
+            m = f.mask.to(dev)
             xs.append(model.encode(f)[m])
             # a clipped pixel (exactly 0 or 1) would pull the sigmoid's logit to infinity,
             # where its gradient vanishes: aim just inside instead
