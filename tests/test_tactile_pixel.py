@@ -189,6 +189,7 @@ def test_bad_input(readings):
         ds.fit_pixel_model(f, im, loss="huber")
     with pytest.raises(TypeError, match="features must be PixelFeatures"):
         ds.TactilePixelModel()(im)
-    # uint8 images are read as 0-255
-    model, hist = ds.fit_pixel_model(f, (im.numpy() * 255).astype(np.uint8), iters=2)
-    assert np.all(np.isfinite(hist)) and isinstance(f, PixelFeatures)
+    # uint8 images are read as 0-255; random pixel batches; a tqdm bar
+    model, hist = ds.fit_pixel_model(f, (im.numpy() * 255).astype(np.uint8), iters=2,
+                                     batch_size=16, loss="l2", progress=True)
+    assert hist.shape == (2,) and np.all(np.isfinite(hist)) and isinstance(f, PixelFeatures)
