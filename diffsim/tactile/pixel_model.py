@@ -3,15 +3,15 @@
 The photometric ``Lights`` model is a guess at a real sensor's optics. DiffTactile (Si et
 al., "DiffTactile: A Physics-based Differentiable Tactile Simulator for Contact-rich
 Robotic Manipulation", ICLR 2024) instead maps each pixel's surface normal to its colour
-with a small MLP calibrated on real GelSight images. ``TactilePixelModel`` is that MLP, applied per pixel to the
-``PixelFeatures`` of a reading (normal, indentation, optionally the pixel's position and
-its marker coverage), and ``fit_pixel_model`` calibrates it from (features, RGB image)
-pairs with Adam. The model is a plain ``torch.nn.Module``: images made with it are
+with a small MLP calibrated on real GelSight images. ``TactilePixelModel`` is that MLP,
+applied per pixel to the ``PixelFeatures`` of a reading (normal, indentation, optionally
+the pixel's position and its marker coverage), and ``fit_pixel_model`` calibrates it from
+(features, RGB image) pairs with Adam. The model is a plain ``torch.nn.Module``: images made with it are
 differentiable w.r.t. the model's weights and, through the features, w.r.t. the state,
 hence the controls and parameters of a ``ds.solve`` rollout.
 
-Use it per sensor (``ds.TactileSensor(..., pixel_model=model)``) or per call
-(``sim.read(state, pixel_model=model)``). Save and load it with its ``state_dict``::
+Use it per sensor (``ds.TactileSensor(..., pixel_model=model)``: ``sim.read(state).image``
+is then learned) or on any reading's features (``model(reading.features)``). Save and load it with its ``state_dict``::
 
     torch.save({"config": model.config, "state": model.state_dict()}, "pixels.pt")
     ckpt = torch.load("pixels.pt")
