@@ -68,3 +68,23 @@ def test_readme_code_runs():
     exec(compile(code, str(readme), "exec"), namespace)  # noqa: S102
     assert namespace["U"].grad is not None and namespace["E"].grad is not None
     assert float(namespace["U"].grad.abs().sum()) > 0
+
+
+@pytest.mark.slow
+def test_pixel_model_example_runs_at_a_tiny_size(tmp_path):
+    out = _run([str(ROOT / "examples" / "tactile" / "pixel_model.py"), "--places", "2",
+                "--fit-iters", "20", "--iters", "2", "--image", "16", "14", "--out",
+                str(tmp_path / "out")], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "held-out press 1: mean abs error, learned" in out.stdout
+    assert "press speed: recovered" in out.stdout
+    assert (tmp_path / "out" / "pixel_model.pt").stat().st_size > 0
+    assert (tmp_path / "out" / "summary.json").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_pixel_benchmark_runs_at_a_tiny_size(tmp_path):
+    out = _run([str(ROOT / "benchmarks" / "tactile_pixel.py"), "--image", "16", "12",
+                "--repeat", "1", "--threads", "1"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "mlp64 / lights (shade only)" in out.stdout

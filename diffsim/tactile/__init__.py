@@ -1,8 +1,10 @@
 """Vision-based tactile sensing (``ds.Tactile``): GelSight-like FEM pads on kinematic fingers."""
 
 from .pad import TactilePad
-from .reading import TactileReading
+from .pixel_model import TactilePixelModel, fit_pixel_model
+from .reading import PixelFeatures, TactileReading
 from .sensor import Lights, TactileCamera, TactileSensor
 from .simulator import Tactile
 
-__all__ = ["Tactile", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights"]
+__all__ = ["Tactile", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights",
+           "PixelFeatures", "TactilePixelModel", "fit_pixel_model"]

@@ -10,8 +10,10 @@ contact forces ``f``, hence differentiable through ``ds.solve`` like the state i
 * Force and torque: the total force of the objects on the pad (N, finger frame) and its
   moment (N m) about the centre of the flat contact face ``(0, 0, thickness)``.
 * Image: each pixel's ray meets the rest contact surface at a point embedded in a surface
-  triangle; the deformed point and the interpolated (area-weighted vertex) normal are
-  shaded by ``Lights`` (see ``sensor.py``), and markers darken the image.
+  triangle; the deformed point and the interpolated (area-weighted vertex) normal are the
+  pixel's ``PixelFeatures`` (computed once per reading), which an image model turns into
+  RGB: by default the photometric ``Lights`` (see ``sensor.py``; markers darken the
+  image), or a learned ``TactilePixelModel`` (``pixel_model.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,40 @@ from .pad import embed_xy
 
 
 @dataclass
+class PixelFeatures:
+    """Per-pixel geometry of the deformed contact surface, seen by the sensor's camera.
+
+    Every field is a torch tensor of the sensor's dtype (differentiable w.r.t. the state),
+    in the finger frame; ``H, W`` is the camera's resolution (rows, columns).
+
+    Attributes:
+        normal: (H, W, 3) unit normal of the membrane's inner side (facing the camera;
+            ``(0, 0, -1)`` on a flat pad at rest), interpolated from area-weighted vertex
+            normals of the contact surface.
+        depth: (H, W) indentation (m): how far the surface point the pixel sees has moved
+            towards the camera, ``z_rest - z`` (> 0 where pressed in).
+        view: (H, W, 3) unit direction from that surface point to the camera centre.
+        markers: (H, W) marker coverage in [0, 1]: Gaussian blobs (``Lights.marker_sigma``
+            px) around the markers' image positions.
+        uv: (H, W, 2) pixel centres scaled to [-1, 1] (``u`` along the width).
+        mask: (H, W) bool, True where the pixel sees the pad (else the image shows the
+            background; the other features are meaningless there).
+    """
+
+    normal: torch.Tensor
+    depth: torch.Tensor
+    view: torch.Tensor
+    markers: torch.Tensor
+    uv: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return tuple(self.mask.shape)
+
+
+@dataclass
 class TactileReading:
     """What a tactile sensor measures at one state (torch tensors, differentiable).
 
@@ -37,7 +73,10 @@ class TactileReading:
         shear: (rows, cols, 2) shear traction (Pa) along the finger's x and y.
         force: (3,) total force of the objects on the pad (N, finger frame).
         torque: (3,) its moment about the contact face's centre (N m, finger frame).
-        image: (H, W, 3) tactile RGB image in [0, 1], or ``None`` if not requested.
+        image: (H, W, 3) tactile RGB image in [0, 1] (the sensor's ``lights`` or
+            ``pixel_model``), or ``None`` if not requested.
+        features: the per-pixel ``PixelFeatures`` the image was made from (``None`` without
+            the image): the inputs of a learned pixel model, e.g. to calibrate one.
     """
 
     markers: torch.Tensor
@@ -48,6 +87,7 @@ class TactileReading:
     force: torch.Tensor
     torque: torch.Tensor
     image: torch.Tensor | None = None
+    features: PixelFeatures | None = None
 
     def vector(self) -> torch.Tensor:
         """Force, torque and marker displacements, flattened (for observations)."""
@@ -115,11 +155,10 @@ class SensorOptics:
         ptri = np.where(ptri >= 0, ptri, 0)
         self.p_vert = torch.as_tensor(tris[ptri], device=device)
         self.p_bary = torch.as_tensor(pbary, **kw)
+        self.p_rest_z = (self.p_bary * torch.as_tensor(P[:, 2], **kw)[self.p_vert]).sum(1)
         u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5, indexing="xy")
         self.pix = torch.as_tensor(np.stack([u, v], -1), **kw)
-        L = sensor.lights
-        self.light_dir = torch.as_tensor(L.directions(), **kw)
-        self.light_col = torch.as_tensor(np.asarray(L.colors, dtype=np.float64), **kw)
+        self.uv = torch.as_tensor(np.stack([2 * u / W - 1, 2 * v / H - 1], -1), **kw)
         self.cam_pos = torch.tensor([0.0, 0.0, -cam.distance], **kw)
 
     # ------------------------------------------------------------------ readout
@@ -137,11 +176,16 @@ class SensorOptics:
         shear = (self.splat @ Ff[:, :2]).reshape(rows, cols, 2) / self.cell_area
         force = Fl.sum(0)
         torque = torch.cross(Xl - self.center, Fl, dim=-1).sum(0)
-        img = self.render(Xl, uv) if image else None
-        return TactileReading(uv, uv - self.m_rest_uv, mk, pressure, shear, force, torque, img)
+        if not image:
+            return TactileReading(uv, uv - self.m_rest_uv, mk, pressure, shear, force, torque)
+        feats = self.features(Xl, uv)
+        model = self.sensor.pixel_model
+        img = self.sensor.lights.shade(feats) if model is None else self.apply_model(model, feats)
+        return TactileReading(uv, uv - self.m_rest_uv, mk, pressure, shear, force, torque, img,
+                              feats)
 
-    def render(self, Xl: torch.Tensor, marker_uv: torch.Tensor) -> torch.Tensor:
-        """The tactile image of the deformed contact surface (``Lights`` model)."""
+    def features(self, Xl: torch.Tensor, marker_uv: torch.Tensor) -> PixelFeatures:
+        """The ``PixelFeatures`` of the deformed contact surface ``Xl`` (finger frame)."""
         L = self.sensor.lights
         W, H = self.sensor.camera.resolution
         t = self.tris
@@ -153,15 +197,20 @@ class SensorOptics:
         n = n / torch.sqrt((n * n).sum(-1, keepdim=True) + 1e-30)
         v = self.cam_pos - P
         v = v / torch.sqrt((v * v).sum(-1, keepdim=True) + 1e-30)
-        ndl = n @ self.light_dir.T                                # (Q, L)
-        diffuse = torch.clamp(ndl, min=0.0) @ self.light_col     # (Q, 3)
-        r = 2 * ndl[..., None] * n[:, None, :] - self.light_dir[None]
-        rdv = torch.clamp((r * v[:, None, :]).sum(-1), min=0.0) ** L.shininess
-        spec = rdv @ self.light_col
-        img = L.albedo * (L.ambient + diffuse) + L.specular * spec
-        img = img.reshape(H, W, 3)
         d2 = ((self.pix[:, :, None, :] - marker_uv[None, None]) ** 2).sum(-1)
         blobs = torch.exp(-d2 / (2 * L.marker_sigma ** 2)).sum(-1).clamp(max=1.0)
-        img = img * (1 - L.marker_darkness * blobs[..., None])
-        img = torch.where(self.mask[..., None], img, torch.full_like(img, L.background))
-        return img.clamp(0.0, 1.0)
+        depth = (self.p_rest_z - P[:, 2]).reshape(H, W)
+        return PixelFeatures(normal=n.reshape(H, W, 3), depth=depth, view=v.reshape(H, W, 3),
+                             markers=blobs, uv=self.uv, mask=self.mask)
+
+    def apply_model(self, model, feats: PixelFeatures) -> torch.Tensor:
+        """The image (H, W, 3) of the sensor's learned pixel model; the background where the
+        camera does not see the pad stays ``Lights.background``."""
+        img = model(feats)
+        H, W = feats.shape
+        if not (isinstance(img, torch.Tensor) and img.shape == (H, W, 3)):
+            raise ValueError(f"pixel_model returned {getattr(img, 'shape', type(img))}: expected "
+                             f"an (H, W, 3) = ({H}, {W}, 3) tensor of RGB in [0, 1]")
+        img = img.to(feats.normal.dtype)
+        bg = torch.full_like(img, self.sensor.lights.background)
+        return torch.where(self.mask[..., None], img, bg)

@@ -107,7 +107,9 @@ class Lights:
             + specular * sum_k c_k max(r_k . v, 0) ** shininess,   r_k = 2 (n . l_k) n - l_k
 
     clipped to ``[0, 1]``; markers darken the image by ``marker_darkness`` with Gaussian
-    blobs of ``marker_sigma`` pixels.
+    blobs of ``marker_sigma`` pixels. Pixels that do not see the pad show ``background``.
+    ``shade`` applies it to a reading's ``PixelFeatures``; a learned alternative is
+    ``ds.TactilePixelModel`` (``TactileSensor(pixel_model=...)``).
     """
 
     colors: tuple = ((1.0, 0.15, 0.15), (0.15, 1.0, 0.15), (0.15, 0.15, 1.0))
@@ -127,6 +129,23 @@ class Lights:
         return np.array([[math.cos(e) * math.cos(math.radians(a)),
                           math.cos(e) * math.sin(math.radians(a)), -math.sin(e)]
                          for a in self.azimuths_deg])
+
+    def shade(self, features) -> torch.Tensor:
+        """The image (H, W, 3) in [0, 1] of ``features`` (``PixelFeatures`` of (H, W) pixels,
+        e.g. ``reading.features``); differentiable w.r.t. them."""
+        n, v = features.normal, features.view
+        kw = {"dtype": n.dtype, "device": n.device}
+        light_dir = torch.as_tensor(self.directions(), **kw)
+        light_col = torch.as_tensor(np.asarray(self.colors, dtype=np.float64), **kw)
+        ndl = n @ light_dir.T                                     # (H, W, L)
+        diffuse = torch.clamp(ndl, min=0.0) @ light_col          # (H, W, 3)
+        r = 2 * ndl[..., None] * n[..., None, :] - light_dir
+        rdv = torch.clamp((r * v[..., None, :]).sum(-1), min=0.0) ** self.shininess
+        spec = rdv @ light_col
+        img = self.albedo * (self.ambient + diffuse) + self.specular * spec
+        img = img * (1 - self.marker_darkness * features.markers[..., None])
+        img = torch.where(features.mask[..., None], img, torch.full_like(img, self.background))
+        return img.clamp(0.0, 1.0)
 
 
 def quat_from_normal(normal) -> tuple:
@@ -163,7 +182,13 @@ class TactileSensor:
         normal: (3,) world direction of the contact surface (alternative to ``rotation``).
         damping: Rayleigh ``(alpha, beta)`` of the gel (1/s, s).
         pressure_res: ``(rows, cols)`` of the pressure maps over the footprint.
-        lights: the photometric model (``Lights``).
+        lights: the photometric model (``Lights``); its ``background`` and marker blob
+            width (``marker_sigma``) also hold with a ``pixel_model``.
+        pixel_model: ``None`` (the image is ``lights.shade``) or a learned image model, a
+            ``torch.nn.Module`` such as ``ds.TactilePixelModel`` mapping ``PixelFeatures``
+            of (H, W) pixels to an (H, W, 3) RGB image in [0, 1]; the reading keeps its
+            output where the camera sees the pad and ``lights.background`` elsewhere. The
+            sensor holds a reference: training the model later changes the images.
         name: the sensor's name (its pad is the body ``name``, its finger the tool
             ``name + "_finger"``); default ``sensor<i>``.
 
@@ -184,6 +209,7 @@ class TactileSensor:
     marker_margin: float = 0.15
     lights: Lights = field(default_factory=Lights)
     name: str | None = None
+    pixel_model: torch.nn.Module | None = None
 
     def __post_init__(self):
         from ..materials import NeoHookean
@@ -229,6 +255,11 @@ class TactileSensor:
         if not (0 <= self.marker_margin < 0.5):
             raise ValueError(f"marker_margin={self.marker_margin!r} is not allowed: it must lie "
                              "in [0, 0.5) (fraction of the footprint)")
+        if not isinstance(self.lights, Lights):
+            raise TypeError(f"lights must be a ds.Lights, got {type(self.lights).__name__}")
+        if self.pixel_model is not None and not isinstance(self.pixel_model, torch.nn.Module):
+            raise TypeError(f"pixel_model must be None or a torch.nn.Module (e.g. "
+                            f"ds.TactilePixelModel), got {type(self.pixel_model).__name__}")
         object.__setattr__(self, "marker_xy", self._marker_xy())
         self._check_camera()
 
