@@ -43,7 +43,8 @@ from ..mpm.tools import quat_to_matrix
 @dataclass(frozen=True)
 class FreeBody:
     """A free object: its tool (``tool``) and object (``obj``, its ``state.wrench`` row)
-    indices, shape, mass (kg) and principal moments of inertia (kg m^2, body frame)."""
+    indices, shape, mass (kg) and inertia about the centre (kg m^2, body frame): the
+    principal moments (3,) of an analytic shape, the full (3, 3) tensor of a mesh."""
 
     name: str
     tool: int
@@ -98,6 +99,8 @@ def support_depth(body: FreeBody, R: torch.Tensor, d: torch.Tensor) -> torch.Ten
         return db.new_tensor(body.geom[0])
     if body.kind == "box":
         return (db.abs() * db.new_tensor(body.geom)).sum()
+    if body.kind == "mesh":   # geom: a GridSDF; its convex hull's vertices, body frame
+        return (db.new_tensor(body.geom.support) @ db).max()
     r, hl = body.geom
     da = db[body.axis]
     if body.kind == "capsule":
@@ -126,7 +129,9 @@ def advance(bodies: tuple, h: float, gravity: torch.Tensor, ground, eps: float,
     for b, p, q, u, w in zip(bodies, pos, quat, vel, wrench):
         R = quat_to_matrix(q)
         v = u[:3] + h * (w[:3] / b.mass + gravity)
-        Iw = R @ torch.diag(u.new_tensor(b.inertia)) @ R.transpose(0, 1)
+        Ib = u.new_tensor(b.inertia)
+        Ib = Ib if Ib.dim() == 2 else torch.diag(Ib)
+        Iw = R @ Ib @ R.transpose(0, 1)
         om = u[3:]
         om = om + h * torch.linalg.solve(Iw, w[3:] - torch.linalg.cross(om, Iw @ om))
         if ground is not None:
