@@ -1,7 +1,9 @@
 """Free (dynamic) rigid objects of ``ds.Tactile``: mass properties and the body update.
 
-A free object is one of the scene's tools (``Sphere``, ``Box``, ``Capsule``, ``Cylinder``)
-that the pads push instead of a velocity the user prescribes. Each control step is
+A free object is one of the scene's tools (``Sphere``, ``Box``, ``Capsule``, ``Cylinder``,
+or a ``Mesh``: its pose is then its centre of mass, its inertia the full tensor from
+``gridsdf.mass_properties``, its support points the convex hull's vertices) that the pads
+push instead of a velocity the user prescribes. Each control step is
 **semi-implicit** (a staggered, partitioned scheme):
 
 1. the pads are solved implicitly (``ds.FEM``'s Newton step) against the body moving as a

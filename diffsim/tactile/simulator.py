@@ -99,16 +99,25 @@ class Tactile(FEM):
     """Tactile sensors (FEM elastomer pads on kinematic fingers) in contact with rigid objects.
 
     Objects are the scene's tools (``ds.Sphere``, ``ds.Box``, ``ds.Capsule``,
-    ``ds.Cylinder``; kinematic, driven by per-step velocities like the fingers), its
-    colliders (static, the same shapes) and its ground. The action of a control step is,
-    per sensor and then per kinematic tool, the linear (m/s) and angular (rad/s, world
-    frame) velocity: ``action_dim = 6 * (sensors + tools - free objects)``.
+    ``ds.Cylinder``, ``ds.Mesh``; kinematic, driven by per-step velocities like the
+    fingers), its colliders (static, the same shapes) and its ground. The action of a
+    control step is, per sensor and then per kinematic tool, the linear (m/s) and angular
+    (rad/s, world frame) velocity: ``action_dim = 6 * (sensors + tools - free objects)``.
 
     **Free objects** (``free_objects``): tools that are free rigid bodies instead of
     kinematic ones, pushed by the pads' contact forces (the reaction of the implicit pad
     step), gravity and the ground; semi-implicit, one-step lag, see ``rigid.py``. Their
     velocities are the state's ``body_vel``; they take no action.
 
+    **Mesh objects** (``ds.Mesh``, watertight): their signed distance is baked once on a
+    grid in the object's frame (``gridsdf.py``: trimesh's exact distance within 6 cells of
+    the surface, spacing ``sdf_spacing``) and sampled in the contact kernels by a
+    prefiltered quadratic B-spline (C1; the contact normal is its gradient), so contact,
+    parameters and gradients work as for analytic shapes. A mesh tool's pose moves the
+    centre of its bounding box (``Shape.center``); a free mesh body's pose moves its centre
+    of mass (``tool_pos`` starts there), and its mass and full inertia tensor come from the
+    mesh (``trimesh``'s ``mass_properties``). Near-surface interpolation error is about
+    1e-2 cells on a smooth mesh; edges and corners are rounded at the scale of a cell.
     Args:
         scene: a 3D ``ds.Scene`` with the objects. FEM soft bodies, shells and MPM
             bodies are not supported as objects (pads touch rigid objects only).
@@ -121,6 +130,10 @@ class Tactile(FEM):
         friction_eps: friction smoothing velocity (m/s).
         free_objects: ``{tool name: density (kg/m^3)}``: tools that are free rigid bodies
             (uniform density; mass and inertia from the shape). Needs ``substeps=1``.
+        sdf_spacing: grid spacing (m) of mesh objects' signed distances: one value for all,
+            or ``{object name: spacing}``; default (``None``) ``min(longest side / 40,
+            thinnest side / 8)`` of the mesh's bounding box. Allowed: at least 4 cells
+            across the thinnest side, at most 4e6 grid nodes (the error names the range).
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
 
     Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
@@ -134,7 +147,8 @@ class Tactile(FEM):
     (free objects, 6) linear (m/s) and angular (rad/s) velocities of the free objects.
 
     Raises:
-        ValueError/TypeError: a 2D scene, no sensor, unsupported objects, bad numbers.
+        ValueError/TypeError: a 2D scene, no sensor, unsupported objects, a mesh that is
+            not watertight, an ``sdf_spacing`` out of range, bad numbers.
     """
 
     STATE_NAMES = ("x", "v", "f", "wrench")
