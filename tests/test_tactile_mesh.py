@@ -75,9 +75,9 @@ def test_exact_sdf_against_brute_force():
 
 
 def test_grid_sdf_accuracy():
-    """The spline vs the exact distance within 1.5 cells of the surface: an icosphere
-    (R = 4 mm, default spacing 0.2 mm) to 0.03 cells (measured 0.016 max, 0.003 median:
-    the mesh's own facet kinks), a box to 0.2 cells at its rounded edges (median 1e-3)."""
+    """The cubic spline vs the exact distance within 1.5 cells of the surface: an icosphere
+    (R = 4 mm, default spacing 0.2 mm) to 0.04 cells (measured 0.023 max, 0.003 median:
+    the mesh's own facet kinks), a box to 0.2 cells at its rounded edges (median 3e-3)."""
     rng = np.random.default_rng(0)
     ico = trimesh.creation.icosphere(subdivisions=4, radius=R)
     g = GridSDF.bake(ico)
@@ -85,20 +85,21 @@ def test_grid_sdf_accuracy():
     assert h == pytest.approx(2 * R / 40)
     pts = _near_surface_points(ico, h, 2000, rng)
     err = np.abs(g.sample(pts) - exact_sdf(ico, pts)) / h
-    assert err.max() < 0.03 and np.median(err) < 0.005
+    assert err.max() < 0.04 and np.median(err) < 0.005
     assert GridSDF.bake(ico) is g           # cached
     box = trimesh.creation.box((0.008, 0.006, 0.004))
     g = GridSDF.bake(box)
     pts = _near_surface_points(box, g.spacing, 2000, rng)
     err = np.abs(g.sample(pts) - exact_sdf(box, pts)) / g.spacing
-    assert err.max() < 0.2 and np.median(err) < 2e-3
+    assert err.max() < 0.2 and np.median(err) < 5e-3
 
 
-def test_taichi_sampler_is_the_spline_and_its_gradient():
+@pytest.mark.parametrize("order", [3, 2])
+def test_taichi_sampler_is_the_spline_and_its_gradient(order):
     """The ``@ti.func`` evaluates the same spline as scipy (``GridSDF.sample``), also outside
     the grid (box distance), and its gradient is the spline's (central differences)."""
     mesh = trimesh.creation.box((0.008, 0.006, 0.004))
-    g = GridSDF.bake(mesh, 0.0005)
+    g = GridSDF.bake(mesh, 0.0005, order=order)
     rng = np.random.default_rng(2)
     top = np.c_[rng.uniform(-0.002, 0.002, 50), rng.uniform(-0.001, 0.001, 50),
                 0.002 + rng.uniform(-0.0005, 0.0005, 50)]     # near the middle of the top face
@@ -129,9 +130,11 @@ def test_taichi_sampler_is_the_spline_and_its_gradient():
     fd = np.stack([(g.sample(pts + eps * e) - g.sample(pts - eps * e)) / (2 * eps)
                    for e in np.eye(3)], 1)
     assert np.abs(grad.to_numpy() - fd).max() < 1e-5
-    # away from edges the gradient is the face's normal to 1e-2 (5e-3 measured at this coarse
-    # spacing: the prefilter spreads the kinks of the SDF on the medial planes, damped 0.17/cell)
-    assert np.abs(grad.to_numpy()[:50] - (0.0, 0.0, 1.0)).max() < 1e-2
+    # away from edges the gradient is the face's normal, up to the ringing of the kinks of
+    # the SDF on the medial planes 3 cells away (this box is only 8 cells thick), which the
+    # prefilter damps by 0.27 (cubic) or 0.17 (quadratic) per cell: 1.9e-2 and 5e-3 measured
+    tol = 3e-2 if order == 3 else 1e-2
+    assert np.abs(grad.to_numpy()[:50] - (0.0, 0.0, 1.0)).max() < tol
     tree.destroy()
 
 

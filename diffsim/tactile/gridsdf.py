@@ -8,23 +8,28 @@ regular lattice in the mesh's own frame, a few cells beyond its bounding box:
   cells of the surface;
 * farther nodes take the distance to the closest surface point of the nearest exact node
   (a feature transform: an upper bound, off by up to about 0.4 cells) with the sign of a
-  voxel fill; the prefilter damps an error ``k`` cells away by ``0.17^k`` at the spline,
-  so within 2 cells of the surface the interpolant sees them at below 1e-3 cells.
+  voxel fill; the prefilter damps an error ``k`` cells away by ``0.27^k`` at the cubic
+  spline (``0.17^k`` quadratic), so within 2 cells of the surface the interpolant sees
+  them at about 2e-3 cells.
 
-The values are prefiltered into quadratic B-spline coefficients (``scipy.ndimage
-.spline_filter``, order 2), so the spline *interpolates* the samples; ``GridSDF.func``
-returns a ``@ti.func q -> (phi, grad phi)`` that evaluates the spline (27 taps) and its
-exact gradient. The spline is C1 with a piecewise-linear gradient, so the contact
-potential built on it is C1 with a bounded Hessian (what Newton needs), and Taichi's
+The values are prefiltered into cubic B-spline coefficients (``scipy.ndimage
+.spline_filter``, order 3; order 2, quadratic, on request), so the spline *interpolates*
+the samples; ``GridSDF.func`` returns a ``@ti.func q -> (phi, grad phi)`` that evaluates
+the spline (64 taps; 27 quadratic) and its exact gradient. The cubic spline is C2, so the
+contact potential built on it is C2 with a continuous Hessian and the contact forces are
+C1 in the object's pose (the quadratic one is C1: Newton still converges, but a reading
+is then kinked wherever a node crosses a cell face, and finite differences across a
+kink disagree with the one-sided gradient, seen at 1 % in a check); Taichi's
 reverse mode differentiates it like the analytic SDFs of ``fem/contact.py``; the
 gradient is that of the interpolant (|grad| = 1 up to the interpolation error), not
 renormalised, so the contact force stays the exact derivative of its potential. Outside
 the lattice's interpolation box the distance is the spline at the nearest point of the
 box plus the distance to the box (continuous; far from any contact). Interpolation error
-near a smooth surface is ``O(h^3 / R^2)`` (``h`` the spacing, ``R`` the curvature
-radius); sharp edges and corners are rounded at the scale of ``h``.
+of a smooth SDF is ``O(h^4)`` (cubic; ``O(h^3)`` quadratic); a mesh's own facet kinks,
+sharp edges and corners are rounded at the scale of ``h``.
 
-Baked grids are cached per process (key: the mesh in its frame, spacing, padding, band).
+Baked grids are cached per process (key: the mesh in its frame, spacing, padding, band,
+order).
 """
 
 from __future__ import annotations
@@ -142,10 +147,14 @@ class GridSDF:
 
     Attributes:
         values: (nx, ny, nz) signed distances (m) at the nodes ``origin + spacing * index``.
-        coef: (nx, ny, nz) quadratic B-spline coefficients that interpolate ``values``.
+        coef: (nx, ny, nz) B-spline coefficients (degree ``order``) that interpolate
+            ``values``.
         origin: (3,) the first node (m, object frame); spacing: node spacing (m).
         exact: (nx, ny, nz) bool, nodes whose value is trimesh's exact distance.
         support: (V, 3) the convex hull's vertices in the object frame (support points).
+        order: 3, cubic B-spline (C2: contact forces C1 in the pose), or 2, quadratic (C1:
+            27 taps instead of 64, but forces only piecewise C1, kinked where a node
+            crosses a cell face).
     """
 
     values: np.ndarray
@@ -154,6 +163,7 @@ class GridSDF:
     spacing: float
     exact: np.ndarray
     support: np.ndarray
+    order: int = 3
 
     @property
     def shape(self) -> tuple:
@@ -161,7 +171,7 @@ class GridSDF:
 
     @classmethod
     def bake(cls, mesh, spacing: float | None = None, padding: int = 4,
-             band: int = 6, name: str = "spacing") -> GridSDF:
+             band: int = 6, name: str = "spacing", order: int = 3) -> GridSDF:
         """Bake (or fetch from the cache) the grid SDF of a watertight ``trimesh.Trimesh``
         given in the object's frame.
 
@@ -171,6 +181,7 @@ class GridSDF:
             padding: cells of lattice beyond the bounding box on every side.
             band: nodes within this many cells of the surface get exact distances.
             name: the spacing's argument name in error messages.
+            order: spline degree, 3 (cubic, default) or 2 (quadratic).
 
         Raises:
             ValueError: a mesh that is not watertight, a spacing out of range.
@@ -182,8 +193,10 @@ class GridSDF:
         if not mesh.is_watertight:
             raise ValueError("mesh is not watertight: a signed distance needs a closed "
                              "surface (try trimesh's repair.fill_holes)")
+        if order not in (2, 3):
+            raise ValueError(f"order={order!r} is not allowed: expected 2 or 3")
         h = check_spacing(mesh, spacing, padding, name)
-        key = (mesh_key(mesh), h, padding, band)
+        key = (mesh_key(mesh), h, padding, band, order)
         if key in _CACHE:
             return _CACHE[key]
         lo, hi = (np.asarray(b, float) for b in mesh.bounds)
@@ -205,7 +218,7 @@ class GridSDF:
         values[tuple(idx.T)] = phi
         # far nodes: the distance to the closest surface point of the nearest exact node (an
         # upper bound, off by up to ~0.4 cells), the sign from the voxel fill; the
-        # prefilter carries an error k cells away to the spline damped by 0.17^k
+        # prefilter carries an error k cells away to the spline damped by 0.27^k (cubic)
         cl = np.zeros(shape + (3,))
         cl[tuple(idx.T)] = closest
         far_idx = ndimage.distance_transform_edt(~near, return_distances=False,
@@ -214,12 +227,12 @@ class GridSDF:
         far_pts = origin + h * np.argwhere(~near).astype(np.float64)
         dist = np.linalg.norm(far_pts - cl[src], axis=1)
         values[~near] = np.where(occ[~near], -dist, dist)
-        coef = ndimage.spline_filter(values, order=2, mode="mirror")
+        coef = ndimage.spline_filter(values, order=order, mode="mirror")
         try:
             support = np.asarray(mesh.convex_hull.vertices, np.float64)
         except Exception:  # degenerate hulls (qhull errors): every vertex is a support point
             support = np.asarray(mesh.vertices, np.float64)
-        out = cls(values, coef, tuple(float(c) for c in origin), h, near, support)
+        out = cls(values, coef, tuple(float(c) for c in origin), h, near, support, order)
         _CACHE[key] = out
         return out
 
@@ -231,9 +244,16 @@ class GridSDF:
 
         u = (np.asarray(points, np.float64) - np.asarray(self.origin)) / self.spacing
         n = np.asarray(self.shape)
-        uc = np.clip(u, 0.5, n - 1.5)
-        phi = ndimage.map_coordinates(self.coef, uc.T, order=2, prefilter=False, mode="mirror")
+        m = self._margin
+        uc = np.clip(u, m, n - 1 - m)
+        phi = ndimage.map_coordinates(self.coef, uc.T, order=self.order, prefilter=False,
+                                      mode="mirror")
         return phi + np.linalg.norm(u - uc, axis=1) * self.spacing
+
+    @property
+    def _margin(self) -> float:
+        """Cells between the lattice's edge and the box where the spline is evaluated."""
+        return 0.5 if self.order == 2 else 1.0
 
     # ------------------------------------------------------------------ Taichi
     def field(self, real):
@@ -245,12 +265,40 @@ class GridSDF:
 
     def func(self, coef):
         """``@ti.func q -> (phi, grad phi)`` in the object's frame over the filled field
-        ``coef``: the quadratic B-spline, its gradient, the box distance outside."""
+        ``coef``: the B-spline, its gradient, the box distance outside."""
         o = self.origin
         h = self.spacing
         inv = 1.0 / h
         n = self.shape
+        m = self._margin
+        taps = self.order + 1
         eps = 1e-9
+
+        # weights and their derivatives at fx = u - base; products, not ** (Taichi 1.7's
+        # reverse mode of ** 2 can give NaN in f32)
+        if self.order == 2:
+            @ti.func
+            def weights(fx):
+                a0, a1, a2 = 1.5 - fx, fx - 1.0, fx - 0.5
+                return ([0.5 * a0 * a0, 0.75 - a1 * a1, 0.5 * a2 * a2],
+                        [-a0, -2.0 * a1, a2])
+
+            @ti.func
+            def first(uc):
+                return ti.cast(ti.floor(uc + 0.5), ti.i32) - 1
+        else:
+            @ti.func
+            def weights(fx):
+                t = fx - 1.0
+                s = 1.0 - t
+                t2 = t * t
+                return ([s * s * s / 6.0, (3.0 * t2 * t - 6.0 * t2 + 4.0) / 6.0,
+                         (-3.0 * t2 * t + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t2 * t / 6.0],
+                        [-0.5 * s * s, 1.5 * t2 - 2.0 * t, -1.5 * t2 + t + 0.5, 0.5 * t2])
+
+            @ti.func
+            def first(uc):
+                return ti.cast(ti.floor(uc), ti.i32) - 1
 
         @ti.func
         def f(q):
@@ -258,22 +306,19 @@ class GridSDF:
             uc = u
             base = ti.Vector([0, 0, 0])
             for a in ti.static(range(3)):
-                uc[a] = ti.min(ti.max(u[a], 0.5), n[a] - 1.5)
-                base[a] = ti.min(ti.max(ti.cast(ti.floor(uc[a] + 0.5), ti.i32) - 1, 0),
-                                 n[a] - 3)
-            fx = uc - ti.cast(base, float)
-            # products, not ** 2 (Taichi 1.7's reverse mode of ** 2 can give NaN in f32)
-            a0, a1, a2 = 1.5 - fx, fx - 1.0, fx - 0.5
-            w = [0.5 * a0 * a0, 0.75 - a1 * a1, 0.5 * a2 * a2]
-            dw = [-a0, -2.0 * a1, a2]
+                uc[a] = ti.min(ti.max(u[a], m), n[a] - 1 - m)
+                base[a] = ti.min(ti.max(first(uc[a]), 0), n[a] - taps)
+            w, dw = weights(uc - ti.cast(base, float))
             phi = 0.0
             gu = ti.Vector.zero(float, 3)
-            for i, j, k in ti.static(ti.ndrange(3, 3, 3)):
-                c = coef[base[0] + i, base[1] + j, base[2] + k]
-                phi += c * w[i][0] * w[j][1] * w[k][2]
-                gu[0] += c * dw[i][0] * w[j][1] * w[k][2]
-                gu[1] += c * w[i][0] * dw[j][1] * w[k][2]
-                gu[2] += c * w[i][0] * w[j][1] * dw[k][2]
+            for i in ti.static(range(taps)):        # nested: no 64-fold unroll warning
+                for j in ti.static(range(taps)):
+                    for k in ti.static(range(taps)):
+                        c = coef[base[0] + i, base[1] + j, base[2] + k]
+                        phi += c * w[i][0] * w[j][1] * w[k][2]
+                        gu[0] += c * dw[i][0] * w[j][1] * w[k][2]
+                        gu[1] += c * w[i][0] * dw[j][1] * w[k][2]
+                        gu[2] += c * w[i][0] * w[j][1] * dw[k][2]
             g = ti.Vector.zero(float, 3)
             for a in ti.static(range(3)):
                 g[a] = ti.select(u[a] == uc[a], gu[a] * inv, 0.0)
