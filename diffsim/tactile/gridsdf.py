@@ -309,16 +309,27 @@ class GridSDF:
                 uc[a] = ti.min(ti.max(u[a], m), n[a] - 1 - m)
                 base[a] = ti.min(ti.max(first(uc[a]), 0), n[a] - taps)
             w, dw = weights(uc - ti.cast(base, float))
+            # separable: contract z, then y, then x (keeps the reverse-mode code small)
             phi = 0.0
             gu = ti.Vector.zero(float, 3)
-            for i in ti.static(range(taps)):        # nested: no 64-fold unroll warning
+            for i in ti.static(range(taps)):
+                py = 0.0
+                py_y = 0.0
+                py_z = 0.0
                 for j in ti.static(range(taps)):
+                    pz = 0.0
+                    pz_z = 0.0
                     for k in ti.static(range(taps)):
                         c = coef[base[0] + i, base[1] + j, base[2] + k]
-                        phi += c * w[i][0] * w[j][1] * w[k][2]
-                        gu[0] += c * dw[i][0] * w[j][1] * w[k][2]
-                        gu[1] += c * w[i][0] * dw[j][1] * w[k][2]
-                        gu[2] += c * w[i][0] * w[j][1] * dw[k][2]
+                        pz += c * w[k][2]
+                        pz_z += c * dw[k][2]
+                    py += pz * w[j][1]
+                    py_y += pz * dw[j][1]
+                    py_z += pz_z * w[j][1]
+                phi += py * w[i][0]
+                gu[0] += py * dw[i][0]
+                gu[1] += py_y * w[i][0]
+                gu[2] += py_z * w[i][0]
             g = ti.Vector.zero(float, 3)
             for a in ti.static(range(3)):
                 g[a] = ti.select(u[a] == uc[a], gu[a] * inv, 0.0)
