@@ -296,7 +296,8 @@ def test_mesh_object_gradients_fd(sim):
 def test_free_mesh_cube_lands_and_rests_like_the_analytic_cube():
     """Two free 8 mm cubes (51 g), one a ``ds.Box`` and one a 12-triangle mesh, drop 0.1 mm
     onto upward-facing pads and come to rest: the same heights, velocities and pad forces
-    over the drop, the landing and the rest (the mesh's edges are rounded at 0.2 mm)."""
+    over the drop, the landing and the rest (the mesh's edges are rounded at 0.2 mm, but the
+    pads touch the flat bottom face)."""
     H = 0.004
     scene = ds.Scene(dim=3, gravity=(0.0, 0.0, -9.8))
     z = 0.003 + H + 1e-4
@@ -322,10 +323,12 @@ def test_free_mesh_cube_lands_and_rests_like_the_analytic_cube():
     fa = np.array([-float(s.f[sim.groups["left"]].sum(0)[2]) for s in outs])
     fm = np.array([-float(s.f[sim.groups["right"]].sum(0)[2]) for s in outs])
     mg = float(sim.free_masses[0]) * 9.8
-    print(za - z, zm - z, fa / mg, fm / mg)
+    print(f"heights {np.abs(zm - za).max():.3g} m apart, forces {np.abs(fm - fa).max() / mg:.3g}"
+          " m g apart")
     assert float(sim.free_masses[1]) == pytest.approx(float(sim.free_masses[0]), rel=1e-12)
-    assert np.abs(zm - za).max() < 5e-6                   # against a 0.1 mm drop
+    # measured: heights 2e-8 m apart (the cubes sink 0.23 mm), forces 5e-4 m g apart
+    assert np.abs(zm - za).max() < 1e-7
     assert fa[-1] == pytest.approx(mg, rel=0.1)           # resting on the pad
-    assert np.abs(fm - fa).max() < 0.05 * mg
+    assert np.abs(fm - fa).max() < 0.01 * mg
     assert abs(float(outs[-1].tool_pos[m, 0]) - X) < 1e-6   # no drift, no tipping
     sim.close()
