@@ -45,7 +45,8 @@ CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
 @dataclass(frozen=True)
 class ObjectSpec:
     """An object the pads touch: a kinematic tool (``tool`` its index), a static collider or
-    the ground (``tool = -1``, ``center`` its position)."""
+    the ground (``tool = -1``, ``center`` its position). ``geom``: the analytic shape's
+    sizes (``obstacle_geometry``), or for ``kind == "mesh"`` its ``gridsdf.GridSDF``."""
 
     name: str
     kind: str
@@ -111,13 +112,15 @@ class Tactile(FEM):
 
     **Mesh objects** (``ds.Mesh``, watertight): their signed distance is baked once on a
     grid in the object's frame (``gridsdf.py``: trimesh's exact distance within 6 cells of
-    the surface, spacing ``sdf_spacing``) and sampled in the contact kernels by a
-    prefiltered quadratic B-spline (C1; the contact normal is its gradient), so contact,
+    the surface, spacing ``sdf_spacing``) and sampled in the contact kernels by an
+    interpolating cubic B-spline (C2; the contact normal is its gradient), so contact,
     parameters and gradients work as for analytic shapes. A mesh tool's pose moves the
     centre of its bounding box (``Shape.center``); a free mesh body's pose moves its centre
     of mass (``tool_pos`` starts there), and its mass and full inertia tensor come from the
     mesh (``trimesh``'s ``mass_properties``). Near-surface interpolation error is about
-    1e-2 cells on a smooth mesh; edges and corners are rounded at the scale of a cell.
+    2e-2 cells on a finely faceted mesh; edges, corners and features thinner than a few
+    cells are rounded or lost at the scale of a cell (README: Mesh objects).
+
     Args:
         scene: a 3D ``ds.Scene`` with the objects. FEM soft bodies, shells and MPM
             bodies are not supported as objects (pads touch rigid objects only).
