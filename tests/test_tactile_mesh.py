@@ -332,3 +332,24 @@ def test_free_mesh_cube_lands_and_rests_like_the_analytic_cube():
     assert np.abs(fm - fa).max() < 0.01 * mg
     assert abs(float(outs[-1].tool_pos[m, 0]) - X) < 1e-6   # no drift, no tipping
     sim.close()
+
+
+@pytest.mark.slow
+def test_mesh_object_example_runs_at_a_tiny_size(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    # this checkout's package first (an editable install elsewhere would shadow it)
+    env = {**os.environ, "DIFFSIM_ARCH": "cpu", "MPLBACKEND": "Agg",
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(root / "examples" / "tactile" / "mesh_object.py"),
+                          "--steps", "2", "--resolution", "0.002", "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=root, env=env, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    m = re.search(r"d force / d speed: (\S+) N s/m \(finite difference (\S+)\)", out.stdout)
+    assert m and float(m[1]) == pytest.approx(float(m[2]), rel=1e-4)
+    assert (tmp_path / "reading.json").stat().st_size > 0
