@@ -4,7 +4,9 @@ Cases (implicit steps of 10 ms, float64, a 20 x 20 x 4 mm neo-Hookean pad meshed
 ``--resolution``):
 
 * ``one``: one sensor; a ball pressed into the pad and slid across it (friction 0.5);
-* ``two``: a parallel gripper, two sensors squeezing a box (friction 0.5).
+* ``two``: a parallel gripper, two sensors squeezing a box (friction 0.5);
+* ``mesh``: ``one`` with the ball a ``ds.Mesh`` icosphere (5120 faces, the same radius)
+  through its baked grid SDF (``diffsim/tactile/gridsdf.py``): the cost of mesh objects.
 
 For each case: forward control steps/s (steps with contact), forward + backward steps/s
 (``CheckpointAdjoint(segment=T)`` on a loss of the readings), and the cost of one
@@ -16,7 +18,7 @@ with the same Newton/PCG solver: the ratio ``Tactile / FEM`` per step is the cos
 ``ds.Tactile`` adds (fingers, area-weighted contact with damping, the contact-force state).
 
 Usage: ``python benchmarks/tactile.py [--steps 10] [--resolution 0.002] [--arch cpu]
-[--optimize runtime|compile] [--json out.json]`` (``./dev bench tactile``); ``--arch cuda`` runs the same kernels on
+[--optimize runtime|compile] [--cases one,two,mesh,peer] [--json out.json]`` (``./dev bench tactile``); ``--arch cuda`` runs the same kernels on
 a GPU.
 """
 
@@ -48,6 +50,29 @@ def one_sensor(res):
         U = torch.zeros(T, sim.action_dim, dtype=torch.float64)
         U[: T // 2, 8] = -0.03        # press 0.3 mm per step
         U[T // 2:, 6] = 0.05          # then slide
+        return U
+    return sim, controls
+
+
+def one_sensor_mesh(res):
+    import trimesh
+
+    scene = ds.Scene(dim=3, gravity=(0.0, 0.0, -9.8))
+    ico = trimesh.creation.icosphere(subdivisions=4, radius=0.006)
+    ico.apply_translation((0.0, 0.0, PAD[2] + 0.006))
+    scene.add_tool(ds.Mesh.from_trimesh(ico), friction=0.5, name="ball")
+    sensor = ds.TactileSensor(pad=ds.TactilePad.flat(PAD, res), material=ds.NeoHookean(**GEL),
+                              markers=(7, 7))
+    t0 = time.perf_counter()
+    sim = ds.Tactile(scene, sensors=[sensor], dt=1e-2)
+    bake = time.perf_counter() - t0
+    print(f"mesh ball: building the simulator (baking the grid SDF, "
+          f"{sim.objects[0].geom.shape} nodes) took {bake:.1f} s", flush=True)
+
+    def controls(T):
+        U = torch.zeros(T, sim.action_dim, dtype=torch.float64)
+        U[: T // 2, 8] = -0.03
+        U[T // 2:, 6] = 0.05
         return U
     return sim, controls
 
@@ -146,18 +171,32 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     ap.add_argument("--optimize", default="runtime", choices=("runtime", "compile"),
                     help="Taichi optimisation: 'compile' compiles faster, runs slower")
+    ap.add_argument("--cases", default="one,two,peer",
+                    help="comma-separated subset of one, two, mesh, peer")
     args = ap.parse_args(argv)
+    cases = args.cases.split(",")
+    if not cases or not set(cases) <= {"one", "two", "mesh", "peer"}:
+        ap.error(f"--cases={args.cases!r}: expected a comma-separated subset of one, two, "
+                 "mesh, peer")
     ds.init(arch=args.arch, precision="f64", optimize=args.optimize)
     rows = []
-    for name, make in (("one sensor", one_sensor), ("two sensors", two_sensors)):
+    by_case = {}
+    for key, name, make in (("one", "one sensor", one_sensor),
+                            ("mesh", "one sensor, mesh ball", one_sensor_mesh),
+                            ("two", "two sensors", two_sensors)):
+        if key not in cases:
+            continue
         sim, controls = make(args.resolution)
         rows.append(run_case(name, sim, controls, args.steps))
+        by_case[key] = rows[-1]
         print(f"{name}: {rows[-1]}", flush=True)
         sim.close()
-    sim, controls = fem_peer(args.resolution)
-    peer = run_case("peer: same pad in ds.FEM", sim, controls, args.steps, readings=False)
-    sim.close()
-    rows.append(peer)
+    peer = None
+    if "peer" in cases:
+        sim, controls = fem_peer(args.resolution)
+        peer = run_case("peer: same pad in ds.FEM", sim, controls, args.steps, readings=False)
+        sim.close()
+        rows.append(peer)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, arch={args.arch}"
     print(f"# ds.Tactile benchmark ({machine}); {args.steps} steps of 10 ms, float64")
     for r in rows:
@@ -167,10 +206,14 @@ def main(argv=None):
               f"steps/s, forward+backward {r['forward_backward_steps_per_s']:6.2f} steps/s "
               f"(backward/forward {r['backward_over_forward']:.2f}), Newton/step "
               f"{r['newton_per_step']:.1f}{extra}")
-    ratio = rows[0]["forward_steps_per_s"] / peer["forward_steps_per_s"]
-    ratio_b = rows[0]["forward_backward_steps_per_s"] / peer["forward_backward_steps_per_s"]
-    print(f"one sensor vs the same pad in ds.FEM: forward speed ratio {ratio:.2f}, "
-          f"forward+backward {ratio_b:.2f} (1 = no overhead)")
+    for key, ref, what in (("one", peer, "one sensor vs the same pad in ds.FEM"),
+                           ("mesh", by_case.get("one"), "mesh ball vs analytic ball")):
+        if key in by_case and ref is not None:
+            ratio = by_case[key]["forward_steps_per_s"] / ref["forward_steps_per_s"]
+            ratio_b = (by_case[key]["forward_backward_steps_per_s"]
+                       / ref["forward_backward_steps_per_s"])
+            print(f"{what}: forward speed ratio {ratio:.2f}, forward+backward {ratio_b:.2f} "
+                  "(1 = no overhead)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": machine, "rows": rows}, fh, indent=2)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .materials import Material
-from .shapes import Box, Capsule, Compound, Cylinder, Shape, Sphere
+from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Shape, Sphere
 
 WALL_KINDS = ("sticky", "slip", "friction")
 
@@ -152,16 +152,17 @@ class Scene:
 
     def add_tool(self, shape: Shape, friction: float = 0.0, name: str | None = None,
                  contact_width: float | None = None, rotation=None) -> Scene:
-        """Add a kinematic tool (``Sphere``, ``Box``, ``Capsule``, ``Cylinder`` or ``Compound``).
+        """Add a kinematic tool (``Sphere``, ``Box``, ``Capsule``, ``Cylinder`` or ``Compound``;
+        ``ds.Mesh`` for ``ds.Tactile`` only, where it becomes a baked grid SDF).
 
         The tool's pose starts at the shape's centre; each control step sets its
         linear velocity (dim) and angular velocity (1 in 2D, 3 in 3D), so it adds
         ``dim + (1 or 3)`` entries to ``sim.action_dim``.
         """
         self._check_shape(shape, "shape")
-        if not isinstance(shape, (Box, Sphere, Capsule, Cylinder, Compound)):
-            raise TypeError(f"tool shape must be Box, Sphere, Capsule, Cylinder or Compound, "
-                            f"got {type(shape).__name__}")
+        if not isinstance(shape, (Box, Sphere, Capsule, Cylinder, Compound, Mesh)):
+            raise TypeError(f"tool shape must be Box, Sphere, Capsule, Cylinder, Compound or "
+                            f"Mesh (ds.Tactile only), got {type(shape).__name__}")
         friction = _finite_nonneg("friction", friction)
         if contact_width is not None:
             contact_width = _finite_nonneg("contact_width", contact_width)

@@ -69,8 +69,9 @@ class TactileKernels(SolidKernels):
         self.tool_sdf = [_no_contact for _ in model.tools]
         spec = tactile
         self.n_obj = len(spec.objects)
-        self.obj_sdf = [make_sdf_grad(o.kind, o.geom, o.axis) if o.kind != "ground" else
-                        _ground_sdf for o in spec.objects]
+        for j, f in self.mesh_sdf.items():
+            spec.objects[j].geom.fill(f)
+        self.obj_sdf = [self._object_sdf(j, o) for j, o in enumerate(spec.objects)]
         self.obj_tool = tuple(o.tool for o in spec.objects)          # tool index or -1
         self.obj_center = tuple(tuple(o.center) for o in spec.objects)
         self.cwidth = float(spec.width)
@@ -98,6 +99,20 @@ class TactileKernels(SolidKernels):
         place((self.capacity, n_obj), self.wr)
         self.wn = ti.Vector.field(6, real, needs_grad=g)     # per-node share of wr
         place((self.N, n_obj), self.wn)
+        # baked grid SDFs of mesh objects (gridsdf.py): spline coefficients, no gradient
+        self.mesh_sdf = {}
+        for j, o in enumerate(spec.objects):
+            if o.kind == "mesh":
+                self.mesh_sdf[j] = o.geom.field(real)
+                place(o.geom.shape, self.mesh_sdf[j], grad=False)
+
+    def _object_sdf(self, j: int, o):
+        """``@ti.func q -> (phi, grad phi)`` of object ``j`` in its own frame."""
+        if o.kind == "ground":
+            return _ground_sdf
+        if o.kind == "mesh":
+            return o.geom.func(self.mesh_sdf[j])
+        return make_sdf_grad(o.kind, o.geom, o.axis)
 
     # ------------------------------------------------------------------ contact
     @ti.func

@@ -1,7 +1,9 @@
 """Free (dynamic) rigid objects of ``ds.Tactile``: mass properties and the body update.
 
-A free object is one of the scene's tools (``Sphere``, ``Box``, ``Capsule``, ``Cylinder``)
-that the pads push instead of a velocity the user prescribes. Each control step is
+A free object is one of the scene's tools (``Sphere``, ``Box``, ``Capsule``, ``Cylinder``,
+or a ``Mesh``: its pose is then its centre of mass, its inertia the full tensor from
+``gridsdf.mass_properties``, its support points the convex hull's vertices) that the pads
+push instead of a velocity the user prescribes. Each control step is
 **semi-implicit** (a staggered, partitioned scheme):
 
 1. the pads are solved implicitly (``ds.FEM``'s Newton step) against the body moving as a
@@ -43,7 +45,8 @@ from ..mpm.tools import quat_to_matrix
 @dataclass(frozen=True)
 class FreeBody:
     """A free object: its tool (``tool``) and object (``obj``, its ``state.wrench`` row)
-    indices, shape, mass (kg) and principal moments of inertia (kg m^2, body frame)."""
+    indices, shape, mass (kg) and inertia about the centre (kg m^2, body frame): the
+    principal moments (3,) of an analytic shape, the full (3, 3) tensor of a mesh."""
 
     name: str
     tool: int
@@ -98,6 +101,8 @@ def support_depth(body: FreeBody, R: torch.Tensor, d: torch.Tensor) -> torch.Ten
         return db.new_tensor(body.geom[0])
     if body.kind == "box":
         return (db.abs() * db.new_tensor(body.geom)).sum()
+    if body.kind == "mesh":   # geom: a GridSDF; its convex hull's vertices, body frame
+        return (db.new_tensor(body.geom.support) @ db).max()
     r, hl = body.geom
     da = db[body.axis]
     if body.kind == "capsule":
@@ -126,7 +131,9 @@ def advance(bodies: tuple, h: float, gravity: torch.Tensor, ground, eps: float,
     for b, p, q, u, w in zip(bodies, pos, quat, vel, wrench):
         R = quat_to_matrix(q)
         v = u[:3] + h * (w[:3] / b.mass + gravity)
-        Iw = R @ torch.diag(u.new_tensor(b.inertia)) @ R.transpose(0, 1)
+        Ib = u.new_tensor(b.inertia)
+        Ib = Ib if Ib.dim() == 2 else torch.diag(Ib)
+        Iw = R @ Ib @ R.transpose(0, 1)
         om = u[3:]
         om = om + h * torch.linalg.solve(Iw, w[3:] - torch.linalg.cross(om, Iw @ om))
         if ground is not None:

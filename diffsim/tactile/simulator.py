@@ -30,8 +30,10 @@ from ..fem.mesh import VolumeMesh
 from ..fem.simulator import FEM
 from ..mpm.tools import quat_to_matrix
 from ..scene import Scene
-from ..shapes import Sphere
+from ..shapes import Mesh, Sphere
 from ..state import State
+from .gridsdf import GridSDF
+from .gridsdf import mass_properties as mesh_mass_properties
 from .kernels import TactileEngine, TactileKernels
 from .reading import SensorOptics, TactileReading
 from .rigid import FreeBody, advance, mass_properties
@@ -43,7 +45,8 @@ CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
 @dataclass(frozen=True)
 class ObjectSpec:
     """An object the pads touch: a kinematic tool (``tool`` its index), a static collider or
-    the ground (``tool = -1``, ``center`` its position)."""
+    the ground (``tool = -1``, ``center`` its position). ``geom``: the analytic shape's
+    sizes (``obstacle_geometry``), or for ``kind == "mesh"`` its ``gridsdf.GridSDF``."""
 
     name: str
     kind: str
@@ -72,19 +75,51 @@ def _quat_matrix(q) -> np.ndarray:
     return quat_to_matrix(torch.as_tensor(q, dtype=torch.float64)).numpy()
 
 
+def _mesh_grid(shape: Mesh, name: str, ref: np.ndarray, sdf_spacing) -> GridSDF:
+    """The grid SDF of a mesh object in its own frame (origin ``ref``, world axes)."""
+    import trimesh
+
+    spacing = sdf_spacing.get(name) if isinstance(sdf_spacing, dict) else sdf_spacing
+    arg = f"sdf_spacing[{name!r}]" if isinstance(sdf_spacing, dict) else "sdf_spacing"
+    if not shape.mesh.is_watertight:
+        raise ValueError(f"object {name!r}: the mesh is not watertight: a signed distance needs "
+                         "a closed surface (try trimesh's repair.fill_holes)")
+    local = trimesh.Trimesh(np.asarray(shape.mesh.vertices, np.float64) - ref,
+                            np.asarray(shape.mesh.faces), process=False)
+    try:
+        return GridSDF.bake(local, spacing, name=arg)
+    except ValueError as e:
+        raise ValueError(f"object {name!r}: {e}") from None
+
+
+def _mesh_center_of_mass(shape: Mesh) -> np.ndarray:
+    return np.asarray(shape.mesh.mass_properties.center_mass, np.float64)
+
+
 class Tactile(FEM):
     """Tactile sensors (FEM elastomer pads on kinematic fingers) in contact with rigid objects.
 
     Objects are the scene's tools (``ds.Sphere``, ``ds.Box``, ``ds.Capsule``,
-    ``ds.Cylinder``; kinematic, driven by per-step velocities like the fingers), its
-    colliders (static, the same shapes) and its ground. The action of a control step is,
-    per sensor and then per kinematic tool, the linear (m/s) and angular (rad/s, world
-    frame) velocity: ``action_dim = 6 * (sensors + tools - free objects)``.
+    ``ds.Cylinder``, ``ds.Mesh``; kinematic, driven by per-step velocities like the
+    fingers), its colliders (static, the same shapes) and its ground. The action of a
+    control step is, per sensor and then per kinematic tool, the linear (m/s) and angular
+    (rad/s, world frame) velocity: ``action_dim = 6 * (sensors + tools - free objects)``.
 
     **Free objects** (``free_objects``): tools that are free rigid bodies instead of
     kinematic ones, pushed by the pads' contact forces (the reaction of the implicit pad
     step), gravity and the ground; semi-implicit, one-step lag, see ``rigid.py``. Their
     velocities are the state's ``body_vel``; they take no action.
+
+    **Mesh objects** (``ds.Mesh``, watertight): their signed distance is baked once on a
+    grid in the object's frame (``gridsdf.py``: trimesh's exact distance within 6 cells of
+    the surface, spacing ``sdf_spacing``) and sampled in the contact kernels by an
+    interpolating cubic B-spline (C2; the contact normal is its gradient), so contact,
+    parameters and gradients work as for analytic shapes. A mesh tool's pose moves the
+    centre of its bounding box (``Shape.center``); a free mesh body's pose moves its centre
+    of mass (``tool_pos`` starts there), and its mass and full inertia tensor come from the
+    mesh (``trimesh``'s ``mass_properties``). Near-surface interpolation error is about
+    2e-2 cells on a finely faceted mesh; edges, corners and features thinner than a few
+    cells are rounded or lost at the scale of a cell (README: Mesh objects).
 
     Args:
         scene: a 3D ``ds.Scene`` with the objects. FEM soft bodies, shells and MPM
@@ -98,6 +133,10 @@ class Tactile(FEM):
         friction_eps: friction smoothing velocity (m/s).
         free_objects: ``{tool name: density (kg/m^3)}``: tools that are free rigid bodies
             (uniform density; mass and inertia from the shape). Needs ``substeps=1``.
+        sdf_spacing: grid spacing (m) of mesh objects' signed distances: one value for all,
+            or ``{object name: spacing}``; default (``None``) ``min(longest side / 40,
+            thinnest side / 8)`` of the mesh's bounding box. Allowed: at least 4 cells
+            across the thinnest side, at most 4e6 grid nodes (the error names the range).
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
 
     Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
@@ -111,7 +150,8 @@ class Tactile(FEM):
     (free objects, 6) linear (m/s) and angular (rad/s) velocities of the free objects.
 
     Raises:
-        ValueError/TypeError: a 2D scene, no sensor, unsupported objects, bad numbers.
+        ValueError/TypeError: a 2D scene, no sensor, unsupported objects, a mesh that is
+            not watertight, an ``sdf_spacing`` out of range, bad numbers.
     """
 
     STATE_NAMES = ("x", "v", "f", "wrench")
@@ -120,7 +160,8 @@ class Tactile(FEM):
     def __init__(self, scene: Scene, sensors, dt: float = 1e-2, substeps: int = 1,
                  contact_stiffness: float = 1e10, contact_damping: float = 0.0,
                  contact_width: float | None = None, friction_eps: float = 1e-3,
-                 free_objects: dict | None = None, newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
+                 free_objects: dict | None = None, sdf_spacing: float | dict | None = None,
+                 newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
                  max_cg: int = 2000, adjoint_tol: float = 1e-10):
         if not isinstance(scene, Scene):
             raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
@@ -159,14 +200,36 @@ class Tactile(FEM):
             inner.add_tool(Sphere(center=s.position, radius=1e-3), name=f"{name}_finger",
                            rotation=s.rotation)
         objects = []
+        free_names = set(free_objects) if isinstance(free_objects, dict) else set()
+        meshes = [o.name for o in (*scene.tools, *scene.colliders) if isinstance(o.shape, Mesh)]
+        if sdf_spacing is not None and not (
+                isinstance(sdf_spacing, dict) and set(sdf_spacing) <= set(meshes)
+                or isinstance(sdf_spacing, (int, float))):
+            raise ValueError(f"sdf_spacing={sdf_spacing!r} is not allowed: expected None, a "
+                             "spacing (m) or a dict {mesh object name: spacing}; mesh objects: "
+                             f"{meshes}")
         for t in scene.tools:
-            kind, geom, axis = obstacle_geometry(t.shape)
-            inner.add_tool(t.shape, friction=t.friction, name=t.name, rotation=t.rotation)
+            if isinstance(t.shape, Mesh):
+                # the pose of a mesh tool moves its bounding box's centre (Shape.center); a
+                # free mesh body's moves its centre of mass (the body's reference point)
+                ref = (_mesh_center_of_mass(t.shape) if t.name in free_names else
+                       np.asarray(t.shape.center, np.float64))
+                kind, geom, axis = "mesh", _mesh_grid(t.shape, t.name, ref, sdf_spacing), 0
+                # a stand-in for ds.FEM's tool list (its own contact is off, as the fingers')
+                inner.add_tool(Sphere(center=tuple(ref), radius=1e-3), friction=t.friction,
+                               name=t.name, rotation=t.rotation)
+            else:
+                kind, geom, axis = obstacle_geometry(t.shape)
+                inner.add_tool(t.shape, friction=t.friction, name=t.name, rotation=t.rotation)
             objects.append(ObjectSpec(t.name, kind, geom, axis, len(inner.tools) - 1,
                                       (0.0, 0.0, 0.0), float(contact_stiffness),
                                       float(contact_damping), t.friction))
         for c in scene.colliders:
-            kind, geom, axis = obstacle_geometry(c.shape)
+            if isinstance(c.shape, Mesh):
+                kind, geom, axis = "mesh", _mesh_grid(c.shape, c.name, np.asarray(
+                    c.shape.center, np.float64), sdf_spacing), 0
+            else:
+                kind, geom, axis = obstacle_geometry(c.shape)
             objects.append(ObjectSpec(c.name, kind, geom, axis, -1,
                                       tuple(map(float, c.shape.center)), float(contact_stiffness),
                                       float(contact_damping), c.friction))
@@ -224,7 +287,12 @@ class Tactile(FEM):
                                  "density must be a finite number > 0 (kg/m^3)")
             j = [o.name for o in self.objects].index(name)
             o = self.objects[j]
-            m, inertia = mass_properties(o.kind, o.geom, o.axis, float(density))
+            if o.kind == "mesh":
+                shape = next(t.shape for t in self.user_scene.tools if t.name == name)
+                m, _com, inertia = mesh_mass_properties(shape.mesh, float(density))
+                inertia = tuple(tuple(float(v) for v in row) for row in inertia)
+            else:
+                m, inertia = mass_properties(o.kind, o.geom, o.axis, float(density))
             out.append(FreeBody(name, o.tool, j, o.kind, o.geom, o.axis, m, inertia))
         if out and self.substeps != 1:
             raise ValueError(f"substeps={self.substeps} is not allowed with free_objects: free "
