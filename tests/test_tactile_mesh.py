@@ -72,6 +72,8 @@ def test_exact_sdf_against_brute_force():
             for p in pts * s]) / s
         ref = np.where(unit.contains(pts * s), -dist, dist)
         assert np.abs(exact_sdf(mesh, pts) - ref).max() < 1e-9     # m
+        # ds.Mesh.sdf (the FEM mesher's and MPM colliders' point query) agrees too
+        assert np.abs(ds.Mesh.from_trimesh(mesh).sdf(pts) - ref).max() < 1e-9
 
 
 def test_grid_sdf_accuracy():
