@@ -28,7 +28,15 @@ from .runtime import init
 from .scene import Scene
 from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Polygon, Shape, Sphere
 from .state import State
-from .tactile import Lights, Tactile, TactileCamera, TactilePad, TactileReading, TactileSensor
+from .tactile import (
+    Hinge,
+    Lights,
+    Tactile,
+    TactileCamera,
+    TactilePad,
+    TactileReading,
+    TactileSensor,
+)
 
 __all__ = [
     "init", "solve", "SimulationError", "asset_path",
@@ -40,5 +48,6 @@ __all__ = [
     "VolumeMesh", "TriMesh", "Rectangle",
     # tactile sensing
     "Tactile", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights",
+    "Hinge",
 ]
 __version__ = "0.1.0"

@@ -2,7 +2,8 @@
 
 from .pad import TactilePad
 from .reading import TactileReading
+from .rigid import Hinge
 from .sensor import Lights, TactileCamera, TactileSensor
 from .simulator import Tactile
 
-__all__ = ["Tactile", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights"]
+__all__ = ["Tactile", "Hinge", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights"]
