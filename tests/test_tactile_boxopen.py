@@ -248,7 +248,7 @@ def test_boxopen_env_checker_and_observation():
     env.close()
 
 
-def _adam(env, U, iters=3, lr=0.05):
+def _adam(env, U, iters=3, lr=3e-3):
     U = U.clone().requires_grad_()
     opt = torch.optim.Adam([U], lr=lr)
     losses = []
@@ -270,19 +270,40 @@ def test_boxopen_scripted_plan_opens_the_lid_and_adam_improves_a_slow_one():
     env = gym.make("diffsim/BoxOpen-v0")
     e = env.unwrapped
     env.reset(seed=0)
+    terms = []
     for a in e.task.scripted_actions().numpy():
         obs, reward, term, trunc, info = env.step(a.astype(np.float32))
-        if term:
-            break
+        terms.append(term)
     t = e.task.terms(e.sim, e.get_state())
-    # opened by friction to the target (60 deg), still pressing
-    assert info["success"] and float(t["angle"]) == pytest.approx(math.pi / 3, rel=0.15)
+    # opened by friction to the target (60 deg; success from 0.82 rad on), still pressing
+    assert info["success"] and trunc and terms.index(True) > 30
+    assert float(t["angle"]) == pytest.approx(math.pi / 3, rel=0.01)
     assert float(t["normal_force"]) > 0.1
     # zero actions: nothing touches the lid, which stays shut on its limit
     with torch.no_grad():
         assert float(e.rollout_loss(torch.zeros(e.horizon, 3, dtype=F64))) == pytest.approx(2.0)
-    # a plan that turns too slowly stops short; Adam improves it
-    losses = _adam(env, e.task.scripted_actions(turn=0.45))
+    # a plan that turns at half the rate stops short (0.52 rad); Adam improves it steadily
+    # (0.257, 0.247, 0.238, 0.229 measured; a rate of 0.01 or more overshoots: pressing
+    # 0.4 mm deeper over the episode flings the lid)
+    losses = _adam(env, e.task.scripted_actions(turn=0.3))
     print("Adam", losses)
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < 0.92 * losses[0], losses
     env.close()
+
+
+@pytest.mark.slow
+def test_box_open_example_runs_at_a_tiny_size(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "examples" / "tactile" / "box_open.py"),
+                          "--iters", "1", "--horizon", "8", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, cwd=root, timeout=900,
+                         env={**os.environ, "DIFFSIM_ARCH": "cpu"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "| zero actions | 2 |" in out.stdout
+    assert (tmp_path / "out" / "results.json").stat().st_size > 0

@@ -3,7 +3,7 @@
 The finger starts 0.7 mm in front of the closed lid, so zero actions never touch it (loss 2:
 angle error 1 plus the contact term 1, and no gradient). The scripted plan presses the pad on
 the lid's front face for 4 steps and then carries it around the hinge as if glued to the lid
-(``BoxOpen.scripted_actions``); a plan that turns too slowly (``--turn``, 0.45 of the top
+(``BoxOpen.scripted_actions``); a plan that turns too slowly (``--turn``, 0.3 of the top
 turn rate by default, vs 0.6 for the scripted plan) stops short of the target, and Adam on
 ``env.unwrapped.rollout_loss`` (exact gradients through the pad, friction, the free body and
 its hinge) refines it.
@@ -64,7 +64,7 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=10, help="Adam iterations")
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--horizon", type=int, default=50)
-    ap.add_argument("--turn", type=float, default=0.45,
+    ap.add_argument("--turn", type=float, default=0.3,
                     help="turn rate of Adam's start plan (fraction of the top rate)")
     ap.add_argument("--arch", default=None)
     ap.add_argument("--out", default="diffsim-out/box_open")
