@@ -136,6 +136,30 @@ class FreeBody:
     rot0: tuple = (1.0, 0.0, 0.0, 0.0)
 
 
+def check_hinges(hinges, free_objects) -> dict:
+    """``{name: Hinge}`` from ``ds.Tactile``'s ``hinges`` argument (values ``Hinge`` or
+    ``(anchor, axis)``), every name one of ``free_objects``.
+
+    Raises:
+        ValueError: not a dict, a name that is not a free object, a bad value.
+    """
+    if not isinstance(hinges, dict):
+        raise ValueError(f"hinges={hinges!r} is not allowed: expected a dict "
+                         "{free object name: ds.Hinge}")
+    out = {}
+    for name, hinge in hinges.items():
+        if name not in free_objects:
+            raise ValueError(f"hinges: {name!r} is not a free object; hinge one of "
+                             f"free_objects {sorted(free_objects)}")
+        if isinstance(hinge, (tuple, list)) and len(hinge) == 2:
+            hinge = Hinge(*hinge)
+        if not isinstance(hinge, Hinge):
+            raise ValueError(f"hinges[{name!r}]={hinge!r} is not allowed: expected a ds.Hinge "
+                             "or (anchor, axis)")
+        out[name] = hinge
+    return out
+
+
 def hinge_angle(body: FreeBody, quat: torch.Tensor) -> torch.Tensor:
     """The hinge angle (rad) of a hinged body at the rotation ``quat`` (4,): the rotation
     from ``body.rot0`` about the hinge axis (in (-2 pi, 2 pi), continuous along a rollout)."""

@@ -34,7 +34,7 @@ from ..shapes import Sphere
 from ..state import State
 from .kernels import TactileEngine, TactileKernels
 from .reading import SensorOptics, TactileReading
-from .rigid import FreeBody, Hinge, advance, hinge_angle, mass_properties
+from .rigid import FreeBody, advance, check_hinges, hinge_angle, mass_properties
 from .sensor import TactileSensor
 
 CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
@@ -217,6 +217,7 @@ class Tactile(FEM):
             raise ValueError(f"free_objects={free_objects!r} is not allowed: expected a dict "
                              "{tool name: density (kg/m^3)}")
         tools = [t.name for t in self.user_scene.tools]
+        hinges = check_hinges(hinges, free_objects)
         out = []
         for name, density in free_objects.items():
             if name not in tools:
@@ -229,34 +230,13 @@ class Tactile(FEM):
             j = [o.name for o in self.objects].index(name)
             o = self.objects[j]
             m, inertia = mass_properties(o.kind, o.geom, o.axis, float(density))
-            hinge = self._hinge(name, hinges.get(name), free_objects)
             rot0 = self.user_scene.tools[tools.index(name)].rotation
-            out.append(FreeBody(name, o.tool, j, o.kind, o.geom, o.axis, m, inertia, hinge,
-                                rot0))
-        self._hinge(None, None, free_objects, hinges)
+            out.append(FreeBody(name, o.tool, j, o.kind, o.geom, o.axis, m, inertia,
+                                hinges.get(name), rot0))
         if out and self.substeps != 1:
             raise ValueError(f"substeps={self.substeps} is not allowed with free_objects: free "
                              "bodies are advanced once per step; use substeps=1 and a smaller dt")
         return tuple(out)
-
-    @staticmethod
-    def _hinge(name, hinge, free_objects, hinges=None):
-        """``hinge`` as a ``Hinge`` (``None`` stays); with ``hinges``: check their names."""
-        if hinges is not None:
-            if not isinstance(hinges, dict):
-                raise ValueError(f"hinges={hinges!r} is not allowed: expected a dict "
-                                 "{free object name: ds.Hinge}")
-            for key in hinges:
-                if key not in free_objects:
-                    raise ValueError(f"hinges: {key!r} is not a free object; hinge one of "
-                                     f"free_objects {sorted(free_objects)}")
-            return None
-        if hinge is None or isinstance(hinge, Hinge):
-            return hinge
-        if isinstance(hinge, (tuple, list)) and len(hinge) == 2:
-            return Hinge(*hinge)
-        raise ValueError(f"hinges[{name!r}]={hinge!r} is not allowed: expected a ds.Hinge or "
-                         "(anchor, axis)")
 
     def hinge_angle(self, state: State, name: str) -> torch.Tensor:
         """The hinge angle (rad, differentiable) of the hinged free object ``name``."""
