@@ -248,20 +248,24 @@ def test_boxopen_env_checker_and_observation():
     env.close()
 
 
-def _adam(env, U, iters=3, lr=3e-3):
-    U = U.clone().requires_grad_()
-    opt = torch.optim.Adam([U], lr=lr)
+def _adam(env, U0, iters=3, lr=0.02, knots=10):
+    """Losses of Adam on the weights ``W`` of ``knots`` hat functions per action added to
+    the plan ``U0`` (``U = U0 + B W``, clamped to [-1, 1]), and after the last step."""
+    T = len(U0)
+    t = torch.arange(T, dtype=F64)[:, None]
+    B = torch.clamp(1 - (t - torch.linspace(0, T - 1, knots, dtype=F64)).abs()
+                    / ((T - 1) / (knots - 1)), min=0.0)
+    W = torch.zeros(knots, U0.shape[1], dtype=F64, requires_grad=True)
+    opt = torch.optim.Adam([W], lr=lr)
     losses = []
-    for _ in range(iters):
+    for _ in range(iters + 1):
         opt.zero_grad()
-        loss = env.unwrapped.rollout_loss(U)
-        loss.backward()
+        loss = env.unwrapped.rollout_loss((U0 + B @ W).clamp(-1.0, 1.0))
         losses.append(float(loss.detach()))
+        if len(losses) > iters:
+            break
+        loss.backward()
         opt.step()
-        with torch.no_grad():
-            U.clamp_(-1.0, 1.0)
-    with torch.no_grad():
-        losses.append(float(env.unwrapped.rollout_loss(U)))
     return losses
 
 
@@ -282,13 +286,13 @@ def test_boxopen_scripted_plan_opens_the_lid_and_adam_improves_a_slow_one():
     # zero actions: nothing touches the lid, which stays shut on its limit
     with torch.no_grad():
         assert float(e.rollout_loss(torch.zeros(e.horizon, 3, dtype=F64))) == pytest.approx(2.0)
-    # a plan that turns at half the rate stops short (0.52 rad); Adam improves it steadily
-    # (0.257, 0.247, 0.238, 0.229 measured; a rate of 0.01 or more overshoots: pressing
-    # 0.4 mm deeper over the episode flings the lid)
+    # a plan that turns at half the rate stops short (0.52 rad); Adam on smooth changes of
+    # it (10 hat functions per action) improves it steadily (0.257, 0.198, 0.147, 0.107
+    # measured)
     losses = _adam(env, e.task.scripted_actions(turn=0.3))
     print("Adam", losses)
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
-    assert losses[-1] < 0.92 * losses[0], losses
+    assert losses[-1] < 0.5 * losses[0], losses
     env.close()
 
 

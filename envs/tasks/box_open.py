@@ -20,7 +20,8 @@ class BoxOpen(TactileTask):
         along ``x``, 5 mm thick, 12 mm wide, 60 g: density 5e4 kg/m^3, heavy so that the
         explicit body update of ``ds.Tactile``'s free objects is stable; friction 1.0)
         hinged to the world at its back bottom edge (``ds.Hinge``: anchor ``(0, 10 mm, 0)``,
-        axis ``+z``, a lower limit at 0 where it rests on the box; gravity along ``-y``).
+        axis ``+z``, limits 0, where it rests on the box, and 180 deg, where it would meet the
+        box's back; gravity along ``-y``).
         The lid overhangs the box by 2 mm at the front. A tactile sensor with a flat
         10 x 10 x 3 mm pad (neo-Hookean gel, E = 0.1 MPa) faces the lid's front face along
         ``-x``, 0.5 mm away. The agent presses the pad on the front face and moves it up
@@ -42,8 +43,9 @@ class BoxOpen(TactileTask):
     Rewards:
         Decrease of the loss (at the current state; ``theta`` the hinge angle, ``F`` the
         pad's normal force, ``F_min`` = ``min_force``):
-        ``((theta - target) / target)^2 + contact_weight (max(F_min - F, 0) / F_min)^2``:
-        the angle error (overshoot counts too) and the loss of contact.
+        ``((theta - target) / target)^2 + contact_weight (max(F_min - max(F, 0), 0) /
+        F_min)^2``: the angle error (overshoot counts too) and the loss of contact (at most
+        ``contact_weight``).
 
     Starting State:
         Lid closed (angle 0, at rest on its limit); the finger 0.5 mm in front of the lid's
@@ -113,7 +115,7 @@ class BoxOpen(TactileTask):
                 self.box_height + self.thickness / 2, 0.0)
 
     def build_sim(self):
-        hinge = ds.Hinge(anchor=self.anchor, axis=(0.0, 0.0, 1.0), limits=(0.0, None))
+        hinge = ds.Hinge(anchor=self.anchor, axis=(0.0, 0.0, 1.0), limits=(0.0, math.pi))
         return ds.Tactile(self.build_scene(), sensors=self.sensors(),
                           free_objects={"lid": self.density}, hinges={"lid": hinge},
                           **self.sim_options)
@@ -157,12 +159,14 @@ class BoxOpen(TactileTask):
         target = float(self.options["target_angle"])
         fmin = float(self.options["min_force"])
         theta = sim.hinge_angle(state, "lid")
-        # the lid pushes the pad back along -z of its finger frame
+        # the lid pushes the pad back along -z of its finger frame; friction on a contact
+        # tilted against the pad (its edge on the lid's face) can pull it (fn < 0): clamp,
+        # so that losing contact costs at most contact_weight
         fn = -sim.read(state, image=False).force[2]
         return {"angle": theta, "normal_force": fn,
                 "angle_error": ((theta - target) / target) ** 2,
                 "contact": float(self.options["contact_weight"]) * (
-                    torch.relu(fmin - fn) / fmin) ** 2}
+                    torch.relu(fmin - torch.relu(fn)) / fmin) ** 2}
 
     def loss(self, sim, state):
         t = self.terms(sim, state)
