@@ -29,6 +29,7 @@ from .scene import Scene
 from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Polygon, Shape, Sphere
 from .state import State
 from .tactile import (
+    Hinge,
     Lights,
     Tactile,
     TactileCamera,
@@ -49,6 +50,6 @@ __all__ = [
     "VolumeMesh", "TriMesh", "Rectangle",
     # tactile sensing
     "Tactile", "TactileSensor", "TactilePad", "TactileCamera", "TactileReading", "Lights",
-    "TactilePixelModel", "fit_pixel_model",
+    "TactilePixelModel", "fit_pixel_model", "Hinge",
 ]
 __version__ = "0.1.0"

@@ -26,6 +26,7 @@ TASKS = {
     "SurfaceFollow": "diffsim.envs.tasks.tactile:SurfaceFollow",
     "Grasp": "diffsim.envs.tasks.grasp:Grasp",
     "Repose": "diffsim.envs.tasks.repose:Repose",
+    "BoxOpen": "diffsim.envs.tasks.box_open:BoxOpen",
 }
 
 

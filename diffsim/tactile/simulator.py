@@ -36,7 +36,7 @@ from .gridsdf import GridSDF
 from .gridsdf import mass_properties as mesh_mass_properties
 from .kernels import TactileEngine, TactileKernels
 from .reading import SensorOptics, TactileReading
-from .rigid import FreeBody, advance, mass_properties
+from .rigid import FreeBody, advance, check_hinges, hinge_angle, mass_properties
 from .sensor import TactileSensor
 
 CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
@@ -137,6 +137,9 @@ class Tactile(FEM):
             or ``{object name: spacing}``; default (``None``) ``min(longest side / 40,
             thinnest side / 8)`` of the mesh's bounding box. Allowed: at least 4 cells
             across the thinnest side, at most 4e6 grid nodes (the error names the range).
+        hinges: ``{free object name: ds.Hinge}`` (or ``(anchor, axis)``): free objects
+            hinged to the world, turning only about the hinge's axis (``rigid.py``);
+            ``hinge_angle(state, name)`` reads the angle.
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
 
     Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
@@ -160,7 +163,8 @@ class Tactile(FEM):
     def __init__(self, scene: Scene, sensors, dt: float = 1e-2, substeps: int = 1,
                  contact_stiffness: float = 1e10, contact_damping: float = 0.0,
                  contact_width: float | None = None, friction_eps: float = 1e-3,
-                 free_objects: dict | None = None, sdf_spacing: float | dict | None = None,
+                 free_objects: dict | None = None, hinges: dict | None = None,
+                 sdf_spacing: float | dict | None = None,
                  newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
                  max_cg: int = 2000, adjoint_tol: float = 1e-10):
         if not isinstance(scene, Scene):
@@ -263,7 +267,7 @@ class Tactile(FEM):
         self.kernels_cls = functools.partial(TactileKernels, tactile=self.spec)
         self.optics = [SensorOptics(s, k, self.groups[name], self.dtype, self.device)
                        for k, (s, name) in enumerate(zip(sensors, names))]
-        self.free = self._free_bodies(free_objects or {})
+        self.free = self._free_bodies(free_objects or {}, hinges or {})
         n_int = self.model.action_dim
         free_cols = [6 * b.tool + c for b in self.free for c in range(6)]
         user_cols = [c for c in range(n_int) if c not in set(free_cols)]
@@ -271,11 +275,12 @@ class Tactile(FEM):
         order = user_cols + free_cols
         self._perm = torch.as_tensor([order.index(c) for c in range(n_int)], device=self.device)
 
-    def _free_bodies(self, free_objects) -> tuple:
+    def _free_bodies(self, free_objects, hinges) -> tuple:
         if not isinstance(free_objects, dict):
             raise ValueError(f"free_objects={free_objects!r} is not allowed: expected a dict "
                              "{tool name: density (kg/m^3)}")
         tools = [t.name for t in self.user_scene.tools]
+        hinges = check_hinges(hinges, free_objects)
         out = []
         for name, density in free_objects.items():
             if name not in tools:
@@ -293,11 +298,21 @@ class Tactile(FEM):
                 inertia = tuple(tuple(float(v) for v in row) for row in inertia)
             else:
                 m, inertia = mass_properties(o.kind, o.geom, o.axis, float(density))
-            out.append(FreeBody(name, o.tool, j, o.kind, o.geom, o.axis, m, inertia))
+            rot0 = self.user_scene.tools[tools.index(name)].rotation
+            out.append(FreeBody(name, o.tool, j, o.kind, o.geom, o.axis, m, inertia,
+                                hinges.get(name), rot0))
         if out and self.substeps != 1:
             raise ValueError(f"substeps={self.substeps} is not allowed with free_objects: free "
                              "bodies are advanced once per step; use substeps=1 and a smaller dt")
         return tuple(out)
+
+    def hinge_angle(self, state: State, name: str) -> torch.Tensor:
+        """The hinge angle (rad, differentiable) of the hinged free object ``name``."""
+        b = self.free[self.body_index(name)]
+        if b.hinge is None:
+            raise ValueError(f"{name!r} has no hinge; hinged objects: "
+                             f"{[c.name for c in self.free if c.hinge is not None]}")
+        return hinge_angle(b, state.tool_rot[b.tool])
 
     @property
     def action_dim(self) -> int:
