@@ -45,6 +45,7 @@ def block_sim(material=None, gap=0.0, **kw):
 @pytest.fixture(scope="module")
 def sim():
     s = block_sim()
+    s._engine_for(1, True)     # one pad engine (with gradients) serves every fast test
     yield s
     s.close()
 
@@ -159,27 +160,27 @@ def test_bad_input():
         return s
 
     with pytest.raises(ValueError, match="exactly one MPM object"):
-        ds.Tactile(scene(2), sensors=[sensor], dt=3e-4)
+        ds.Tactile(scene(2), sensors=[sensor], dt=3e-4, mpm_grid_res=20)
     with pytest.raises(ValueError, match="mpm_grid_res=4 is not allowed"):
         ds.Tactile(scene(), sensors=[sensor], dt=3e-4, mpm_grid_res=4)
     with pytest.raises(ValueError, match="mpm_substeps=0 is not allowed"):
-        ds.Tactile(scene(), sensors=[sensor], dt=3e-4, mpm_substeps=0)
+        ds.Tactile(scene(), sensors=[sensor], dt=3e-4, mpm_substeps=0, mpm_grid_res=20)
     with pytest.raises(ValueError, match="mpm_friction=-1"):
-        ds.Tactile(scene(), sensors=[sensor], dt=3e-4, mpm_friction=-1.0)
+        ds.Tactile(scene(), sensors=[sensor], dt=3e-4, mpm_friction=-1.0, mpm_grid_res=20)
     with pytest.raises(ValueError, match="substeps=2 is not allowed with an MPM"):
-        ds.Tactile(scene(), sensors=[sensor], dt=3e-4, substeps=2)
+        ds.Tactile(scene(), sensors=[sensor], dt=3e-4, substeps=2, mpm_grid_res=20)
     with pytest.raises(ValueError, match="stability bound.*mpm_substeps|mpm_substeps.*stability"):
         ds.Tactile(scene(), sensors=[sensor], dt=1e-2, mpm_substeps=1)
     s = scene()
     s.add_tool(ds.Sphere(center=(0.0, 0.0, 0.012), radius=0.001), name="ball")
     with pytest.raises(ValueError, match="free_objects=.*not allowed together with an MPM"):
-        ds.Tactile(s, sensors=[sensor], dt=3e-4, free_objects={"ball": 1e3})
+        ds.Tactile(s, sensors=[sensor], dt=3e-4, free_objects={"ball": 1e3}, mpm_grid_res=20)
     s = scene()
     s.add_soft_body(ds.Box(lo=(0.004, 0.004, 0.004), hi=(0.006, 0.006, 0.006)),
                     ds.NeoHookean(E=1e5, nu=0.3), resolution=0.002)
     with pytest.raises(ValueError, match="FEM soft bodies and shells"):
         ds.Tactile(s, sensors=[sensor], dt=3e-4)
-    sim = ds.Tactile(scene(), sensors=[sensor], dt=3e-4)
+    sim = ds.Tactile(scene(), sensors=[sensor], dt=3e-4, mpm_grid_res=20)
     try:
         with pytest.raises(ValueError, match="unknown name 'b0.yield_stress'"):
             sim.rollout(sim.reset(), torch.zeros(1, 6, dtype=F64),

@@ -142,7 +142,7 @@ class MPMCoupling:
             self.mpm = MPM(inner, grid_res=grid_res, dt=dt / substeps, substeps=substeps)
         except ValueError as e:
             raise ValueError(f"the MPM object with mpm_grid_res={grid_res}, mpm_substeps="
-                             f"{substeps} (MPM substep dt / mpm_substeps = {dt / substeps:g} s): "
+                             f"{substeps} (MPM substep = dt / mpm_substeps = {dt / substeps:g} s): "
                              f"{e}") from None
         self.body = body
         self.friction = float(friction)
