@@ -189,3 +189,45 @@ def test_bad_input():
             sim.rollout(sim.reset(), torch.zeros(1, 6, dtype=F64), params={"b0.E": -1.0})
     finally:
         sim.close()
+
+
+def dent_depth(material, press_steps=50, speed=0.07):
+    """A 6 x 6 mm pad pressed down into an 8 mm block on the floor (the MPM domain's bottom
+    wall), then lifted off: returns (press depth, top-surface depth left under the pad)."""
+    scene = ds.Scene(dim=3, bounds=[(-0.01, 0.01), (-0.01, 0.01), (-0.003, 0.017)],
+                     gravity=(0.0, 0.0, -G))
+    scene.add_particles(ds.Box(lo=(-0.004, -0.004, 0.0002), hi=(0.004, 0.004, 0.0062)),
+                        material, name="block")
+    sensor = ds.TactileSensor(pad=ds.TactilePad.flat((0.006, 0.006, 0.003), 0.002),
+                              material=ds.NeoHookean(E=1e5, nu=0.4, density=1000.0),
+                              markers=(3, 3), camera=ds.TactileCamera(resolution=(12, 10)),
+                              pressure_res=(4, 4), position=(0.0, 0.0, 0.0062 + 0.003 + 2e-4),
+                              normal=(0.0, 0.0, -1.0))
+    sim = ds.Tactile(scene, sensors=[sensor], dt=3e-4, mpm_grid_res=20, mpm_substeps=4,
+                     contact_stiffness=1e7, contact_damping=2.5e4)
+    try:
+        st = sim.reset()
+        x0 = st.particle_x
+
+        def top(x):
+            centre = (x[:, 0].abs() < 0.0015) & (x[:, 1].abs() < 0.0015)
+            return float(x[centre, 2].max())
+        U = torch.zeros(2 * press_steps + 40, sim.action_dim, dtype=F64)
+        U[:press_steps, 2] = -speed
+        U[press_steps:2 * press_steps, 2] = speed
+        mid, end = sim.rollout(st, U, saveat=[press_steps, U.shape[0]])
+        assert float(sim.read(mid, image=False).force[2]) < 0    # pushed back by the block
+        return top(x0) - top(mid.particle_x), top(x0) - top(end.particle_x)
+    finally:
+        sim.close()
+
+
+@pytest.mark.slow
+def test_plasticine_keeps_a_dent_elastic_recovers():
+    d_press, d_plastic = dent_depth(ds.Plasticine(E=1e5, nu=0.3, yield_stress=2e3,
+                                                  density=1000.0))
+    assert d_press > 0.4e-3
+    assert d_plastic > 0.4 * d_press                    # a permanent dent
+    d_press_e, d_elastic = dent_depth(ds.NeoHookean(E=1e5, nu=0.3, density=1000.0))
+    assert d_press_e > 0.4e-3
+    assert abs(d_elastic) < 0.15 * d_press_e            # recovered (up to its vibration)
