@@ -1,4 +1,4 @@
-"""``ds.Tactile``: vision-based tactile sensors (GelSight-like) touching rigid objects.
+"""``ds.Tactile``: vision-based tactile sensors (GelSight-like) touching rigid and MPM objects.
 
 Usage::
 
@@ -75,7 +75,7 @@ def _quat_matrix(q) -> np.ndarray:
 
 
 class Tactile(FEM):
-    """Tactile sensors (FEM elastomer pads on kinematic fingers) in contact with rigid objects.
+    """Tactile sensors (FEM elastomer pads on kinematic fingers) touching rigid and MPM objects.
 
     Objects are the scene's tools (``ds.Sphere``, ``ds.Box``, ``ds.Capsule``,
     ``ds.Cylinder``; kinematic, driven by per-step velocities like the fingers), its
@@ -88,9 +88,18 @@ class Tactile(FEM):
     step), gravity and the ground; semi-implicit, one-step lag, see ``rigid.py``. Their
     velocities are the state's ``body_vel``; they take no action.
 
+    **An MPM object** (one ``scene.add_particles`` body, any ``ds`` material): the pads
+    meet the level set of its particles (a density grid built in torch each step,
+    differentiable in the particles) with the same contact model as rigid objects, and
+    their reaction goes back to the particles as a momentum-conserving impulse before an
+    internal ``ds.MPM`` step of ``mpm_substeps`` substeps (``dt / mpm_substeps`` each; the
+    scene's bounds are its domain, its tools push the particles too). Partitioned and
+    explicit for the object: ``dt < 2 sqrt(m_s / k_s)`` (see ``mpm_coupling.py`` and the
+    README's "MPM objects"). Not with ``free_objects`` or ``substeps > 1``.
+
     Args:
-        scene: a 3D ``ds.Scene`` with the objects. FEM soft bodies, shells and MPM
-            bodies are not supported as objects (pads touch rigid objects only).
+        scene: a 3D ``ds.Scene`` with the objects: tools, colliders, ground and at most
+            one particle (MPM) body. FEM soft bodies and shells are not supported.
         sensors: one or more ``ds.TactileSensor`` (two for a parallel gripper).
         dt, substeps: implicit step (s) and steps per control step.
         contact_stiffness: default normal stiffness ``k_n`` of every object (Pa/m:
@@ -101,6 +110,12 @@ class Tactile(FEM):
         free_objects: ``{tool name: density (kg/m^3)}``: tools that are free rigid bodies
             (uniform density; mass and inertia from the shape). Needs ``substeps=1``.
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
+        mpm_grid_res: MPM grid cells along the longest side of ``scene.bounds`` (>= 8);
+            also the level set's grid.
+        mpm_substeps: explicit MPM substeps per pad step (>= 1; CFL: ``dt /
+            mpm_substeps <= dx / c``).
+        mpm_friction: default pad friction of the MPM object (``"<body>.friction"``).
+        mpm_ppc: particles per MPM cell (default: the body's, else 8).
 
     Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
     ``"<sensor>.damping_alpha"``, ``"<sensor>.damping_beta"``; per object
@@ -110,7 +125,11 @@ class Tactile(FEM):
     forces on them (N), ``wrench`` (objects, 6) force (N) and torque (N m, about the
     object's centre; a collider's centre, the ground's point ``(0, height, 0)``) of the
     pads on each object, ``tool_pos``/``tool_rot`` fingers then tools, ``body_vel``
-    (free objects, 6) linear (m/s) and angular (rad/s) velocities of the free objects.
+    (free objects, 6) linear (m/s) and angular (rad/s) velocities of the free objects;
+    with an MPM object also ``f_mpm`` (N, 3), its force on the pad nodes (N; part of
+    ``f``), and ``particle_x``, ``particle_v``, ``particle_C``, ``particle_F``,
+    ``particle_Jp``: the MPM state (as ``ds.MPM``'s ``x``, ``v``, ``C``, ``F``, ``Jp``).
+    Its material parameters are ``"<body>.E"`` etc. (body-qualified names only).
 
     Raises:
         ValueError/TypeError: a 2D scene, no sensor, unsupported objects, bad numbers.
