@@ -191,9 +191,10 @@ def test_bad_input():
         sim.close()
 
 
-def dent_depth(material, press_steps=50, speed=0.07):
+def dent_depth(material, press_steps=50, speed=0.07, rest_steps=100):
     """A 6 x 6 mm pad pressed down into an 8 mm block on the floor (the MPM domain's bottom
-    wall), then lifted off: returns (press depth, top-surface depth left under the pad)."""
+    wall), then lifted off: returns (press depth, mean depth left under the pad over the
+    last 60 steps: the elastic block keeps vibrating, undamped)."""
     scene = ds.Scene(dim=3, bounds=[(-0.01, 0.01), (-0.01, 0.01), (-0.003, 0.017)],
                      gravity=(0.0, 0.0, -G))
     scene.add_particles(ds.Box(lo=(-0.004, -0.004, 0.0002), hi=(0.004, 0.004, 0.0062)),
@@ -207,17 +208,20 @@ def dent_depth(material, press_steps=50, speed=0.07):
                      contact_stiffness=1e7, contact_damping=2.5e4)
     try:
         st = sim.reset()
-        x0 = st.particle_x
 
         def top(x):
             centre = (x[:, 0].abs() < 0.0015) & (x[:, 1].abs() < 0.0015)
             return float(x[centre, 2].max())
-        U = torch.zeros(2 * press_steps + 40, sim.action_dim, dtype=F64)
+        T = 2 * press_steps + rest_steps
+        U = torch.zeros(T, sim.action_dim, dtype=F64)
         U[:press_steps, 2] = -speed
         U[press_steps:2 * press_steps, 2] = speed
-        mid, end = sim.rollout(st, U, saveat=[press_steps, U.shape[0]])
-        assert float(sim.read(mid, image=False).force[2]) < 0    # pushed back by the block
-        return top(x0) - top(mid.particle_x), top(x0) - top(end.particle_x)
+        states = sim.rollout(st, U, saveat=[press_steps] + list(range(T - 59, T + 1)))
+        assert float(sim.read(states[0], image=False).force[2]) < 0   # pushed back
+        assert float(sim.read(states[-1], image=False).force.abs().max()) == 0   # let go
+        z0 = top(st.particle_x)
+        left = [z0 - top(s.particle_x) for s in states[1:]]
+        return z0 - top(states[0].particle_x), sum(left) / len(left)
     finally:
         sim.close()
 
@@ -227,7 +231,48 @@ def test_plasticine_keeps_a_dent_elastic_recovers():
     d_press, d_plastic = dent_depth(ds.Plasticine(E=1e5, nu=0.3, yield_stress=2e3,
                                                   density=1000.0))
     assert d_press > 0.4e-3
-    assert d_plastic > 0.4 * d_press                    # a permanent dent
+    assert d_plastic > 0.5 * d_press                    # a permanent dent
     d_press_e, d_elastic = dent_depth(ds.NeoHookean(E=1e5, nu=0.3, density=1000.0))
     assert d_press_e > 0.4e-3
-    assert abs(d_elastic) < 0.15 * d_press_e            # recovered (up to its vibration)
+    assert abs(d_elastic) < 0.25 * d_press_e            # recovered (on average: it vibrates)
+
+
+@pytest.mark.slow
+def test_rod_end_squeezed_and_dragged():
+    """CableStraighten-like: an elastic MPM rod on the floor, one end squeezed between two
+    pads and dragged along the rod; the rod follows (friction through the pads)."""
+    scene = ds.Scene(dim=3, bounds=[(-0.012, 0.012), (-0.008, 0.008), (-0.003, 0.009)],
+                     gravity=(0.0, 0.0, -G))
+    scene.add_particles(ds.Box(lo=(-0.010, -0.001, 0.0), hi=(0.002, 0.001, 0.002)),
+                        ds.NeoHookean(E=5e4, nu=0.3, density=1000.0), name="rod")
+    pad = ds.TactilePad.flat((0.004, 0.004, 0.002), 0.001)
+    gap = 0.001 + 0.002 + 1e-4
+    sensors = [ds.TactileSensor(pad=pad, material=ds.NeoHookean(E=1e5, nu=0.4, density=1000.0),
+                                markers=(3, 3), position=(0.0, -gap, 0.001),
+                                normal=(0.0, 1.0, 0.0), name="left"),
+               ds.TactileSensor(pad=pad, material=ds.NeoHookean(E=1e5, nu=0.4, density=1000.0),
+                                markers=(3, 3), position=(0.0, gap, 0.001),
+                                normal=(0.0, -1.0, 0.0), name="right")]
+    sim = ds.Tactile(scene, sensors=sensors, dt=3e-4, mpm_grid_res=24, mpm_substeps=4,
+                     contact_stiffness=1e7, contact_damping=1e4, mpm_friction=1.0)
+    try:
+        st = sim.reset()
+        x0 = st.particle_x
+        squeeze, drag, speed = 10, 50, 0.1
+        U = torch.zeros(squeeze + drag, sim.action_dim, dtype=F64)
+        U[:squeeze, 1] = 0.05                      # left pad closes along +y
+        U[:squeeze, 7] = -0.05                     # right pad along -y
+        U[squeeze:, 0] = speed                     # then both drag along +x
+        U[squeeze:, 6] = speed
+        end = sim.rollout(st, U)[-1]
+        dist = speed * drag * sim.dt
+        dx = end.particle_x[:, 0] - x0[:, 0]
+        held = x0[:, 0] > -0.002
+        far = x0[:, 0] < -0.008
+        rl, rr = sim.read(end, image=False)
+        assert float(rl.force[2]) < 0 and float(rr.force[2]) < 0       # both pads squeeze
+        assert float(dx[held].mean()) > 0.6 * dist                       # the end follows
+        assert float(dx[far].mean()) > 0.3 * dist                        # and pulls the rod
+        assert float(end.particle_x[:, 2].min()) > -1e-4                 # on the floor
+    finally:
+        sim.close()
