@@ -26,6 +26,7 @@ import dataclasses
 import taichi as ti
 import torch
 
+from ..fem.contact import lagged_friction, penalty
 from .kernels import TactileEngine, TactileKernels, _no_contact
 
 
@@ -130,18 +131,41 @@ class MPMTactileKernels(TactileKernels):
         return vel
 
     @ti.func
+    def _ls_contact(self, x, xn, A, sdf: ti.template(), shift, vel, prm, iw):
+        """``TactileKernels._obj_contact`` for the level set, which is not a unit-gradient
+        distance: the normal force is ``A k_n rho(p) |grad phi|`` (``|grad phi|`` about 1 on
+        an undisturbed surface, larger where particles bunch up against a pad), so the
+        lagged friction takes the normal force of the step start with its ``|grad phi|``."""
+        phi, gq = sdf(x - shift)
+        rho, P = penalty(-phi, self.cwidth)
+        kn = prm[0]
+        grad = -A * kn * rho * gq
+        E = A * kn * P
+        phin, gqn = sdf(xn)
+        rhon, _P = penalty(-phin, self.cwidth)
+        if rhon > 0 and iw > 0:
+            h = ti.static(self.dt)
+            gn = ti.sqrt(gqn.dot(gqn) + 1e-30)
+            nn = gqn / gn
+            gf, Ef = lagged_friction(x, xn, nn, A * kn * rhon * gn, vel, prm[2], h,
+                                     self.fr_eps)
+            un = nn.dot((x - xn) / h - vel)
+            w = ti.min(rhon / self.cwidth, 1.0)
+            grad += iw * (gf + prm[1] * A * w * un * nn)
+            E += iw * (Ef + 0.5 * prm[1] * A * w * h * un * un)
+        return grad, E
+
+    @ti.func
     def _object_terms(self, j: ti.template(), x, xn, A, s, shadow: ti.template()):
         grad = ti.Vector.zero(float, 3)
         E = 0.0
         if ti.static(j == self.jm):
             prm = ti.static(self._f("cprm", shadow))[j]
             vo = self._ls_velocity(xn, shadow)
-            eye = ti.Matrix.identity(float, 3)
-            zero = ti.Vector.zero(float, 3)
             h = ti.static(self.dt)
-            g, e = self._obj_contact(x, xn, A, ti.static(self.ls_sdf_sh if shadow else
-                                                         self.ls_sdf),
-                                     h * vo, eye, zero, eye, vo, zero, prm, self.iw[0])
+            g, e = self._ls_contact(x, xn, A, ti.static(self.ls_sdf_sh if shadow else
+                                                        self.ls_sdf), h * vo, vo, prm,
+                                    self.iw[0])
             grad += g
             E += e
         else:
