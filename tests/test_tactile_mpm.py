@@ -241,8 +241,9 @@ def test_plasticine_keeps_a_dent_elastic_recovers():
 def test_rod_end_squeezed_and_dragged():
     """CableStraighten-like, tiny: an elastic MPM rod (3 x 3 mm, 6 cells thick: the level set
     needs a few cells) on the floor, one end squeezed between two pads and dragged along the
-    rod. It works (stable, squeezed, the rod is pulled along and stays on the floor) but the
-    grip slips: the end follows the pads only partly (see the README's limitations)."""
+    rod: the end follows the pads (friction through the level-set contact) and pulls the
+    rod along the floor. No normal damping: friction takes the penalty's normal force only,
+    so a damping-dominated squeeze would slip (see the README's limitations)."""
     scene = ds.Scene(dim=3, bounds=[(-0.014, 0.014), (-0.008, 0.008), (-0.0015, 0.0065)],
                      gravity=(0.0, 0.0, -G))
     scene.add_particles(ds.Box(lo=(-0.010, -0.0015, 0.0), hi=(0.002, 0.0015, 0.003)),
@@ -255,7 +256,7 @@ def test_rod_end_squeezed_and_dragged():
                ds.TactileSensor(pad=pad, material=gel, markers=(3, 3), position=(0.0, gap, 0.0015),
                                 normal=(0.0, -1.0, 0.0), name="right")]
     sim = ds.Tactile(scene, sensors=sensors, dt=2e-4, mpm_grid_res=56, mpm_substeps=4,
-                     contact_stiffness=2e6, contact_damping=1e4, mpm_friction=1.0)
+                     contact_stiffness=2e6, contact_damping=0.0, mpm_friction=1.0)
     try:
         st = sim.reset()
         x0 = st.particle_x
@@ -272,8 +273,8 @@ def test_rod_end_squeezed_and_dragged():
         far = x0[:, 0] < -0.008
         rl, rr = sim.read(end, image=False)
         assert float(rl.force[2]) < 0 and float(rr.force[2]) < 0       # both pads squeeze
-        assert float(dx[held].mean()) > 0.05 * dist                      # the end follows
-        assert float(dx[far].mean()) > 0.0                               # and pulls the rod
+        assert float(dx[held].mean()) > 0.6 * dist                       # the end follows
+        assert float(dx[far].mean()) > 0.3 * dist                        # and pulls the rod
         assert float(dx[held].mean()) < 1.05 * dist
         assert float(end.particle_x[:, 2].min()) > -1e-4                 # on the floor
     finally:

@@ -28,9 +28,10 @@ A **partitioned, staggered** scheme; one coupled control step of length ``h = dt
 The pads see the object where it was at the step start (moved by ``h v_o``), and the
 object gets the pads' force of this step in an explicit kick: for the object this is a
 symplectic-Euler-like, one-step-lagged coupling, stable while
-``h < 2 sqrt(m_s / k_s)``, ``m_s`` the mass of the particles under a pad node
-(about ``rho_0 dx A``) and ``k_s`` the contact stiffness in series with the pad's
-(about ``A E / thickness``): roughly ``h < 2 sqrt(rho_0 dx t / E)``.
+``h < 2 sqrt(m_s / k_s)``, ``m_s`` the mass of the particles that take a node's kick
+(about ``rho_0 A`` times 1-3 cells) and ``k_s`` the contact stiffness ``A k_n`` in series
+with the pad's (about ``A E / thickness``). The contact is one-sided, so above that bound
+the object rattles on the pad (bounces and lets go) rather than diverging.
 """
 
 from __future__ import annotations
