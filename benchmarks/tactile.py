@@ -17,9 +17,23 @@ the same ball as an FEM tool (``ds.FEM``'s own mass-scaled penalty contact), ste
 with the same Newton/PCG solver: the ratio ``Tactile / FEM`` per step is the cost of what
 ``ds.Tactile`` adds (fingers, area-weighted contact with damping, the contact-force state).
 
+MPM objects (``--mpm``; steps of 0.3 ms, 4 MPM substeps each, a 20^3-cell MPM grid, a
+12 x 12 x 3 mm pad at ``--mpm-resolution``, the torch side on one thread):
+
+* ``mpm one``: one upward-facing sensor pressing into a 6 mm elastic MPM block resting on
+  it (neo-Hookean, E = 100 kPa, 1728 particles);
+* ``mpm two``: two sensors squeezing the same block (gravity off);
+
+each against its **peer in the same run**: the same pad(s), controls and contact
+parameters against a rigid (kinematic) box of the block's size, so the ratio is the cost
+of the coupling. Per case: forward and forward + backward steps/s (medians of
+``--reps`` runs) and the forward time split: pad solve, MPM step, coupling (level set,
+object velocity, reaction impulse, in torch).
+
 Usage: ``python benchmarks/tactile.py [--steps 10] [--resolution 0.002] [--arch cpu]
-[--optimize runtime|compile] [--cases one,two,mesh,peer] [--json out.json]`` (``./dev bench tactile``); ``--arch cuda`` runs the same kernels on
-a GPU.
+[--optimize runtime|compile] [--cases one,two,mesh,peer] [--json out.json]
+[--mpm [--mpm-only] [--reps 3]]`` (``./dev bench tactile``); ``--arch cuda`` runs the same
+kernels on a GPU.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -163,6 +178,151 @@ def run_case(name, sim, controls, T, readings=True):
     return row
 
 
+# ---------------------------------------------------------------------- MPM objects
+MPM_BOUNDS = [(-0.01, 0.01), (-0.01, 0.01), (-0.006, 0.014)]
+MPM_OPTS = dict(dt=3e-4, contact_stiffness=1e7, contact_damping=2.5e4)
+BLOCK = ((-0.003, -0.003, 0.003), (0.003, 0.003, 0.009))
+BLOCK_2 = ((-0.003, -0.003, -0.003), (0.003, 0.003, 0.003))
+
+
+def _mpm_pad(res):
+    return ds.TactilePad.flat((0.012, 0.012, 0.003), res)
+
+
+def mpm_one(res, rigid=False):
+    scene = ds.Scene(dim=3, bounds=MPM_BOUNDS, gravity=(0.0, 0.0, -9.8))
+    if rigid:
+        scene.add_tool(ds.Box(lo=BLOCK[0], hi=BLOCK[1]), name="block")
+    else:
+        scene.add_particles(ds.Box(lo=BLOCK[0], hi=BLOCK[1]),
+                            ds.NeoHookean(E=1e5, nu=0.3, density=1000.0), name="block")
+    sensor = ds.TactileSensor(pad=_mpm_pad(res), material=ds.NeoHookean(**GEL), markers=(5, 5))
+    sim = ds.Tactile(scene, sensors=[sensor], mpm_grid_res=20, mpm_substeps=4, **MPM_OPTS)
+
+    def controls(T):
+        U = torch.zeros(T, sim.action_dim, dtype=torch.float64)
+        U[:, 2] = 0.05               # the finger pushes up into the block (15 um per step)
+        return U
+    return sim, controls
+
+
+def mpm_two(res, rigid=False):
+    bounds = [(-0.012, 0.012), (-0.01, 0.01), (-0.01, 0.01)]
+    scene = ds.Scene(dim=3, bounds=bounds, gravity=(0.0, 0.0, 0.0))
+    if rigid:
+        scene.add_tool(ds.Box(lo=BLOCK_2[0], hi=BLOCK_2[1]), name="block")
+    else:
+        scene.add_particles(ds.Box(lo=BLOCK_2[0], hi=BLOCK_2[1]),
+                            ds.NeoHookean(E=1e5, nu=0.3, density=1000.0), name="block")
+    gap = 0.003 + 0.003
+    pad = _mpm_pad(res)
+    sensors = [ds.TactileSensor(pad=pad, material=ds.NeoHookean(**GEL), markers=(5, 5),
+                                position=(-gap, 0.0, 0.0), normal=(1.0, 0.0, 0.0), name="left"),
+               ds.TactileSensor(pad=pad, material=ds.NeoHookean(**GEL), markers=(5, 5),
+                                position=(gap, 0.0, 0.0), normal=(-1.0, 0.0, 0.0), name="right")]
+    sim = ds.Tactile(scene, sensors=sensors, mpm_grid_res=24, mpm_substeps=4, **MPM_OPTS)
+
+    def controls(T):
+        U = torch.zeros(T, sim.action_dim, dtype=torch.float64)
+        U[:, 0] = 0.05               # the fingers close, 15 um per step each
+        U[:, 6] = -0.05
+        return U
+    return sim, controls
+
+
+def _split_timers(sim):
+    """Wrap the coupled step's stages (forward): pad solve, MPM step, coupling (torch)."""
+    acc = {"pad": 0.0, "mpm": 0.0, "coupling": 0.0}
+    c = sim.mpm_coupling
+    if c is None:
+        return acc
+
+    def wrap(obj, name, key):
+        fn = getattr(obj, name)
+
+        def inner(*a, **k):
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            acc[key] += time.perf_counter() - t0
+            return out
+        setattr(obj, name, inner)
+    wrap(c, "_pad_step", "pad")
+    wrap(c.mpm, "rollout", "mpm")
+    for name in ("fields", "object_velocity", "impulse"):
+        wrap(c, name, "coupling")
+    return acc
+
+
+def run_mpm_case(name, sim, controls, T, reps):
+    U = controls(T)
+    s0 = sim.reset()
+    acc = _split_timers(sim)
+
+    def loss_of(end):
+        rs = sim.read(end, image=False)
+        rs = rs if isinstance(rs, list) else [rs]
+        out = sum(r.force.sum() + r.marker_displacement.sum() for r in rs)
+        if sim.mpm_coupling is not None:
+            out = out + end.particle_x.sum()
+        return out
+    Ug = U.clone().requires_grad_()
+    loss_of(sim.rollout(s0, Ug, segment=T)[-1]).backward()          # compile both passes
+    fwd, fb, split = [], [], []
+    for _ in range(reps):
+        for k in acc:
+            acc[k] = 0.0
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            sim.rollout(s0, U, segment=T)
+            fwd.append(time.perf_counter() - t0)
+        split.append(dict(acc))
+        t0 = time.perf_counter()
+        loss_of(sim.rollout(s0, Ug, segment=T)[-1]).backward()
+        fb.append(time.perf_counter() - t0)
+    t_f, t_fb = statistics.median(fwd), statistics.median(fb)
+    row = {"case": name, "nodes": sim.n_nodes,
+           "particles": sim.mpm_coupling.mpm.n_particles if sim.mpm_coupling else 0,
+           "forward_steps_per_s": T / t_f, "forward_backward_steps_per_s": T / t_fb,
+           "newton_per_step": sim.solver_stats()["newton_per_step"]}
+    if sim.mpm_coupling is not None:
+        for k in acc:
+            row[f"{k}_ms_per_step"] = 1e3 * statistics.median(s[k] for s in split) / T
+    return row
+
+
+def mpm_main(args) -> list:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # torch's threads spin against Taichi's on small CPUs
+    rows = []
+    for label, make in (("one sensor", mpm_one), ("two sensors", mpm_two)):
+        pair = []
+        for rigid in (False, True):
+            sim, controls = make(args.mpm_resolution, rigid=rigid)
+            name = f"mpm {label}: " + ("peer, rigid box" if rigid else "MPM block")
+            pair.append(run_mpm_case(name, sim, controls, args.steps, args.reps))
+            print(f"{name}: {pair[-1]}", flush=True)
+            sim.close()
+        rows += pair
+    torch.set_num_threads(threads)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, arch={args.arch}"
+    print(f"# ds.Tactile with MPM objects ({machine}); {args.steps} steps of 0.3 ms, float64, "
+          f"medians of {args.reps}")
+    for r in rows:
+        split = (f"; forward split per step: pad {r['pad_ms_per_step']:.1f} ms, MPM "
+                 f"{r['mpm_ms_per_step']:.1f} ms, coupling {r['coupling_ms_per_step']:.1f} ms"
+                 if "pad_ms_per_step" in r else "")
+        print(f"{r['case']:34s} {r['nodes']:4d} nodes {r['particles']:5d} particles: forward "
+              f"{r['forward_steps_per_s']:6.2f} steps/s, forward+backward "
+              f"{r['forward_backward_steps_per_s']:6.2f} steps/s, Newton/step "
+              f"{r['newton_per_step']:.1f}{split}")
+    for i in (0, 2):
+        a, b = rows[i], rows[i + 1]
+        print(f"{a['case']} vs its rigid peer: forward {a['forward_steps_per_s'] / b['forward_steps_per_s']:.2f}x, "
+              f"forward+backward {a['forward_backward_steps_per_s'] / b['forward_backward_steps_per_s']:.2f}x "
+              "the peer's speed")
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
@@ -173,12 +333,22 @@ def main(argv=None):
                     help="Taichi optimisation: 'compile' compiles faster, runs slower")
     ap.add_argument("--cases", default="one,two,peer",
                     help="comma-separated subset of one, two, mesh, peer")
+    ap.add_argument("--mpm", action="store_true", help="also run the MPM-object cases")
+    ap.add_argument("--mpm-only", action="store_true", help="run only the MPM-object cases")
+    ap.add_argument("--mpm-resolution", type=float, default=0.003, help="pad cell size (m)")
+    ap.add_argument("--reps", type=int, default=3, help="timed repetitions (MPM cases)")
     args = ap.parse_args(argv)
     cases = args.cases.split(",")
     if not cases or not set(cases) <= {"one", "two", "mesh", "peer"}:
         ap.error(f"--cases={args.cases!r}: expected a comma-separated subset of one, two, "
                  "mesh, peer")
     ds.init(arch=args.arch, precision="f64", optimize=args.optimize)
+    if args.mpm_only:
+        rows = mpm_main(args)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"rows": rows}, fh, indent=2)
+        return 0
     rows = []
     by_case = {}
     for key, name, make in (("one", "one sensor", one_sensor),
@@ -214,6 +384,8 @@ def main(argv=None):
                        / ref["forward_backward_steps_per_s"])
             print(f"{what}: forward speed ratio {ratio:.2f}, forward+backward {ratio_b:.2f} "
                   "(1 = no overhead)")
+    if args.mpm:
+        rows += mpm_main(args)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": machine, "rows": rows}, fh, indent=2)

@@ -1,4 +1,4 @@
-"""``ds.Tactile``: vision-based tactile sensors (GelSight-like) touching rigid objects.
+"""``ds.Tactile``: vision-based tactile sensors (GelSight-like) touching rigid and MPM objects.
 
 Usage::
 
@@ -35,6 +35,8 @@ from ..state import State
 from .gridsdf import GridSDF
 from .gridsdf import mass_properties as mesh_mass_properties
 from .kernels import TactileEngine, TactileKernels
+from .mpm_coupling import PAD_STATE, MPMCoupling
+from .mpm_kernels import MPMTactileEngine, MPMTactileKernels
 from .reading import SensorOptics, TactileReading
 from .rigid import FreeBody, advance, check_hinges, hinge_angle, mass_properties
 from .sensor import TactileSensor
@@ -97,7 +99,7 @@ def _mesh_center_of_mass(shape: Mesh) -> np.ndarray:
 
 
 class Tactile(FEM):
-    """Tactile sensors (FEM elastomer pads on kinematic fingers) in contact with rigid objects.
+    """Tactile sensors (FEM elastomer pads on kinematic fingers) touching rigid and MPM objects.
 
     Objects are the scene's tools (``ds.Sphere``, ``ds.Box``, ``ds.Capsule``,
     ``ds.Cylinder``, ``ds.Mesh``; kinematic, driven by per-step velocities like the
@@ -121,9 +123,18 @@ class Tactile(FEM):
     2e-2 cells on a finely faceted mesh; edges, corners and features thinner than a few
     cells are rounded or lost at the scale of a cell (README: Mesh objects).
 
+    **An MPM object** (one ``scene.add_particles`` body, any ``ds`` material): the pads
+    meet the level set of its particles (a density grid built in torch each step,
+    differentiable in the particles) with the same contact model as rigid objects, and
+    their reaction goes back to the particles as a momentum-conserving impulse before an
+    internal ``ds.MPM`` step of ``mpm_substeps`` substeps (``dt / mpm_substeps`` each; the
+    scene's bounds are its domain, its tools push the particles too). Partitioned and
+    explicit for the object: ``dt < 2 sqrt(m_s / k_s)`` (see ``mpm_coupling.py`` and the
+    README's "MPM objects"). Not with ``free_objects`` or ``substeps > 1``.
+
     Args:
-        scene: a 3D ``ds.Scene`` with the objects. FEM soft bodies, shells and MPM
-            bodies are not supported as objects (pads touch rigid objects only).
+        scene: a 3D ``ds.Scene`` with the objects: tools, colliders, ground and at most
+            one particle (MPM) body. FEM soft bodies and shells are not supported.
         sensors: one or more ``ds.TactileSensor`` (two for a parallel gripper).
         dt, substeps: implicit step (s) and steps per control step.
         contact_stiffness: default normal stiffness ``k_n`` of every object (Pa/m:
@@ -141,6 +152,12 @@ class Tactile(FEM):
             hinged to the world, turning only about the hinge's axis (``rigid.py``);
             ``hinge_angle(state, name)`` reads the angle.
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
+        mpm_grid_res: MPM grid cells along the longest side of ``scene.bounds`` (>= 8);
+            also the level set's grid.
+        mpm_substeps: explicit MPM substeps per pad step (>= 1; CFL: ``dt /
+            mpm_substeps <= dx / c``).
+        mpm_friction: default pad friction of the MPM object (``"<body>.friction"``).
+        mpm_ppc: particles per MPM cell (default: the body's, else 8).
 
     Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
     ``"<sensor>.damping_alpha"``, ``"<sensor>.damping_beta"``; per object
@@ -150,7 +167,11 @@ class Tactile(FEM):
     forces on them (N), ``wrench`` (objects, 6) force (N) and torque (N m, about the
     object's centre; a collider's centre, the ground's point ``(0, height, 0)``) of the
     pads on each object, ``tool_pos``/``tool_rot`` fingers then tools, ``body_vel``
-    (free objects, 6) linear (m/s) and angular (rad/s) velocities of the free objects.
+    (free objects, 6) linear (m/s) and angular (rad/s) velocities of the free objects;
+    with an MPM object also ``f_mpm`` (N, 3), its force on the pad nodes (N; part of
+    ``f``), and ``particle_x``, ``particle_v``, ``particle_C``, ``particle_F``,
+    ``particle_Jp``: the MPM state (as ``ds.MPM``'s ``x``, ``v``, ``C``, ``F``, ``Jp``).
+    Its material parameters are ``"<body>.E"`` etc. (body-qualified names only).
 
     Raises:
         ValueError/TypeError: a 2D scene, no sensor, unsupported objects, a mesh that is
@@ -166,7 +187,9 @@ class Tactile(FEM):
                  free_objects: dict | None = None, hinges: dict | None = None,
                  sdf_spacing: float | dict | None = None,
                  newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
-                 max_cg: int = 2000, adjoint_tol: float = 1e-10):
+                 max_cg: int = 2000, adjoint_tol: float = 1e-10, mpm_grid_res: int = 32,
+                 mpm_substeps: int = 4, mpm_friction: float = 0.5,
+                 mpm_ppc: float | None = None):
         if not isinstance(scene, Scene):
             raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
         if scene.dim != 3:
@@ -177,10 +200,19 @@ class Tactile(FEM):
         if not sensors or not all(isinstance(s, TactileSensor) for s in sensors):
             raise ValueError(f"sensors={sensors!r} is not allowed: expected a non-empty list of "
                              "ds.TactileSensor")
-        if scene.soft_bodies or scene.shells or scene.bodies:
-            raise ValueError("ds.Tactile supports rigid objects only (the scene's tools, "
-                             "colliders and ground): FEM soft bodies, shells and MPM particles "
-                             "in contact with the pads are not implemented")
+        if scene.soft_bodies or scene.shells:
+            raise ValueError("ds.Tactile supports rigid objects (the scene's tools, colliders "
+                             "and ground) and one MPM particle body (scene.add_particles): FEM "
+                             "soft bodies and shells in contact with the pads are not "
+                             "implemented")
+        if scene.bodies and free_objects:
+            raise ValueError(f"free_objects={free_objects!r} is not allowed together with an "
+                             "MPM particle body: free rigid bodies do not touch MPM objects; "
+                             "use free_objects=None (kinematic tools push the MPM object)")
+        if scene.bodies and substeps != 1:
+            raise ValueError(f"substeps={substeps!r} is not allowed with an MPM particle body: "
+                             "one pad step per MPM control step; use substeps=1 (and "
+                             "mpm_substeps for the MPM)")
         for name, val, lo in (("contact_stiffness", contact_stiffness, 0.0),
                               ("contact_damping", contact_damping, None)):
             ok = isinstance(val, (int, float)) and math.isfinite(val) and (
@@ -242,6 +274,14 @@ class Tactile(FEM):
                                                                         0.0),
                                       float(contact_stiffness), float(contact_damping),
                                       scene.ground.friction))
+        self.mpm_coupling = None
+        if scene.bodies:
+            coupling = MPMCoupling(scene, float(dt), mpm_grid_res, mpm_substeps, mpm_friction,
+                                   mpm_ppc, len(objects))
+            objects.append(ObjectSpec(coupling.body.name, "mpm", (), 0, -1, (0.0, 0.0, 0.0),
+                                      float(contact_stiffness), float(contact_damping),
+                                      coupling.friction))
+            self.mpm_coupling = coupling
         super().__init__(inner, dt=dt, substeps=substeps, integrator="implicit",
                          contact_stiffness=1.0, friction_eps=friction_eps, newton_tol=newton_tol,
                          cg_tol=cg_tol, max_newton=max_newton, max_cg=max_cg,
@@ -265,6 +305,14 @@ class Tactile(FEM):
                                              device=self.device)
         self.spec = TactileSpec(tuple(objects), float(width), driven, local, area)
         self.kernels_cls = functools.partial(TactileKernels, tactile=self.spec)
+        if self.mpm_coupling is not None:
+            if self.mpm_coupling.body.name in names:
+                raise ValueError(f"the particle body's name {self.mpm_coupling.body.name!r} is "
+                                 f"also a sensor name ({names}); rename one")
+            self.kernels_cls = functools.partial(MPMTactileKernels, tactile=self.spec,
+                                                 grid=self.mpm_coupling.grid)
+            self.engine_cls = MPMTactileEngine
+            self.STATE_NAMES = PAD_STATE
         self.optics = [SensorOptics(s, k, self.groups[name], self.dtype, self.device)
                        for k, (s, name) in enumerate(zip(sensors, names))]
         self.free = self._free_bodies(free_objects or {}, hinges or {})
@@ -328,6 +376,8 @@ class Tactile(FEM):
             names += [f"{o.name}.{p}" for p in CONTACT_PARAMS]
         if self.objects:
             names += list(CONTACT_PARAMS)
+        if self.mpm_coupling is not None:
+            names += self.mpm_coupling.param_names()
         return names
 
     def _friction_values(self, params) -> torch.Tensor:
@@ -361,13 +411,20 @@ class Tactile(FEM):
         spec["f"] = (self.n_nodes, 3)
         spec["wrench"] = (len(self.objects), 6)
         spec["body_vel"] = (len(self.free), 6)
+        if self.mpm_coupling is not None:
+            spec["f_mpm"] = (self.n_nodes, 3)
+            spec.update(self.mpm_coupling.state_spec())
         return spec
 
     def _extra_state(self) -> dict:
         kw = {"dtype": self.dtype, "device": self.device}
-        return {"f": torch.zeros(self.n_nodes, 3, **kw),
-                "wrench": torch.zeros(len(self.objects), 6, **kw),
-                "body_vel": torch.zeros(len(self.free), 6, **kw)}
+        out = {"f": torch.zeros(self.n_nodes, 3, **kw),
+               "wrench": torch.zeros(len(self.objects), 6, **kw),
+               "body_vel": torch.zeros(len(self.free), 6, **kw)}
+        if getattr(self, "mpm_coupling", None) is not None:
+            out["f_mpm"] = torch.zeros(self.n_nodes, 3, **kw)
+            out.update(self.mpm_coupling.reset())
+        return out
 
     @property
     def free_masses(self) -> torch.Tensor:
@@ -406,6 +463,8 @@ class Tactile(FEM):
         state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
+        if self.mpm_coupling is not None:
+            return self.mpm_coupling.rollout(self, self.attach(state), U, params, saveat, check)
         if not self.free:
             return self._simulate(self.attach(state), U, params, segment, saveat, check)
         saveat = [T] if saveat is None else [int(s) for s in saveat]
@@ -429,6 +488,11 @@ class Tactile(FEM):
     def _simulate(self, state, U, params, segment, saveat, check):
         out = DeformableSimulator._simulate(self, state, U, params, segment, saveat, check)
         return [State(s.time, s.step, **dict(s.items()), body_vel=state.body_vel) for s in out]
+
+    def _release(self) -> None:
+        super()._release()
+        if self.mpm_coupling is not None:
+            self.mpm_coupling.close()
 
     def equilibrium(self, state=None, params=None, check=True):
         raise NotImplementedError("ds.Tactile has no equilibrium(): contact forces are a state "
