@@ -7,7 +7,7 @@ set of finite-difference checks are slow.
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close_rel
+from helpers import assert_grads_match_fd
 
 import diffsim as ds
 
@@ -121,22 +121,9 @@ def test_gradients_fd(sim):
 
     args = [U0, torch.tensor(1e5, dtype=F64), torch.tensor(0.4, dtype=F64),
             torch.tensor(1e10, dtype=F64), st0.tool_pos.clone()]
-    args = [a.clone().requires_grad_() for a in args]
-    loss(*args).backward()
-    for i, idx, eps in ((0, (1, 8), 1e-4), (1, None, 1e2), (2, None, 1e-4), (3, None, 1e7),
-                        (4, (1, 0), 1e-6)):
-        vals = []
-        for sgn in (1, -1):
-            a = [x.detach().clone() for x in args]
-            if idx is None:
-                a[i] = a[i] + sgn * eps
-            else:
-                a[i][idx] += sgn * eps
-            with torch.no_grad():
-                vals.append(float(loss(*a)))
-        fd = (vals[0] - vals[1]) / (2 * eps)
-        g = args[i].grad if idx is None else args[i].grad[idx]
-        assert_close_rel(float(g), fd, 2e-5, what=f"argument {i} {idx}")
+    cases = ((0, (1, 8), 1e-4), (1, None, 1e2), (2, None, 1e-4), (3, None, 1e7),
+             (4, (1, 0), 1e-6))
+    assert_grads_match_fd(loss, args, cases, 2e-5)
 
 
 @pytest.mark.slow

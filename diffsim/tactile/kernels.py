@@ -292,27 +292,28 @@ class TactileKernels(SolidKernels):
             self.xk.grad[i] = ti.Vector.zero(float, 3)
 
     # ------------------------------------------------------------------ state transfer
+    # (slots, N) vector fields of the state (``fc``; ``fm`` of MPM objects) <-> (N, 3) arrays
     @ti.kernel
-    def load_fc(self, s: ti.i32, f: ti.types.ndarray()):
+    def load_node_vec(self, F: ti.template(), s: ti.i32, f: ti.types.ndarray()):
         for i in range(self.N):
-            self.fc[s, i] = ti.Vector([f[i, 0], f[i, 1], f[i, 2]])
+            F[s, i] = ti.Vector([f[i, 0], f[i, 1], f[i, 2]])
 
     @ti.kernel
-    def store_fc(self, s: ti.i32, f: ti.types.ndarray()):
+    def store_node_vec(self, F: ti.template(), s: ti.i32, f: ti.types.ndarray()):
         for i in range(self.N):
             for a in ti.static(range(3)):
-                f[i, a] = self.fc[s, i][a]
+                f[i, a] = F[s, i][a]
 
     @ti.kernel
-    def add_fc_grads(self, s: ti.i32, f: ti.types.ndarray()):
+    def add_node_vec_grads(self, F: ti.template(), s: ti.i32, f: ti.types.ndarray()):
         for i in range(self.N):
-            self.fc.grad[s, i] += ti.Vector([f[i, 0], f[i, 1], f[i, 2]])
+            F.grad[s, i] += ti.Vector([f[i, 0], f[i, 1], f[i, 2]])
 
     @ti.kernel
-    def store_fc_grads(self, s: ti.i32, f: ti.types.ndarray()):
+    def store_node_vec_grads(self, F: ti.template(), s: ti.i32, f: ti.types.ndarray()):
         for i in range(self.N):
             for a in ti.static(range(3)):
-                f[i, a] = self.fc.grad[s, i][a]
+                f[i, a] = F.grad[s, i][a]
 
     @ti.kernel
     def load_cprm(self, c: ti.types.ndarray()):
@@ -375,27 +376,27 @@ class TactileEngine(DeformableEngine):
 
     def load_state(self, slot: int, state) -> None:
         super().load_state(slot, state[:2])
-        self.k.load_fc(slot, self._c(state[2]))
+        self.k.load_node_vec(self.k.fc, slot, self._c(state[2]))
         self._wr_io(self.k.load_wr, slot, self._c(state[3]))
 
     def store_state(self, slot: int) -> list:
         out = self.state_like()
         self.k.store_nodes(slot, out[0], out[1])
-        self.k.store_fc(slot, out[2])
+        self.k.store_node_vec(self.k.fc, slot, out[2])
         self._wr_io(self.k.store_wr, slot, out[3])
         return out
 
     def add_state_grads(self, slot: int, grads) -> None:
         super().add_state_grads(slot, grads[:2])
         if grads[2] is not None:
-            self.k.add_fc_grads(slot, self._c(grads[2]))
+            self.k.add_node_vec_grads(self.k.fc, slot, self._c(grads[2]))
         if grads[3] is not None:
             self._wr_io(self.k.add_wr_grads, slot, self._c(grads[3]))
 
     def store_state_grads(self, slot: int) -> list:
         out = super().store_state_grads(slot)[:2]
         f = torch.empty((self.model.n_nodes, 3), dtype=self.dtype, device=self.device)
-        self.k.store_fc_grads(slot, f)
+        self.k.store_node_vec_grads(self.k.fc, slot, f)
         w = torch.zeros((self.k.n_obj, 6), dtype=self.dtype, device=self.device)
         self._wr_io(self.k.store_wr_grads, slot, w)
         return out + [f, w]

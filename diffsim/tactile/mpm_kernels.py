@@ -230,28 +230,6 @@ class MPMTactileKernels(TactileKernels):
             for a in ti.static(range(3)):
                 mom[I, a] = self.lsv.grad[I][a]
 
-    @ti.kernel
-    def load_fm(self, s: ti.i32, f: ti.types.ndarray()):
-        for i in range(self.N):
-            self.fm[s, i] = ti.Vector([f[i, 0], f[i, 1], f[i, 2]])
-
-    @ti.kernel
-    def store_fm(self, s: ti.i32, f: ti.types.ndarray()):
-        for i in range(self.N):
-            for a in ti.static(range(3)):
-                f[i, a] = self.fm[s, i][a]
-
-    @ti.kernel
-    def add_fm_grads(self, s: ti.i32, f: ti.types.ndarray()):
-        for i in range(self.N):
-            self.fm.grad[s, i] += ti.Vector([f[i, 0], f[i, 1], f[i, 2]])
-
-    @ti.kernel
-    def store_fm_grads(self, s: ti.i32, f: ti.types.ndarray()):
-        for i in range(self.N):
-            for a in ti.static(range(3)):
-                f[i, a] = self.fm.grad[s, i][a]
-
 
 class MPMTactileEngine(TactileEngine):
     """``TactileEngine`` with the state ``(x, v, f, wrench, f_mpm)`` and parameters
@@ -268,22 +246,22 @@ class MPMTactileEngine(TactileEngine):
 
     def load_state(self, slot: int, state) -> None:
         super().load_state(slot, state[:4])
-        self.k.load_fm(slot, self._c(state[4]))
+        self.k.load_node_vec(self.k.fm, slot, self._c(state[4]))
 
     def store_state(self, slot: int) -> list:
         out = super().store_state(slot)
-        self.k.store_fm(slot, out[4])
+        self.k.store_node_vec(self.k.fm, slot, out[4])
         return out
 
     def add_state_grads(self, slot: int, grads) -> None:
         super().add_state_grads(slot, grads[:4])
         if grads[4] is not None:
-            self.k.add_fm_grads(slot, self._c(grads[4]))
+            self.k.add_node_vec_grads(self.k.fm, slot, self._c(grads[4]))
 
     def store_state_grads(self, slot: int) -> list:
         out = super().store_state_grads(slot)[:4]
         f = torch.empty((self.model.n_nodes, 3), dtype=self.dtype, device=self.device)
-        self.k.store_fm_grads(slot, f)
+        self.k.store_node_vec_grads(self.k.fm, slot, f)
         return out + [f]
 
     def zero_param_grads(self) -> None:
