@@ -108,7 +108,108 @@ def _gather(flat, W, cells):
     return (W[..., None] * cells[flat]).sum(1)
 
 
-class MPMCoupling:
+class LevelSetCoupling:
+    """What every deformable object of ``ds.Tactile`` shares (MPM particles, FEM tets): the
+    level set and momentum grid from sample points (``samples``: positions, velocities; masses
+    ``self.mass``), the pads' implicit step against it, the reaction impulse on the samples,
+    and the object's own step from the kicked state (``advance``). Subclasses set ``grid``,
+    ``mass``, ``body``, ``friction`` and ``n_cells``."""
+
+    grid: LevelSetGrid
+    mass: torch.Tensor
+    n_cells: int
+
+    # ------------------------------------------------------------------ the object
+    def param_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def samples(self, cur: State):
+        """Sample points (n, 3) and their velocities (n, 3) of the object at ``cur``."""
+        raise NotImplementedError
+
+    def advance(self, sim, cur: State, dv, U_tools, obj_params, check) -> dict:
+        """The object's state after one step of ``sim.dt`` from ``cur`` with the sample
+        velocities changed by ``dv`` (n, 3)."""
+        raise NotImplementedError
+
+    def check_params(self, obj_params) -> None:
+        """Validate the object's parameters (raises ValueError)."""
+
+    # ------------------------------------------------------------------ the coupled step
+    def fields(self, x, v):
+        """``(stencil of x, rho (cells,), phi grid, momentum grid)`` from sample points."""
+        flat, W = stencil(x, self.grid)
+        m = self.mass.to(x)
+        vol = self.grid.dx ** 3
+        rho = _scatter(flat, W, m[:, None], self.n_cells)[:, 0] / vol
+        mom = _scatter(flat, W, m[:, None] * v, self.n_cells) / vol
+        g = self.grid
+        phi = (g.rho_iso - rho) / g.g_ref
+        return (flat, W), rho, phi.reshape(g.shape), mom.reshape(*g.shape, 3)
+
+    def object_velocity(self, y, rho, mom):
+        """Velocity of the object at points ``y`` (n, 3), as the pad kernels see it."""
+        flat, W = stencil(y, self.grid)
+        r = _gather(flat, W, rho[:, None])[:, 0]
+        P = _gather(flat, W, mom.reshape(-1, 3))
+        return P / r.clamp(min=self.grid.rho_min)[:, None]
+
+    def impulse(self, sten_p, rho, y, force, h):
+        """Velocity change of the samples (n_p, 3) from forces ``force`` (n, 3) on the
+        object at points ``y``: ``h / m_p sum_i W_ip force_i`` (``sum_p W_ip = 1``)."""
+        flat, W = stencil(y, self.grid)
+        r = _gather(flat, W, rho[:, None])[:, 0]
+        a = force / r.clamp(min=self.grid.rho_min)[:, None]
+        A = _scatter(flat, W, a, self.n_cells)
+        return h / self.grid.dx ** 3 * _gather(*sten_p, A)
+
+    def rollout(self, sim, state: State, U: torch.Tensor, params, saveat, check) -> list:
+        T = U.shape[0]
+        saveat = [T] if saveat is None else [int(s) for s in saveat]
+        if not saveat or any(not 0 <= s <= T for s in saveat):
+            raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
+        params = dict(params or {})
+        mine = set(self.param_names())
+        obj_params = {k: v for k, v in params.items() if k in mine}
+        sim._scalar_params(params)                       # names and values, as for the pads
+        self.check_params(obj_params)
+        cur = state
+        states = {0: cur}
+        for t in range(T):
+            cur = self.step(sim, cur, U[t:t + 1], params, obj_params, check)
+            states[t + 1] = cur
+        return [states[s] for s in saveat]
+
+    def step(self, sim, cur: State, U1, params, obj_params, check) -> State:
+        h = sim.dt
+        xs, vs = self.samples(cur)
+        sten, rho, phi, mom = self.fields(xs, vs)
+        pad = self._pad_step(sim, cur, U1, params, phi, mom, check)
+        vo = self.object_velocity(cur.x, rho, mom)
+        y = pad["x"] - h * vo
+        dv = self.impulse(sten, rho, y, -pad["f_mpm"], h)
+        nf = len(sim.sensors)
+        obj = self.advance(sim, cur, dv, U1[:, 6 * nf:], obj_params, check)
+        return State(cur.time + sim.control_dt, cur.step + 1, **pad,
+                     body_vel=cur.body_vel, **obj)
+
+    def _pad_step(self, sim, cur, U1, params, phi, mom, check) -> dict:
+        """One pad step against the level set (``ds.FEM``'s rollout with the grids as
+        parameters)."""
+        internal = list(sim.internal_params(params)) + [phi, mom]
+        drive, poses = tool_trajectory(sim.model, U1, cur.tool_pos, cur.tool_rot)
+        state0 = [cur[n].to(sim.dtype) for n in PAD_STATE]
+        plan = RolloutPlan(engine_for=sim._engine_for, n_steps=1, segment=1, saveat=(1,),
+                           n_state=len(state0), n_drive=len(drive), check=check,
+                           step0=cur.step)
+        outs = rollout(plan, state0, drive, internal)
+        tp, tr = poses(sim.substeps)
+        out = {n: o[0] for n, o in zip(PAD_STATE, outs)}
+        out.update(tool_pos=tp, tool_rot=tr)
+        return out
+
+
+class MPMCoupling(LevelSetCoupling):
     """The MPM side of a ``ds.Tactile`` with a particle body: the internal ``ds.MPM``,
     the level-set grid, the particle state and the coupled rollout."""
 
@@ -170,77 +271,17 @@ class MPMCoupling:
     def close(self) -> None:
         self.mpm.close()
 
-    # ------------------------------------------------------------------ the coupled step
-    def fields(self, x, v):
-        """``(stencil of x, rho (cells,), phi grid, momentum grid)`` from particles."""
-        flat, W = stencil(x, self.grid)
-        m = self.mass.to(x)
-        vol = self.grid.dx ** 3
-        rho = _scatter(flat, W, m[:, None], self.n_cells)[:, 0] / vol
-        mom = _scatter(flat, W, m[:, None] * v, self.n_cells) / vol
-        g = self.grid
-        phi = (g.rho_iso - rho) / g.g_ref
-        return (flat, W), rho, phi.reshape(g.shape), mom.reshape(*g.shape, 3)
+    # ------------------------------------------------------------------ the object
+    def check_params(self, obj_params) -> None:
+        self.mpm.internal_params(obj_params)
 
-    def object_velocity(self, y, rho, mom):
-        """Velocity of the object at points ``y`` (n, 3), as the pad kernels see it."""
-        flat, W = stencil(y, self.grid)
-        r = _gather(flat, W, rho[:, None])[:, 0]
-        P = _gather(flat, W, mom.reshape(-1, 3))
-        return P / r.clamp(min=self.grid.rho_min)[:, None]
+    def samples(self, cur: State):
+        return cur.particle_x, cur.particle_v
 
-    def impulse(self, sten_p, rho, y, force, h):
-        """Velocity change of the particles (n_p, 3) from forces ``force`` (n, 3) on the
-        object at points ``y``: ``h / m_p sum_i W_ip force_i`` (``sum_p W_ip = 1``)."""
-        flat, W = stencil(y, self.grid)
-        r = _gather(flat, W, rho[:, None])[:, 0]
-        a = force / r.clamp(min=self.grid.rho_min)[:, None]
-        A = _scatter(flat, W, a, self.n_cells)
-        return h / self.grid.dx ** 3 * _gather(*sten_p, A)
-
-    def rollout(self, sim, state: State, U: torch.Tensor, params, saveat, check) -> list:
-        T = U.shape[0]
-        saveat = [T] if saveat is None else [int(s) for s in saveat]
-        if not saveat or any(not 0 <= s <= T for s in saveat):
-            raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
-        params = dict(params or {})
-        mine = set(self.param_names())
-        mpm_params = {k: v for k, v in params.items() if k in mine}
-        sim._scalar_params(params)                       # names and values, as for the pads
-        self.mpm.internal_params(mpm_params)
-        cur = state
-        states = {0: cur}
-        for t in range(T):
-            cur = self.step(sim, cur, U[t:t + 1], params, mpm_params, check)
-            states[t + 1] = cur
-        return [states[s] for s in saveat]
-
-    def step(self, sim, cur: State, U1, params, mpm_params, check) -> State:
-        h = sim.dt
-        xp, vp = cur.particle_x, cur.particle_v
-        sten, rho, phi, mom = self.fields(xp, vp)
-        pad = self._pad_step(sim, cur, U1, params, phi, mom, check)
-        vo = self.object_velocity(cur.x, rho, mom)
-        y = pad["x"] - h * vo
-        dv = self.impulse(sten, rho, y, -pad["f_mpm"], h)
+    def advance(self, sim, cur: State, dv, U_tools, obj_params, check) -> dict:
         nf = len(sim.sensors)
-        ms = State(cur.time, cur.step, x=xp, v=vp + dv, C=cur.particle_C, F=cur.particle_F,
-                   Jp=cur.particle_Jp, tool_pos=cur.tool_pos[nf:], tool_rot=cur.tool_rot[nf:])
-        mn = self.mpm.rollout(ms, U1[:, 6 * nf:], mpm_params, segment=1, check=check)[0]
-        return State(cur.time + sim.control_dt, cur.step + 1, **pad,
-                     body_vel=cur.body_vel, **{f"particle_{n}": mn[n] for n in PARTICLE_STATE})
-
-    def _pad_step(self, sim, cur, U1, params, phi, mom, check) -> dict:
-        """One pad step against the level set (``ds.FEM``'s rollout with the grids as
-        parameters)."""
-        internal = list(sim.internal_params(params)) + [phi, mom]
-        drive, poses = tool_trajectory(sim.model, U1, cur.tool_pos, cur.tool_rot)
-        state0 = [cur[n].to(sim.dtype) for n in PAD_STATE]
-        plan = RolloutPlan(engine_for=sim._engine_for, n_steps=1, segment=1, saveat=(1,),
-                           n_state=len(state0), n_drive=len(drive), check=check,
-                           step0=cur.step)
-        outs = rollout(plan, state0, drive, internal)
-        tp, tr = poses(sim.substeps)
-        out = {n: o[0] for n, o in zip(PAD_STATE, outs)}
-        out.update(tool_pos=tp, tool_rot=tr)
-        return out
+        ms = State(cur.time, cur.step, x=cur.particle_x, v=cur.particle_v + dv,
+                   C=cur.particle_C, F=cur.particle_F, Jp=cur.particle_Jp,
+                   tool_pos=cur.tool_pos[nf:], tool_rot=cur.tool_rot[nf:])
+        mn = self.mpm.rollout(ms, U_tools, obj_params, segment=1, check=check)[0]
+        return {f"particle_{n}": mn[n] for n in PARTICLE_STATE}

@@ -32,6 +32,7 @@ from ..mpm.tools import quat_to_matrix
 from ..scene import Scene
 from ..shapes import Mesh, Sphere
 from ..state import State
+from .fem_coupling import FEMCoupling
 from .gridsdf import GridSDF
 from .gridsdf import mass_properties as mesh_mass_properties
 from .kernels import TactileEngine, TactileKernels
@@ -189,7 +190,7 @@ class Tactile(FEM):
                  newton_tol: float = 1e-6, cg_tol: float = 1e-6, max_newton: int = 30,
                  max_cg: int = 2000, adjoint_tol: float = 1e-10, mpm_grid_res: int = 32,
                  mpm_substeps: int = 4, mpm_friction: float = 0.5,
-                 mpm_ppc: float | None = None):
+                 mpm_ppc: float | None = None, fem_contact_stiffness: float = 1e6):
         if not isinstance(scene, Scene):
             raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
         if scene.dim != 3:
@@ -200,19 +201,29 @@ class Tactile(FEM):
         if not sensors or not all(isinstance(s, TactileSensor) for s in sensors):
             raise ValueError(f"sensors={sensors!r} is not allowed: expected a non-empty list of "
                              "ds.TactileSensor")
-        if scene.soft_bodies or scene.shells:
-            raise ValueError("ds.Tactile supports rigid objects (the scene's tools, colliders "
-                             "and ground) and one MPM particle body (scene.add_particles): FEM "
-                             "soft bodies and shells in contact with the pads are not "
-                             "implemented")
-        if scene.bodies and free_objects:
-            raise ValueError(f"free_objects={free_objects!r} is not allowed together with an "
-                             "MPM particle body: free rigid bodies do not touch MPM objects; "
-                             "use free_objects=None (kinematic tools push the MPM object)")
-        if scene.bodies and substeps != 1:
-            raise ValueError(f"substeps={substeps!r} is not allowed with an MPM particle body: "
-                             "one pad step per MPM control step; use substeps=1 (and "
-                             "mpm_substeps for the MPM)")
+        if scene.shells:
+            raise ValueError("scene.shells is not allowed: ds.Tactile supports rigid objects "
+                             "(the scene's tools, colliders and ground) and one deformable "
+                             "object (an MPM particle body or an FEM soft body); shells in "
+                             "contact with the pads are not implemented")
+        if scene.bodies and scene.soft_bodies:
+            raise ValueError(f"scene.soft_bodies ({[b.name for b in scene.soft_bodies]}) is not "
+                             "allowed together with an MPM particle body (scene.bodies: "
+                             f"{[b.name for b in scene.bodies]}): ds.Tactile supports one "
+                             "deformable object")
+        deformable = "an MPM particle body" if scene.bodies else "an FEM soft body"
+        if (scene.bodies or scene.soft_bodies) and free_objects:
+            raise ValueError(f"free_objects={free_objects!r} is not allowed together with "
+                             f"{deformable}: free rigid bodies do not touch deformable objects; "
+                             "use free_objects=None (kinematic tools push the object)")
+        if (scene.bodies or scene.soft_bodies) and substeps != 1:
+            raise ValueError(f"substeps={substeps!r} is not allowed with {deformable}: "
+                             "one pad step per object step; use substeps=1 (and "
+                             "mpm_substeps for an MPM object)")
+        if not (isinstance(fem_contact_stiffness, (int, float))
+                and math.isfinite(fem_contact_stiffness) and fem_contact_stiffness > 0):
+            raise ValueError(f"fem_contact_stiffness={fem_contact_stiffness!r} is not allowed: "
+                             "it must be a finite number > 0 (1/s^2)")
         for name, val, lo in (("contact_stiffness", contact_stiffness, 0.0),
                               ("contact_damping", contact_damping, None)):
             ok = isinstance(val, (int, float)) and math.isfinite(val) and (
@@ -274,14 +285,23 @@ class Tactile(FEM):
                                                                         0.0),
                                       float(contact_stiffness), float(contact_damping),
                                       scene.ground.friction))
-        self.mpm_coupling = None
+        self.mpm_coupling = self.fem_coupling = self.coupling = None
         if scene.bodies:
-            coupling = MPMCoupling(scene, float(dt), mpm_grid_res, mpm_substeps, mpm_friction,
-                                   mpm_ppc, len(objects))
+            self.mpm_coupling = MPMCoupling(scene, float(dt), mpm_grid_res, mpm_substeps,
+                                            mpm_friction, mpm_ppc, len(objects))
+        elif scene.soft_bodies:
+            self.fem_coupling = FEMCoupling(
+                scene, float(dt), mpm_grid_res, mpm_friction, len(objects),
+                fem_contact_stiffness, dict(newton_tol=newton_tol, cg_tol=cg_tol,
+                                            max_newton=max_newton, max_cg=max_cg,
+                                            adjoint_tol=adjoint_tol, friction_eps=friction_eps))
+        coupling = self.mpm_coupling or self.fem_coupling
+        if coupling is not None:
+            # the level-set object kind ("mpm"): MPM particles or an FEM object's samples
             objects.append(ObjectSpec(coupling.body.name, "mpm", (), 0, -1, (0.0, 0.0, 0.0),
                                       float(contact_stiffness), float(contact_damping),
                                       coupling.friction))
-            self.mpm_coupling = coupling
+            self.coupling = coupling
         super().__init__(inner, dt=dt, substeps=substeps, integrator="implicit",
                          contact_stiffness=1.0, friction_eps=friction_eps, newton_tol=newton_tol,
                          cg_tol=cg_tol, max_newton=max_newton, max_cg=max_cg,
@@ -305,12 +325,12 @@ class Tactile(FEM):
                                              device=self.device)
         self.spec = TactileSpec(tuple(objects), float(width), driven, local, area)
         self.kernels_cls = functools.partial(TactileKernels, tactile=self.spec)
-        if self.mpm_coupling is not None:
-            if self.mpm_coupling.body.name in names:
-                raise ValueError(f"the particle body's name {self.mpm_coupling.body.name!r} is "
+        if self.coupling is not None:
+            if self.coupling.body.name in names:
+                raise ValueError(f"the deformable object's name {self.coupling.body.name!r} is "
                                  f"also a sensor name ({names}); rename one")
             self.kernels_cls = functools.partial(MPMTactileKernels, tactile=self.spec,
-                                                 grid=self.mpm_coupling.grid)
+                                                 grid=self.coupling.grid)
             self.engine_cls = MPMTactileEngine
             self.STATE_NAMES = PAD_STATE
         self.optics = [SensorOptics(s, k, self.groups[name], self.dtype, self.device)
@@ -376,8 +396,8 @@ class Tactile(FEM):
             names += [f"{o.name}.{p}" for p in CONTACT_PARAMS]
         if self.objects:
             names += list(CONTACT_PARAMS)
-        if self.mpm_coupling is not None:
-            names += self.mpm_coupling.param_names()
+        if self.coupling is not None:
+            names += self.coupling.param_names()
         return names
 
     def _friction_values(self, params) -> torch.Tensor:
@@ -411,9 +431,9 @@ class Tactile(FEM):
         spec["f"] = (self.n_nodes, 3)
         spec["wrench"] = (len(self.objects), 6)
         spec["body_vel"] = (len(self.free), 6)
-        if self.mpm_coupling is not None:
+        if self.coupling is not None:
             spec["f_mpm"] = (self.n_nodes, 3)
-            spec.update(self.mpm_coupling.state_spec())
+            spec.update(self.coupling.state_spec())
         return spec
 
     def _extra_state(self) -> dict:
@@ -421,9 +441,9 @@ class Tactile(FEM):
         out = {"f": torch.zeros(self.n_nodes, 3, **kw),
                "wrench": torch.zeros(len(self.objects), 6, **kw),
                "body_vel": torch.zeros(len(self.free), 6, **kw)}
-        if getattr(self, "mpm_coupling", None) is not None:
+        if getattr(self, "coupling", None) is not None:
             out["f_mpm"] = torch.zeros(self.n_nodes, 3, **kw)
-            out.update(self.mpm_coupling.reset())
+            out.update(self.coupling.reset())
         return out
 
     @property
@@ -463,8 +483,8 @@ class Tactile(FEM):
         state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
-        if self.mpm_coupling is not None:
-            return self.mpm_coupling.rollout(self, self.attach(state), U, params, saveat, check)
+        if self.coupling is not None:
+            return self.coupling.rollout(self, self.attach(state), U, params, saveat, check)
         if not self.free:
             return self._simulate(self.attach(state), U, params, segment, saveat, check)
         saveat = [T] if saveat is None else [int(s) for s in saveat]
@@ -491,8 +511,8 @@ class Tactile(FEM):
 
     def _release(self) -> None:
         super()._release()
-        if self.mpm_coupling is not None:
-            self.mpm_coupling.close()
+        if self.coupling is not None:
+            self.coupling.close()
 
     def equilibrium(self, state=None, params=None, check=True):
         raise NotImplementedError("ds.Tactile has no equilibrium(): contact forces are a state "
