@@ -1,4 +1,4 @@
-"""``ds.Tactile``: vision-based tactile sensors (GelSight-like) touching rigid and MPM objects.
+"""``ds.Tactile``: vision-based tactile sensors (GelSight-like) touching rigid, MPM and FEM objects.
 
 Usage::
 
@@ -133,9 +133,22 @@ class Tactile(FEM):
     explicit for the object: ``dt < 2 sqrt(m_s / k_s)`` (see ``mpm_coupling.py`` and the
     README's "MPM objects"). Not with ``free_objects`` or ``substeps > 1``.
 
+    **An FEM object** (one ``scene.add_soft_body`` body, optionally with ``fixed`` nodes):
+    the same scheme (``fem_coupling.py``) with 4 sample points per tet (barycentric, a
+    quarter of the tet's mass each, positions and velocities interpolated from the nodes)
+    as the "particles" of the level set on a grid over ``scene.bounds`` (``mpm_grid_res``
+    cells along its longest side; the tets should be no larger than a cell). The reaction
+    impulse goes from the samples to the nodes with the same weights (``v += J / m`` with
+    the lumped node masses: momentum is conserved exactly), then an internal implicit
+    ``ds.FEM`` steps the object by ``dt`` with the scene's gravity, tools, colliders and
+    ground. State ``object_x``, ``object_v`` (nodes); parameters ``"<body>.E"``, etc.
+    Lagged and explicit for the object as MPM objects (``dt < 2 sqrt(m_s / k_s)``). Not
+    with an MPM body, ``free_objects`` or ``substeps > 1``.
+
     Args:
         scene: a 3D ``ds.Scene`` with the objects: tools, colliders, ground and at most
-            one particle (MPM) body. FEM soft bodies and shells are not supported.
+            one deformable object: a particle (MPM) body or an FEM soft body. Shells
+            are not supported.
         sensors: one or more ``ds.TactileSensor`` (two for a parallel gripper).
         dt, substeps: implicit step (s) and steps per control step.
         contact_stiffness: default normal stiffness ``k_n`` of every object (Pa/m:
@@ -154,11 +167,13 @@ class Tactile(FEM):
             ``hinge_angle(state, name)`` reads the angle.
         newton_tol, cg_tol, max_newton, max_cg, adjoint_tol: as ``ds.FEM``.
         mpm_grid_res: MPM grid cells along the longest side of ``scene.bounds`` (>= 8);
-            also the level set's grid.
+            also the level set's grid (of an MPM or FEM object).
         mpm_substeps: explicit MPM substeps per pad step (>= 1; CFL: ``dt /
             mpm_substeps <= dx / c``).
-        mpm_friction: default pad friction of the MPM object (``"<body>.friction"``).
+        mpm_friction: default pad friction of the MPM or FEM object (``"<body>.friction"``).
         mpm_ppc: particles per MPM cell (default: the body's, else 8).
+        fem_contact_stiffness: ``ds.FEM``'s penalty (1/s^2) of an FEM object against the
+            scene's tools, colliders and ground (not the pads: they use ``k_n``).
 
     Parameters (``param_names()``): per pad ``"<sensor>.E"``, ``"<sensor>.nu"``,
     ``"<sensor>.damping_alpha"``, ``"<sensor>.damping_beta"``; per object
