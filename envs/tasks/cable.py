@@ -87,7 +87,7 @@ class CableStraighten(TactileTask):
     pad_size = 0.004
     pad_thickness = 0.002
     gap = 1e-4            # each pad starts this far from the rod (m)
-    squeeze_speed = 0.1   # m/s per finger at action 1
+    squeeze_speed = 0.2   # m/s per finger at action 1
     speed = 0.2           # m/s at action 1
     slip_scale = 1e-3     # m
 
