@@ -35,7 +35,7 @@ class CableStraighten(TactileTask):
 
     Action Space:
         ``Box(-1, 1, (3,))``: squeeze speed (both fingers towards the rod, up to
-        ``squeeze_speed`` = 0.1 m/s each; negative opens), then the velocity of both
+        ``squeeze_speed`` = 0.2 m/s each; negative opens), then the velocity of both
         fingers along ``x`` (the held end's axis, away from the rod) and ``y`` (up to
         ``speed`` = 0.2 m/s).
 
@@ -48,9 +48,11 @@ class CableStraighten(TactileTask):
     Rewards:
         Decrease of the loss (at the current state; ``c_k`` the segment centroids in the
         floor plane, ``B`` the mean squared distance of the ``c_k`` from their best-fit line
-        (the smaller eigenvalue of their 2 x 2 covariance), ``B_0`` its start value, ``s``
-        the displacement of the held segment's centroid minus the fingers' since the start,
-        in the floor plane): ``B / B_0 + slip_weight |s|^2 / (1 mm)^2``.
+        (the smaller eigenvalue of their 2 x 2 covariance), ``B_0`` its value in the
+        unshifted start state, ``s`` the slip: the held segment's centroid relative to the
+        fingers' midpoint, in the floor plane, minus that offset in the unshifted start
+        state): ``B / B_0 + slip_weight |s|^2 / (1 mm)^2``. The seeded start shift counts
+        as slip (at most 0.2 mm: 0.004 at the default weight).
 
     Starting State:
         The bent rod at rest on the floor (unstrained); the pads 0.1 mm either side of its
@@ -234,9 +236,10 @@ class CableStraighten(TactileTask):
     def scripted_actions(self, squeeze_steps: int = 8, pull: float = 1.0,
                          sweep: float = 0.0) -> torch.Tensor:
         """(horizon, 3) an open-loop plan: squeeze at full speed for ``squeeze_steps`` steps
-        (0.08 mm per finger at the defaults: 0.1 mm gap), keep squeezing at a quarter of
-        the speed, and pull along ``+x`` (the held end's axis) at ``pull`` and along ``y``
-        at ``sweep`` (normalised)."""
+        (0.32 mm per finger at the defaults, 0.22 mm past the 0.1 mm gap), keep squeezing
+        at a quarter of the speed (the grip holds better), and pull along ``+x`` (the held
+        end's axis) at ``pull`` and along ``y`` at ``sweep`` (normalised): at the defaults
+        1.3 mm in 32 steps."""
         T = self.horizon
         U = torch.zeros(T, 3, dtype=torch.float64)
         n = min(squeeze_steps, T)
