@@ -64,8 +64,10 @@ class CableStraighten(TactileTask):
 
     Arguments:
         ``grid_res`` (MPM cells along the 20 mm domain, default 24: 0.83 mm cells, the rod
-        3.6 cells thick), ``horizon`` (40), ``bend`` (45 deg = 0.785 rad), ``segments``
-        (7), ``slip_weight`` (0.1), ``floor_friction`` (0.5), ``success_fraction`` (0.5).
+        3.6 cells thick; at least 24 are used, so that the straight rod lies inside the
+        domain's 3 wall cells), ``horizon`` (40), ``bend`` (45 deg = 0.785 rad),
+        ``segments`` (7), ``slip_weight`` (0.1), ``floor_friction`` (0.5),
+        ``success_fraction`` (0.5).
 
     Version History:
         v0: initial release.
@@ -78,8 +80,19 @@ class CableStraighten(TactileTask):
     sim_options = dict(dt=2e-4, mpm_substeps=4, contact_stiffness=2e6, contact_damping=0.0,
                        mpm_friction=1.0, newton_tol=1e-5, cg_tol=1e-6, max_newton=40)
     force_limit = 20.0
-    #: the MPM domain (m): 3 cells of walls inside it, the floor at z = 0, the pads inside
-    bounds = ((-0.014, 0.006), (-0.007, 0.0085), (-0.0025, 0.007))
+    min_cells = 24        # grid_res is raised to this
+    extent = 0.02         # the MPM domain's longest side, along x (m)
+
+    @property
+    def cells(self) -> int:
+        """MPM cells along the domain's ``x`` side."""
+        return max(int(self.options["grid_res"]), self.min_cells)
+
+    @property
+    def bounds(self) -> tuple:
+        """The MPM domain (m): its bottom 3 cells below the floor (the wall there is the
+        floor, at ``z = 0``); the pads inside it (their level-set lookups need the grid)."""
+        return ((-0.014, 0.006), (-0.007, 0.0085), (-3 * self.extent / self.cells, 0.007))
     half = 0.0015         # half width and half height of the rod's cross section (m)
     length = 0.014        # m
     end = 0.0025          # the held end's x (m); the pads are centred on x = 0
@@ -115,7 +128,7 @@ class CableStraighten(TactileTask):
 
     def build_sim(self):
         return ds.Tactile(self.build_scene(), sensors=self.sensors(),
-                          mpm_grid_res=self.options["grid_res"], **self.sim_options)
+                          mpm_grid_res=self.cells, **self.sim_options)
 
     def action_map(self, sim):
         A = torch.zeros(3, sim.action_dim, dtype=sim.dtype)
