@@ -82,17 +82,6 @@ class CableStraighten(TactileTask):
     force_limit = 20.0
     min_cells = 24        # grid_res is raised to this
     extent = 0.02         # the MPM domain's longest side, along x (m)
-
-    @property
-    def cells(self) -> int:
-        """MPM cells along the domain's ``x`` side."""
-        return max(int(self.options["grid_res"]), self.min_cells)
-
-    @property
-    def bounds(self) -> tuple:
-        """The MPM domain (m): its bottom 3 cells below the floor (the wall there is the
-        floor, at ``z = 0``); the pads inside it (their level-set lookups need the grid)."""
-        return ((-0.014, 0.006), (-0.007, 0.0085), (-3 * self.extent / self.cells, 0.007))
     half = 0.0015         # half width and half height of the rod's cross section (m)
     length = 0.014        # m
     end = 0.0025          # the held end's x (m); the pads are centred on x = 0
@@ -105,6 +94,17 @@ class CableStraighten(TactileTask):
     squeeze_speed = 0.2   # m/s per finger at action 1
     speed = 0.2           # m/s at action 1
     slip_scale = 1e-3     # m
+
+    @property
+    def cells(self) -> int:
+        """MPM cells along the domain's ``x`` side."""
+        return max(int(self.options["grid_res"]), self.min_cells)
+
+    @property
+    def bounds(self) -> tuple:
+        """The MPM domain (m): its bottom 3 cells below the floor (the wall there is the
+        floor, at ``z = 0``); the pads inside it (their level-set lookups need the grid)."""
+        return ((-0.014, 0.006), (-0.007, 0.0085), (-3 * self.extent / self.cells, 0.007))
 
     # ------------------------------------------------------------------ the scene
     def build_scene(self):
