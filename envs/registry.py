@@ -27,6 +27,7 @@ TASKS = {
     "Grasp": "diffsim.envs.tasks.grasp:Grasp",
     "Repose": "diffsim.envs.tasks.repose:Repose",
     "BoxOpen": "diffsim.envs.tasks.box_open:BoxOpen",
+    "CableStraighten": "diffsim.envs.tasks.cable:CableStraighten",
 }
 
 
