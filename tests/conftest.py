@@ -30,3 +30,15 @@ def close_after():
     yield sims.append
     for s in sims:
         s.close()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module: its intra-op threads spin against Taichi's on a
+    small shared CPU (the tactile couplings' grids ran 10x slower)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

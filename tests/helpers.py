@@ -32,3 +32,35 @@ def assert_grads_match_fd(loss, args, cases, rtol: float, atol: float = 0.0):
         fd = central_difference(f, args[i], () if idx is None else idx, eps)
         g = args[i].grad if idx is None else args[i].grad[idx]
         assert_close_rel(float(g), fd, rtol, atol, f"argument {i} {idx}")
+
+
+def hat_basis_adam(env, U0: torch.Tensor, iters: int, lr: float, knots: int) -> list:
+    """Losses of Adam on the weights ``W`` of ``knots`` hat functions per action added to
+    the plan ``U0`` (``U = U0 + B W``, clamped to [-1, 1]; ``env.unwrapped.rollout_loss``),
+    before each step and after the last one (``iters + 1`` values)."""
+    T = len(U0)
+    t = torch.arange(T, dtype=U0.dtype)[:, None]
+    B = torch.clamp(1 - (t - torch.linspace(0, T - 1, knots, dtype=U0.dtype)).abs()
+                    / ((T - 1) / (knots - 1)), min=0.0)
+    W = torch.zeros(knots, U0.shape[1], dtype=U0.dtype, requires_grad=True)
+    opt = torch.optim.Adam([W], lr=lr)
+    losses = []
+    for _ in range(iters + 1):
+        opt.zero_grad()
+        loss = env.unwrapped.rollout_loss((U0 + B @ W).clamp(-1.0, 1.0))
+        losses.append(float(loss.detach()))
+        if len(losses) > iters:
+            break
+        loss.backward()
+        opt.step()
+    return losses
+
+
+def small_pad_sensor(**kw):
+    """A 10 x 10 x 3 mm flat pad (2.5 mm cells), 3 x 3 markers, a 12 x 10 camera."""
+    import diffsim as ds
+
+    return ds.TactileSensor(pad=ds.TactilePad.flat((0.01, 0.01, 0.003), 0.0025),
+                            material=ds.NeoHookean(E=1e5, nu=0.4, density=1000.0),
+                            markers=(3, 3), camera=ds.TactileCamera(resolution=(12, 10)),
+                            pressure_res=(4, 4), **kw)

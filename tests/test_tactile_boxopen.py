@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import hat_basis_adam
 
 import diffsim as ds
 import diffsim.envs as de
@@ -249,24 +250,7 @@ def test_boxopen_env_checker_and_observation():
 
 
 def _adam(env, U0, iters=3, lr=0.02, knots=10):
-    """Losses of Adam on the weights ``W`` of ``knots`` hat functions per action added to
-    the plan ``U0`` (``U = U0 + B W``, clamped to [-1, 1]), and after the last step."""
-    T = len(U0)
-    t = torch.arange(T, dtype=F64)[:, None]
-    B = torch.clamp(1 - (t - torch.linspace(0, T - 1, knots, dtype=F64)).abs()
-                    / ((T - 1) / (knots - 1)), min=0.0)
-    W = torch.zeros(knots, U0.shape[1], dtype=F64, requires_grad=True)
-    opt = torch.optim.Adam([W], lr=lr)
-    losses = []
-    for _ in range(iters + 1):
-        opt.zero_grad()
-        loss = env.unwrapped.rollout_loss((U0 + B @ W).clamp(-1.0, 1.0))
-        losses.append(float(loss.detach()))
-        if len(losses) > iters:
-            break
-        loss.backward()
-        opt.step()
-    return losses
+    return hat_basis_adam(env, U0, iters, lr, knots)
 
 
 @pytest.mark.slow

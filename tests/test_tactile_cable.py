@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import hat_basis_adam
 
 import diffsim.envs as de
 from diffsim.envs.tasks.cable import CableStraighten
@@ -19,13 +20,7 @@ from diffsim.envs.tasks.cable import CableStraighten
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # torch's intra-op threads spin against Taichi's on a small shared CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -96,24 +91,7 @@ def test_scripted_plan_straightens_the_rod(env):
 
 
 def _adam(env, U0, iters=2, lr=0.05, knots=8):
-    """Losses of Adam on the weights of ``knots`` hat functions per action added to ``U0``
-    (clamped to [-1, 1]), and after the last step."""
-    T = len(U0)
-    t = torch.arange(T, dtype=F64)[:, None]
-    B = torch.clamp(1 - (t - torch.linspace(0, T - 1, knots, dtype=F64)).abs()
-                    / ((T - 1) / (knots - 1)), min=0.0)
-    W = torch.zeros(knots, U0.shape[1], dtype=F64, requires_grad=True)
-    opt = torch.optim.Adam([W], lr=lr)
-    losses = []
-    for _ in range(iters + 1):
-        opt.zero_grad()
-        loss = env.unwrapped.rollout_loss((U0 + B @ W).clamp(-1.0, 1.0))
-        losses.append(float(loss.detach()))
-        if len(losses) > iters:
-            break
-        loss.backward()
-        opt.step()
-    return losses
+    return hat_basis_adam(env, U0, iters, lr, knots)
 
 
 @pytest.mark.slow

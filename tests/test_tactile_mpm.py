@@ -7,6 +7,7 @@ two pads are slow.
 
 import pytest
 import torch
+from helpers import small_pad_sensor
 
 import diffsim as ds
 
@@ -15,21 +16,10 @@ G = 9.8
 BOUNDS = [(-0.01, 0.01), (-0.01, 0.01), (-0.006, 0.014)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # torch's intra-op threads spin against Taichi's on a small shared CPU (10x slower
-    # grids); the coupling's torch work is small
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def pad_sensor(**kw):
-    return ds.TactileSensor(pad=ds.TactilePad.flat((0.01, 0.01, 0.003), 0.0025),
-                            material=ds.NeoHookean(E=1e5, nu=0.4, density=1000.0),
-                            markers=(3, 3), camera=ds.TactileCamera(resolution=(12, 10)),
-                            pressure_res=(4, 4), **kw)
+pad_sensor = small_pad_sensor
 
 
 def block_sim(material=None, gap=0.0, **kw):
