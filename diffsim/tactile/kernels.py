@@ -170,29 +170,10 @@ class TactileKernels(SolidKernels):
         E = 0.0
         A = self.carea[i]
         if A > 0:
-            tp = ti.static(self._f("tool_pos", shadow))
-            tr = ti.static(self._f("tool_rot", shadow))
-            tv = ti.static(self._f("tool_vel", shadow))
-            to = ti.static(self._f("tool_omega", shadow))
-            cp = ti.static(self._f("cprm", shadow))
-            iw = self.iw[0]
-            eye = ti.Matrix.identity(float, 3)
-            zero = ti.Vector.zero(float, 3)
             for j in ti.static(range(self.n_obj)):
-                prm = cp[j]
-                if ti.static(self.obj_tool[j] >= 0):
-                    k = ti.static(self.obj_tool[j])
-                    g, e = self._obj_contact(x, xn, A, self.obj_sdf[j], tp[s + 1, k],
-                                             tr[s + 1, k], tp[s, k], tr[s, k], tv[s, k],
-                                             to[s, k], prm, iw)
-                    grad += g
-                    E += e
-                else:
-                    c = ti.Vector(self.obj_center[j])
-                    g, e = self._obj_contact(x, xn, A, self.obj_sdf[j], c, eye, c, eye, zero,
-                                             zero, prm, iw)
-                    grad += g
-                    E += e
+                g, e = self._object_terms(j, x, xn, A, s, shadow)
+                grad += g
+                E += e
         return grad, E
 
     @ti.kernel

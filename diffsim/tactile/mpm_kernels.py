@@ -174,18 +174,6 @@ class MPMTactileKernels(TactileKernels):
             E += e
         return grad, E
 
-    @ti.func
-    def _extra_node_terms(self, i, x, xn, m, s, shadow: ti.template()):
-        grad = ti.Vector.zero(float, 3)
-        E = 0.0
-        A = self.carea[i]
-        if A > 0:
-            for j in ti.static(range(self.n_obj)):
-                g, e = self._object_terms(j, x, xn, A, s, shadow)
-                grad += g
-                E += e
-        return grad, E
-
     # ------------------------------------------------------------------ reaction state
     @ti.kernel
     def mpm_forces(self, s: ti.i32, ad: ti.template()):
