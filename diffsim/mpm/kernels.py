@@ -135,6 +135,7 @@ class MPMKernels:
                                 for t in model.tools)
         self.bound, self.walls, self.wall_friction = model.bound, model.walls, model.wall_friction
         self.rot_dim = model.rot_dim
+        self.inv_m_ref = 1.0 / min(self.g_mass) if self.g_mass else 1.0
 
         if has_coll:
             c = model.colliders
@@ -265,8 +266,13 @@ class MPMKernels:
         for I in ti.grouped(self.grid_m):
             mass = self.grid_m[I]
             v = ti.Vector.zero(float, d)
-            if mass > 0:
-                v = self.grid_v[I] / mass + self.dt * ti.Vector(self.gravity)
+            # Nodes lighter than 1e-7 particle masses count as empty: their velocity adds
+            # less than 1e-7 of a particle's, and dividing by a mass near zero overflows
+            # the reverse pass in float32 (d(a/m)/dm ~ 1/m^2). Masses are divided by the
+            # reference particle mass so that 1/m^2 stays representable at any unit scale.
+            mass_r = mass * self.inv_m_ref
+            if mass_r > 1e-7:
+                v = (self.grid_v[I] * self.inv_m_ref) / mass_r + self.dt * ti.Vector(self.gravity)
                 if ti.static(self.has_colliders):
                     if self.coll_sdf[I] < 0:
                         v = ti.Vector.zero(float, d)  # inside a static collider
