@@ -110,11 +110,22 @@ def run_forward(engine, plan, state0, drive, params, keep_checkpoints: bool):
     return outputs, checkpoints
 
 
+def _finite(tensors) -> bool:
+    return all(t is None or bool(torch.isfinite(t).all()) for t in tensors)
+
+
 def run_backward(engine, plan, checkpoints, drive, params, grad_outputs, last_resident: bool):
-    """Reverse pass; returns (grads of state0, grads of drive, grads of params)."""
+    """Reverse pass; returns (grads of state0, grads of drive, grads of params).
+
+    Raises:
+        GradientError: a gradient became non-finite. Checked once per segment (a few
+            reductions over the state); on failure the segment is replayed to name
+            the substep and the reverse stage where it first appeared.
+    """
     S = engine.substeps
     save_index = {step: i for i, step in enumerate(plan.saveat)}
     segments = _segments(plan.n_steps, plan.segment)
+    _check_incoming(plan, grad_outputs)
     engine.set_params(params)
     engine.zero_param_grads()
     g_drive = [torch.zeros_like(d) for d in drive]
@@ -126,25 +137,117 @@ def run_backward(engine, plan, checkpoints, drive, params, grad_outputs, last_re
             engine.load_state(0, checkpoints[seg_i])
             for s in range(k * S):
                 engine.substep(s)
-        engine.zero_state_grads(k * S + 1)
-        if carry is not None:
-            engine.add_state_grads(k * S, carry)
-        for j in range(k - 1, -1, -1):
-            idx = save_index.get(start + j + 1)
-            if idx is not None:
-                engine.add_state_grads((j + 1) * S, [g[idx] if g is not None else None
-                                                     for g in grad_outputs])
-            for s in range((j + 1) * S - 1, j * S - 1, -1):
-                engine.backward_substep(s)
+        carry_in = carry
+        _backward_segment(engine, plan, save_index, start, k, carry_in, grad_outputs,
+                          engine.backward_substep)
         carry = engine.store_state_grads(0)
+        seg_drive = engine.store_drive_grads(k * S + 1)
+        if not (_finite(carry) and _finite(seg_drive) and _finite(engine.store_param_grads())):
+            _locate_nonfinite(engine, plan, save_index, checkpoints[seg_i], drive, params,
+                              start, k, carry_in, grad_outputs)
         lo = start * S
-        for acc, g in zip(g_drive, engine.store_drive_grads(k * S + 1)):
+        for acc, g in zip(g_drive, seg_drive):
             acc[lo:lo + k * S + 1] += g
     engine.resident_run = None
     if 0 in save_index:
         carry = [c + g[save_index[0]] if g is not None else c
                  for c, g in zip(carry, grad_outputs)]
     return carry, g_drive, engine.store_param_grads()
+
+
+def _backward_segment(engine, plan, save_index, start, k, carry_in, grad_outputs, substep,
+                      stop: int = -1):
+    """Seed and run the reverse substeps of one segment (slots ``k S - 1`` down to
+    ``stop + 1``); ``substep(s)`` runs the reverse of substep ``s``."""
+    S = engine.substeps
+    engine.zero_state_grads(k * S + 1)
+    if carry_in is not None:
+        engine.add_state_grads(k * S, carry_in)
+    for j in range(k - 1, -1, -1):
+        idx = save_index.get(start + j + 1)
+        if idx is not None:
+            engine.add_state_grads((j + 1) * S, [g[idx] if g is not None else None
+                                                 for g in grad_outputs])
+        for s in range((j + 1) * S - 1, j * S - 1, -1):
+            if s <= stop:
+                return
+            substep(s)
+
+
+def _check_incoming(plan, grad_outputs) -> None:
+    from .errors import GradientError
+
+    for g in grad_outputs:
+        if g is None or bool(torch.isfinite(g).all()):
+            continue
+        rows = (~torch.isfinite(g.reshape(g.shape[0], -1))).any(1).nonzero().flatten().tolist()
+        steps = [plan.step0 + plan.saveat[i] for i in rows]
+        raise GradientError(
+            f"the gradient arriving from the loss is non-finite at the saved state(s) of "
+            f"step(s) {steps}: the loss's own backward produced it, not the simulator",
+            stage="loss", step=steps[0],
+            hint="look for sqrt/norm/log/division at zero in the loss (e.g. use "
+                 "sqrt(x + eps) or torch.linalg.vector_norm on a nonzero vector)")
+
+
+def _locate_nonfinite(engine, plan, save_index, checkpoint, drive, params, start, k,
+                      carry_in, grad_outputs):
+    """Replay one segment's reverse pass substep by substep, then stage by stage, and
+    raise ``GradientError`` naming where a non-finite gradient first appeared."""
+    from .errors import GradientError
+
+    S = engine.substeps
+
+    def replay(stop=-1, on_substep=None):
+        engine.set_params(params)
+        engine.zero_param_grads()
+        engine.load_drive(_drive_slice(drive, start, k, S))
+        engine.load_state(0, checkpoint)
+        for s in range(k * S):
+            engine.substep(s)
+
+        def run(s):
+            engine.backward_substep(s)
+            if on_substep is not None:
+                on_substep(s)
+
+        _backward_segment(engine, plan, save_index, start, k, carry_in, grad_outputs, run,
+                          stop=stop)
+
+    class Found(Exception):
+        pass
+
+    def check(s):
+        if not (_finite(engine.store_state_grads(s)) and _finite(engine.store_param_grads())
+                and _finite(engine.store_drive_grads(k * S + 1))):
+            raise Found(s)
+
+    try:
+        replay(on_substep=check)
+        bad_s = None  # not reproduced substep by substep (the segment check saw it)
+    except Found as e:
+        bad_s = e.args[0]
+    stage, fields = "backward_substep", {}
+    if bad_s is not None and hasattr(engine, "backward_stages"):
+        replay(stop=bad_s)  # the reverse of every later substep, which was finite
+        for name, run in engine.backward_stages(bad_s):
+            run()
+            fields = engine.nonfinite_fields()
+            if fields:
+                stage = name
+                break
+    engine.resident_run = None
+    g_sub = None if bad_s is None else start * S + bad_s
+    where = "" if bad_s is None else (
+        f" in the reverse of substep {g_sub} (control step {plan.step0 + g_sub // S}, "
+        f"substep {g_sub % S} of {S})")
+    detail = f"; non-finite entries: {fields}" if fields else ""
+    raise GradientError(
+        f"a non-finite gradient first appeared in stage {stage!r}{where}{detail}",
+        stage=stage, substep=g_sub, step=None if bad_s is None else plan.step0 + g_sub // S,
+        fields=fields,
+        hint="float32 gradients overflow where a quantity divides by a value near zero; "
+             "retry with ds.init(precision='f64') to check, and report the stage")
 
 
 class _Rollout(torch.autograd.Function):

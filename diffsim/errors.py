@@ -19,3 +19,24 @@ class SimulationError(RuntimeError):
         if hint:
             parts.append(f"Hint: {hint}")
         super().__init__(" ".join(parts))
+
+
+class GradientError(SimulationError):
+    """A reverse pass produced a non-finite gradient.
+
+    Raised by the backward pass of a rollout (``loss.backward()``) before the
+    value can reach an optimiser. The message names where it first appeared.
+
+    Attributes:
+        stage: the reverse stage (kernel) whose output first held a non-finite
+            value (``"grid_update (reverse)"``, ...), or ``"loss"`` when the
+            gradient arriving from the loss was already non-finite.
+        substep: the substep (0-based, counted over the whole rollout) whose
+            reverse produced it, or ``None``.
+        fields: name -> number of non-finite entries right after that stage.
+    """
+
+    def __init__(self, message: str, *, stage: str, substep: int | None = None,
+                 step: int | None = None, fields: dict | None = None, hint: str | None = None):
+        self.stage, self.substep, self.fields = stage, substep, dict(fields or {})
+        super().__init__(message, step=step, quantity="gradient", hint=hint)

@@ -71,6 +71,8 @@ class RuntimeConfig:
 
 
 _config: RuntimeConfig | None = None
+#: autodiff stack depth ``ds.init`` sets for float32 with ``optimize="compile"``
+AD_STACK_SIZE = 64
 _live: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -93,7 +95,10 @@ def init(arch: str | None = None, precision: str = "f32", debug: bool = False,
             a 3D simulator's kernels compile about five times faster (tens of
             seconds instead of minutes for a gradient) and run 10-30% slower.
             ``"runtime"`` keeps them, for long runs that amortise the compile.
-        **taichi_kwargs: passed to ``ti.init`` (e.g. ``cpu_max_num_threads``).
+        **taichi_kwargs: passed to ``ti.init`` (e.g. ``cpu_max_num_threads``). For
+            float32 with ``optimize="compile"``, ``ad_stack_size`` defaults to
+            ``AD_STACK_SIZE`` (Taichi's adaptive autodiff stacks give wrong float32
+            gradients without its advanced optimisation).
 
     Returns:
         The active :class:`RuntimeConfig`.
@@ -113,6 +118,12 @@ def init(arch: str | None = None, precision: str = "f32", debug: bool = False,
     if optimize not in ("compile", "runtime"):
         raise ValueError(f"optimize={optimize!r} is not supported; allowed: 'compile', 'runtime'")
     taichi_kwargs.setdefault("advanced_optimization", optimize == "runtime")
+    if precision == "f32" and not taichi_kwargs["advanced_optimization"]:
+        # Taichi 1.7.4's reverse mode with adaptively sized autodiff stacks and without
+        # its advanced passes is wrong in float32: vector reductions (sum, dot, norm,
+        # norm_sqr, trace, max, min, normalized) get zero gradients and some kernels NaN
+        # (tests/test_taichi_autodiff.py pins this). Fixed-size stacks are right.
+        taichi_kwargs.setdefault("ad_stack_size", AD_STACK_SIZE)
     requested = (arch, precision, bool(debug), deterministic,
                  tuple(sorted(taichi_kwargs.items())))
     if _config is not None:
@@ -164,6 +175,23 @@ def _auto_arch() -> str:
         if lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value:
             return "cuda"
     return "cpu"
+
+
+def check_autodiff(who: str) -> None:
+    """Raise if Taichi's reverse mode is known to be wrong in the active configuration.
+
+    Float32 with adaptive autodiff stacks (``ad_stack_size=0``) and without advanced
+    optimisation returns zero or NaN gradients in Taichi 1.7.4; ``ds.init`` avoids it
+    unless the caller asked for exactly that.
+    """
+    cfg = ensure_init()
+    tcfg = ti.lang.impl.current_cfg()
+    if cfg.precision == "f32" and not tcfg.advanced_optimization and tcfg.ad_stack_size == 0:
+        raise RuntimeError(
+            f"gradients of {who} in float32 are wrong with ad_stack_size=0 and "
+            "optimize='compile' (Taichi 1.7's adaptive autodiff stacks give zero or NaN "
+            f"gradients): call ds.init without ad_stack_size (default {AD_STACK_SIZE}), "
+            "or with optimize='runtime', or precision='f64'. The forward pass is not affected.")
 
 
 def ensure_init() -> RuntimeConfig:

@@ -3,8 +3,9 @@
 ``DIFFSIM_TEST_ARCH=cuda`` runs the same tests on a CUDA GPU (float64, without the
 serialised scatter loops: GPU atomics make the last bits order-dependent).
 
-Finite-difference gradient checks need float64; every MPM test shares this one
-runtime (re-initialising Taichi would destroy live fields). ``ds.init``'s default
+Finite-difference gradient checks need float64; their float32 counterparts run the
+same cases in a child process initialised in float32 (``precision.py``). Every test shares
+this one runtime (re-initialising Taichi would destroy live fields). ``ds.init``'s default
 ``optimize="compile"`` keeps kernel compilation short; the benchmark runs with
 ``optimize="runtime"``.
 """
@@ -15,11 +16,10 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from precision import ARCH, DETERMINISTIC  # noqa: E402
+
 import diffsim as ds  # noqa: E402
 
-ARCH = os.environ.get("DIFFSIM_TEST_ARCH", "cpu")
-# DIFFSIM_TEST_DETERMINISTIC=0 runs the parallel (atomic) scatter loops on the CPU too
-DETERMINISTIC = os.environ.get("DIFFSIM_TEST_DETERMINISTIC", "1" if ARCH == "cpu" else "0") == "1"
 ds.init(arch=ARCH, precision="f64", deterministic=DETERMINISTIC)
 
 

@@ -229,24 +229,10 @@ class DeformableSimulator(Simulator):
         return {}
 
     # ------------------------------------------------------------------ engines
-    def _check_autodiff_config(self) -> None:
-        """Taichi 1.7's reverse mode returns NaN in float32 when advanced optimisation is off
-        and its autodiff stacks are sized adaptively (``ds.init``'s default on the CPU)."""
-        import taichi as ti
-
-        tcfg = ti.lang.impl.current_cfg()
-        if (self.cfg.precision == "f32" and not tcfg.advanced_optimization
-                and tcfg.ad_stack_size == 0):
-            raise RuntimeError(
-                f"gradients of {type(self).__name__} in float32 need ds.init(..., "
-                "ad_stack_size=64) or ds.init(..., optimize='runtime') (or precision='f64'): "
-                "with optimize='compile' Taichi 1.7's reverse mode returns NaN in float32 "
-                "(adaptive autodiff stacks). The forward pass is not affected.")
-
     def _engine_for(self, segment: int, requires_grad: bool) -> DeformableEngine:
         self._check_open()
         if requires_grad:
-            self._check_autodiff_config()
+            runtime.check_autodiff(type(self).__name__)
         e = self._engine
         if e is not None and e.segment >= segment and (e.requires_grad or not requires_grad):
             return e

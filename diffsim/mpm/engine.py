@@ -77,6 +77,13 @@ class MPMEngine:
     def backward_substep(self, s: int) -> None:
         self.k.backward_substep(s)
 
+    def backward_stages(self, s: int) -> list:
+        self.k._grid_dirty = True
+        return self.k.backward_stages(s)
+
+    def nonfinite_fields(self) -> dict:
+        return self.k.nonfinite_fields()
+
     def check_step(self, slot: int, step: int) -> None:
         self.k.check(slot)
         vmax2, bad, escaped = (float(self.k.stats[i]) for i in range(3))

@@ -266,12 +266,14 @@ class MPMKernels:
         for I in ti.grouped(self.grid_m):
             mass = self.grid_m[I]
             v = ti.Vector.zero(float, d)
-            # Nodes lighter than 1e-7 particle masses count as empty: their velocity adds
-            # less than 1e-7 of a particle's, and dividing by a mass near zero overflows
-            # the reverse pass in float32 (d(a/m)/dm ~ 1/m^2). Masses are divided by the
-            # reference particle mass so that 1/m^2 stays representable at any unit scale.
-            mass_r = mass * self.inv_m_ref
-            if mass_r > 1e-7:
+            if mass > 0:
+                # v = p / m overflows the float32 reverse pass at nodes of vanishing mass
+                # (Taichi's d(p/m)/dm = -p/m^2 exceeds 3e38 below ~1e-19 kg). Divide by
+                # the mass in particle-mass units, smoothly kept above 1e-15, whose square
+                # float32 still represents: sqrt(m^2 + 1e-30) equals m to rounding for any
+                # node a particle weights by more than 1e-14, and the map stays smooth.
+                m_r = mass * self.inv_m_ref
+                mass_r = ti.sqrt(m_r * m_r + 1e-30)
                 v = (self.grid_v[I] * self.inv_m_ref) / mass_r + self.dt * ti.Vector(self.gravity)
                 if ti.static(self.has_colliders):
                     if self.coll_sdf[I] < 0:
@@ -582,14 +584,34 @@ class MPMKernels:
             self._grid_dirty = False
         self.substep_forward(s)
 
+    def backward_stages(self, s: int) -> list:
+        """The reverse of substep ``s -> s + 1`` as named stages ``(name, run)``, in order."""
+        stages = [("recompute_grid (forward replay)", lambda: self.recompute_grid(s)),
+                  ("g2p (reverse)", lambda: self.g2p_adjoint(s)),
+                  ("grid_update (reverse)", lambda: self.grid.grad(s)),
+                  ("p2g scatter (reverse)", lambda: self.scatter_adjoint(s)),
+                  ("stress and plasticity (reverse)", lambda: self.stress.grad(s))]
+        if self.needs_svd:
+            stages += [("svd (reverse)", self.svd_grad),
+                       ("trial_F (reverse)", lambda: self.trial_F.grad(s))]
+        return stages
+
     def backward_substep(self, s: int) -> None:
         """Accumulate gradients of substep ``s -> s + 1`` (recomputes its grid first)."""
         self._grid_dirty = True
-        self.recompute_grid(s)
-        self.g2p_adjoint(s)
-        self.grid.grad(s)
-        self.scatter_adjoint(s)
-        self.stress.grad(s)
-        if self.needs_svd:
-            self.svd_grad()
-            self.trial_F.grad(s)
+        for _, run in self.backward_stages(s):
+            run()
+
+    def nonfinite_fields(self) -> dict:
+        """Field name -> count of non-finite entries, over the fields the reverse pass
+        writes (slow: copies every field; used only to locate a non-finite gradient)."""
+        import numpy as np
+
+        fields = {"grid_v": self.grid_v, "grid_m": self.grid_m, "grid_v_out": self.grid_v_out}
+        if self.requires_grad:
+            for name in ("x", "v", "C", "F", "Jp", "grid_v", "grid_m", "grid_v_out", "affine",
+                         "F_trial", "U", "V", "sig", "material", "tool_pos", "tool_rot",
+                         "tool_vel", "tool_omega", "tool_friction"):
+                fields[name + ".grad"] = getattr(self, name).grad
+        counts = {name: int((~np.isfinite(f.to_numpy())).sum()) for name, f in fields.items()}
+        return {name: c for name, c in counts.items() if c}

@@ -262,6 +262,8 @@ class MPM(Simulator):
     # ------------------------------------------------------------------ engines
     def _engine_for(self, segment: int, requires_grad: bool) -> MPMEngine:
         self._check_open()
+        if requires_grad:
+            runtime.check_autodiff("MPM")
         e = self._engine
         if e is not None and e.segment >= segment and (e.requires_grad or not requires_grad):
             return e
