@@ -23,6 +23,9 @@ from .contact import coulomb_project, make_tool_sdf, wall_project
 from .model import MPMModel, ToolSpec
 from .svd import svd2x2, svd_backward
 
+#: nodes per axis of a grid block; grid work covers the blocks particle stencils touch
+BLOCK = 4
+
 
 def tool_parts(tool: ToolSpec) -> list:
     """``(sdf_func, offset)`` per part of a tool, offsets in the tool frame."""
@@ -74,6 +77,20 @@ class MPMKernels:
         self.grid_m = ti.field(real, needs_grad=g)
         self.grid_v_out = ti.Vector.field(d, real, needs_grad=g)
         place(self.grid_shape, self.grid_v, self.grid_m, self.grid_v_out)
+
+        # Active blocks: grid work runs over the BLOCK^d-node blocks that particle
+        # stencils touch, listed in block_list[:n_active] (see _mark_and_list_blocks).
+        self.block_shape = tuple(-(-n // BLOCK) for n in self.grid_shape)
+        n_blocks = 1
+        for n in self.block_shape:
+            n_blocks *= n
+        self.n_blocks = n_blocks
+        self.block_active = ti.field(ti.i32)
+        fb.dense(ti.ij if d == 2 else ti.ijk, self.block_shape).place(self.block_active)
+        self.block_list = ti.Vector.field(d, ti.i32)
+        fb.dense(ti.i, n_blocks).place(self.block_list)
+        self.n_active = ti.field(ti.i32)
+        fb.place(self.n_active)
 
         self.F_trial = ti.Matrix.field(d, d, real, needs_grad=g)
         self.U = ti.Matrix.field(d, d, real, needs_grad=g)
@@ -173,19 +190,65 @@ class MPMKernels:
     # Stages are @ti.func loops; kernels below fuse them so that one substep is
     # one or two kernel launches (each launch costs tens of microseconds on CPU).
     @ti.func
-    def _clear_grid(self):
-        for I in ti.grouped(self.grid_m):
-            self.grid_v[I] = ti.Vector.zero(float, self.dim)
-            self.grid_m[I] = 0.0
+    def _block_node(self, i, j):
+        """Grid index of the ``j``-th node of listed block ``i``, and whether it exists
+        (blocks at the far edges overhang a grid that is not a multiple of BLOCK)."""
+        d = ti.static(self.dim)
+        I = self.block_list[i] * BLOCK
+        inside = True
+        r = j
+        for a in ti.static(range(d)):
+            I[d - 1 - a] += r % BLOCK
+            r //= BLOCK
+        for a in ti.static(range(d)):
+            if I[a] >= self.grid_shape[a]:
+                inside = False
+        return I, inside
 
     @ti.func
-    def _clear_grid_and_grad(self):
-        for I in ti.grouped(self.grid_m):
-            self.grid_v[I] = ti.Vector.zero(float, self.dim)
-            self.grid_m[I] = 0.0
-            self.grid_v.grad[I] = ti.Vector.zero(float, self.dim)
-            self.grid_m.grad[I] = 0.0
-            self.grid_v_out.grad[I] = ti.Vector.zero(float, self.dim)
+    def _clear_listed(self, grads: ti.template()):
+        """Zero the accumulators (and, with ``grads``, the gradients) of the listed blocks.
+
+        Invariant: nodes outside the listed blocks hold zero mass, momentum and
+        gradients, so clearing the listed blocks clears the grid."""
+        d = ti.static(self.dim)
+        for i, j in ti.ndrange(self.n_active[None], BLOCK ** d):
+            I, inside = self._block_node(i, j)
+            if inside:
+                self.grid_v[I] = ti.Vector.zero(float, d)
+                self.grid_m[I] = 0.0
+                if ti.static(grads):
+                    self.grid_v.grad[I] = ti.Vector.zero(float, d)
+                    self.grid_m.grad[I] = 0.0
+                    self.grid_v_out.grad[I] = ti.Vector.zero(float, d)
+
+    @ti.func
+    def _mark_and_list_blocks(self, s):
+        """List the blocks the stencils of the particles at substep ``s`` touch.
+
+        A stencil (3 nodes per axis from ``base``) spans at most two blocks per axis.
+        The list is built serially in block order, so loops over it (and the sums of
+        the tool gradients over nodes) run in a fixed order."""
+        d = ti.static(self.dim)
+        for p in range(self.n_particles):
+            base, fx, w = self._stencil(self.x[s, p])
+            lo = base // BLOCK
+            hi = (base + 2) // BLOCK
+            for c in ti.static(ti.grouped(ti.ndrange(*([2] * d)))):
+                B = lo
+                for a in ti.static(range(d)):
+                    if c[a] == 1:
+                        B[a] = hi[a]
+                self.block_active[B] = 1
+        ti.loop_config(serialize=True)
+        for _ in range(1):
+            n = 0
+            for B in ti.grouped(ti.ndrange(*self.block_shape)):
+                if self.block_active[B]:
+                    self.block_list[n] = B
+                    n += 1
+                    self.block_active[B] = 0
+            self.n_active[None] = n
 
     @ti.func
     def _trial_F_svd(self, s: ti.template()):
@@ -263,8 +326,11 @@ class MPMKernels:
         d = ti.static(self.dim)
         # tool gradients are sums over grid nodes: serial in deterministic mode
         ti.loop_config(serialize=self.deterministic and self.n_tools > 0)
-        for I in ti.grouped(self.grid_m):
-            mass = self.grid_m[I]
+        for i, j in ti.ndrange(self.n_active[None], BLOCK ** d):
+            I, inside = self._block_node(i, j)
+            mass = 0.0
+            if inside:
+                mass = self.grid_m[I]
             v = ti.Vector.zero(float, d)
             if mass > 0:
                 # v = p / m overflows the float32 reverse pass at nodes of vanishing mass
@@ -292,7 +358,8 @@ class MPMKernels:
                     # which saves a clearing pass over the grid
                     self.grid_v[I] = ti.Vector.zero(float, d)
                     self.grid_m[I] = 0.0
-            self.grid_v_out[I] = v
+            if inside:
+                self.grid_v_out[I] = v
 
     @ti.func
     def _tool_contact(self, v, xg, s, k: ti.template()):
@@ -337,13 +404,15 @@ class MPMKernels:
     # ------------------------------------------------------------------ kernels
     @ti.kernel
     def clear_grid(self):
-        self._clear_grid()
+        """Zero the listed blocks' accumulators and gradients (see ``_clear_listed``)."""
+        self._clear_listed(True)
 
     @ti.kernel
     def substep_forward(self, s: ti.i32):
         """Forward substep ``s -> s + 1``; expects zeroed grid accumulators, leaves them zeroed."""
         if ti.static(self.needs_svd):
             self._trial_F_svd(s)
+        self._mark_and_list_blocks(s)
         self._p2g(s, False)
         self._grid_update(s, True)
         self._g2p(s)
@@ -351,10 +420,11 @@ class MPMKernels:
     @ti.kernel
     def recompute_grid(self, s: ti.i32):
         """Backward: rebuild the grid (and SVDs) of substep ``s``; zero the scratch gradients."""
-        self._clear_grid_and_grad()
+        self._clear_listed(True)
         if ti.static(self.needs_svd):
             self._clear_svd_grad()
             self._trial_F_svd(s)
+        self._mark_and_list_blocks(s)
         self._p2g(s, True)
         self._grid_update(s, False)
 
