@@ -192,3 +192,14 @@ def cg(matvec: MatVec, b: torch.Tensor, *, x0: torch.Tensor | None = None, rtol:
         p = r + (rr_new / rr) * p
         rr = rr_new
     raise AssertionError("unreachable")
+
+
+def cg_definite(matvec: MatVec, b: torch.Tensor, **kw) -> LinearSolveResult:
+    """:func:`cg` for a symmetric definite ``A`` of either sign: a negative definite one (the
+    Jacobian of a gradient flow ``du/dt = -grad E``) shows ``p^T A p < 0`` at the first
+    iteration and is solved as ``(-A) x = -b``."""
+    result = cg(matvec, b, **kw)
+    if result.breakdown == "indefinite" and result.iterations == 1:
+        neg = cg(lambda v: -matvec(v), -b, **kw)
+        return dataclasses.replace(neg, iterations=neg.iterations + 1)
+    return result

@@ -23,7 +23,7 @@ import torch
 
 from .._checks import one_of
 from .base import AbstractNonlinearSolver, Step
-from .linsolve import cg, gmres
+from .linsolve import cg_definite, gmres
 from .residual import Residual
 from .retcode import NonlinearReturnCode
 
@@ -40,8 +40,8 @@ class NewtonRaphson(AbstractNonlinearSolver):
             (full steps: fastest near a root, may diverge far from one).
         linsolve: how ``J delta = -F`` is solved: ``"direct"`` (dense Jacobian and LU,
             ``O(n^3)``; exact), ``"gmres"`` (matrix-free, any invertible ``J``), ``"cg"``
-            (matrix-free, only for symmetric positive definite ``J``, e.g. ``F`` the
-            gradient of a convex energy), or ``"auto"`` (direct up to 512 unknowns, GMRES
+            (matrix-free, only for symmetric definite ``J``: ``F`` the gradient of a convex
+            energy, or minus it for a gradient flow), or ``"auto"`` (direct up to 512 unknowns, GMRES
             above).
         linsolve_rtol: relative tolerance of the Krylov solve; None: the adaptive
             forcing term above.
@@ -105,7 +105,7 @@ class NewtonRaphson(AbstractNonlinearSolver):
                    else min(0.1, fnorm / max(carry["norm0"], 1e-300)))
             eta = max(eta, 10 * torch.finfo(u.dtype).eps)
             b = -Fu.detach()
-            solver = gmres if method == "gmres" else cg
+            solver = gmres if method == "gmres" else cg_definite
             kw = {"restart": self.restart} if method == "gmres" else {}
             res = solver(lambda v: F.jvp(u, v), b, rtol=eta, maxiter=self.linsolve_maxiter, **kw)
             F.stats.nlinear += res.iterations

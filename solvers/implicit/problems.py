@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .._checks import as_state, check_params
+from .._checks import as_state
 
 
 def _check_callable(name: str, fn: Any, signature: str) -> None:
@@ -33,11 +33,12 @@ class NonlinearProblem:
             over -- all get gradients under ``ImplicitAdjoint``.
         u0: the initial guess, a finite real floating tensor; its dtype and device are
             those of the solve. Non-tensors are converted.
-        p: parameters handed to ``f``: None, a tensor, or a tuple of tensors (numbers
-            allowed as constants).
+        p: parameters handed to ``f``, any object (a tensor, a tuple or dict of tensors,
+            a module, None): gradients reach the tensors ``f`` uses through autograd, so
+            ``p`` is never unpacked.
 
     Raises:
-        TypeError: ``f`` not callable, ``u0`` not real floating, ``p`` of another type.
+        TypeError: ``f`` not callable, ``u0`` not real floating.
         ValueError: ``u0`` empty or with NaN/Inf entries.
     """
 
@@ -48,7 +49,6 @@ class NonlinearProblem:
     def __post_init__(self):
         _check_callable("f", self.f, "f(u, p)")
         object.__setattr__(self, "u0", as_state("u0", self.u0))
-        object.__setattr__(self, "p", check_params(self.p))
 
     def residual(self, u: torch.Tensor) -> torch.Tensor:
         """``F(u) = f(u, p)``."""
@@ -80,7 +80,6 @@ class SteadyStateProblem:
     def __post_init__(self):
         _check_callable("f", self.f, "f(u, p, t)")
         object.__setattr__(self, "u0", as_state("u0", self.u0))
-        object.__setattr__(self, "p", check_params(self.p))
 
     def residual(self, u: torch.Tensor) -> torch.Tensor:
         """``F(u) = f(u, p, inf)``."""
@@ -110,7 +109,6 @@ class FixedPointProblem:
     def __post_init__(self):
         _check_callable("g", self.g, "g(u, p)")
         object.__setattr__(self, "u0", as_state("u0", self.u0))
-        object.__setattr__(self, "p", check_params(self.p))
 
     def residual(self, u: torch.Tensor) -> torch.Tensor:
         """``F(u) = g(u, p) - u``."""

@@ -27,14 +27,15 @@ class NonlinearReturnCode(str, Enum):
         "the iteration (Anderson(beta<1), FixedPointIteration(damping<1))"
     )
     DIVERGED = (
-        "the residual grew beyond 1e8 times its initial value: the iteration diverges (for a fixed "
+        "the residual grew beyond 1e6 times its initial value: the iteration diverges (for a fixed "
         "point, g is not a contraction near u0); damp it (beta/damping < 1), start nearer the "
         "solution, or use NewtonRaphson"
     )
     STALLED = (
-        "the line search found no decrease of |F|^2 along the Newton direction: the Jacobian is "
-        "(nearly) singular or the linear solve too inexact; tighten linsolve_rtol, use "
-        "linsolve='direct', or start elsewhere (a local minimum of |F| that is not a root)"
+        "the residual stopped decreasing (the line search found no decrease of |F|^2, or the best "
+        "max|F| fell by less than 1% over 25 iterations): a local minimum of |F| that is not a root, "
+        "a (nearly) singular Jacobian, or a too inexact linear solve; start elsewhere, tighten "
+        "linsolve_rtol or use linsolve='direct' (Newton), or raise m (Anderson)"
     )
     SINGULAR = (
         "the Jacobian dF/du is singular at an iterate (the direct linear solve failed): the "

@@ -22,7 +22,7 @@ from diffsim.implicit import ImplicitGradientError, ImplicitLinearization
 
 from .._checks import one_of
 from ..ode.jacobian import _rows
-from .linsolve import LinearSolveResult, cg, gmres
+from .linsolve import cg_definite, gmres
 from .residual import Residual
 from .retcode import NonlinearReturnCode
 from .solution import NonlinearStats
@@ -141,29 +141,21 @@ class TorchLinearization(ImplicitLinearization):
         if adj.linsolve == "gmres":
             result = gmres(vjp, u_bar, rtol=rtol, atol=adj.atol, restart=adj.restart, maxiter=adj.maxiter)
         else:
-            result = self._cg(vjp, u_bar, rtol)
+            result = cg_definite(vjp, u_bar, rtol=rtol, atol=adj.atol, maxiter=adj.maxiter)
         stats.nlinear_backward += result.iterations
         bnorm = max(float(torch.linalg.vector_norm(u_bar)), 1e-300)
         stats.residual_backward = result.residual / bnorm
         if not result.converged:
-            hint = ("dF/du^T is not symmetric definite, use linsolve='gmres'" if result.breakdown == "indefinite"
-                    else "raise ImplicitAdjoint(maxiter=...) or restart, loosen rtol, or use linsolve='direct' "
-                         "for small systems; a slowly converging adjoint means dF/du is nearly singular")
+            hint = ("raise ImplicitAdjoint(maxiter=...) or restart, loosen rtol, or use linsolve='direct' for small "
+                    "systems; a slowly converging adjoint means dF/du is nearly singular")
+            if adj.linsolve == "cg":
+                hint = ("CG needs a symmetric definite dF/du: if yours is not, use linsolve='gmres'; otherwise "
+                        + hint)
             raise ImplicitGradientError(
                 f"{self.name}: the adjoint solve (dF/du)^T w = u_bar by {adj.linsolve} did not converge "
                 f"({result.iterations} iterations, relative residual {result.residual / bnorm:.2e} > "
                 f"{rtol:.1e}{', ' + result.breakdown if result.breakdown else ''}): {hint}")
         return result.x
-
-    def _cg(self, vjp, b: torch.Tensor, rtol: float) -> LinearSolveResult:
-        adj = self.adjoint
-        result = cg(vjp, b, rtol=rtol, atol=adj.atol, maxiter=adj.maxiter)
-        if result.breakdown == "indefinite" and result.iterations == 1:
-            # a negative definite operator (the Jacobian of a gradient flow, F = -grad E):
-            # solve (-A) w = -b instead
-            neg = cg(lambda v: -vjp(v), -b, rtol=rtol, atol=adj.atol, maxiter=adj.maxiter)
-            return dataclasses.replace(neg, iterations=neg.iterations + 1)
-        return result
 
     def input_vjp(self, w: torch.Tensor) -> Sequence[torch.Tensor | None]:
         grads = [-w]

@@ -29,7 +29,10 @@ ALLOWED = ("abstol", "reltol", "maxiters", "sensealg", "per_sample", "throw")
 
 #: the residual may grow this much above its initial value before the solve is
 #: declared divergent (retcode DIVERGED)
-DIVERGENCE_FACTOR = 1e8
+DIVERGENCE_FACTOR = 1e6
+#: the solve has stalled when the best residual fell by less than STALL_DECREASE (1%)
+#: over the last STALL_WINDOW iterations (retcode STALLED)
+STALL_WINDOW, STALL_DECREASE = 25, 0.01
 
 
 def default_abstol(dtype: torch.dtype) -> float:
@@ -129,6 +132,7 @@ def _iterate(F: Residual, alg: AbstractNonlinearSolver, u: torch.Tensor, abstol:
     limit = DIVERGENCE_FACTOR * max(float(norm.max()), abstol)
     history = [float(norm.max())]
     best = (u, Fu, history[0])
+    best_history = [history[0]]   # best residual after each iteration
     carry = alg.init(F, u, Fu)
     k = 0
     while True:
@@ -139,6 +143,9 @@ def _iterate(F: Residual, alg: AbstractNonlinearSolver, u: torch.Tensor, abstol:
             break
         if k == maxiters:
             retcode = NonlinearReturnCode.MAX_ITERS
+            break
+        if k >= STALL_WINDOW and best_history[-1] > (1.0 - STALL_DECREASE) * best_history[-1 - STALL_WINDOW]:
+            retcode = NonlinearReturnCode.STALLED
             break
         step = alg.step(F, u, Fu, carry, unrolled=unrolled)
         if step.failure is not None:
@@ -154,6 +161,7 @@ def _iterate(F: Residual, alg: AbstractNonlinearSolver, u: torch.Tensor, abstol:
         history.append(float(norm.max()))
         if history[-1] < best[2]:
             best = (u, Fu, history[-1])
+        best_history.append(best[2])
     return best[0], best[1], retcode, history
 
 
