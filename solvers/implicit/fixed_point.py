@@ -11,7 +11,7 @@ last ``m_k + 1`` iterates and residuals,
 the unconstrained form of Walker & Ni's Algorithm AA (``beta`` is their mixing
 parameter; ``beta = 1`` is the undamped method), the forward solver of deep-equilibrium
 models (Bai et al. 2019; torchdeq). The small least-squares problem is solved by a
-truncated SVD in float64, per sample with ``per_sample=True``.
+QR factorisation in float64, per sample with ``per_sample=True``.
 """
 
 from __future__ import annotations
@@ -30,15 +30,20 @@ def _finite(x: torch.Tensor) -> bool:
 
 
 def _least_squares(dF: torch.Tensor, f: torch.Tensor, rcond: float) -> torch.Tensor:
-    """``gamma = argmin |f - dF^T gamma|`` per sample, by a truncated SVD of ``dF`` (B, mk, n)
-    in float64: singular values below ``rcond * max`` are dropped, which handles the nearly
-    collinear histories of a converging iteration without squaring the condition number
-    (as normal equations would)."""
-    U, S, Vh = torch.linalg.svd(dF.double(), full_matrices=False)     # (B,mk,mk), (B,mk), (B,mk,n)
-    keep = S > rcond * S[:, :1]
-    inv = torch.where(keep, 1.0 / torch.where(keep, S, torch.ones_like(S)), torch.zeros_like(S))
-    coeff = (Vh @ f.double().unsqueeze(-1)) * inv.unsqueeze(-1)       # (B, mk, 1)
-    return (U @ coeff).to(dF.dtype)
+    """``gamma = argmin |f - dF^T gamma|`` per sample, by a QR factorisation of ``dF^T``
+    (B, n, mk) in float64 (no squared condition number, as normal equations would have).
+    A column whose ``|R_ii|`` falls below ``rcond * max |R_jj|`` depends on the others (a
+    nearly collinear history, as a converging iteration makes): its coefficient is set to
+    zero, i.e. the column is dropped, as Walker & Ni drop columns to bound the condition."""
+    Q, R = torch.linalg.qr(dF.transpose(1, 2).double())            # (B, n, mk), (B, mk, mk)
+    rhs = Q.transpose(1, 2) @ f.double().unsqueeze(-1)               # (B, mk, 1)
+    diag = R.diagonal(dim1=1, dim2=2).abs()
+    keep = diag > rcond * diag.amax(dim=1, keepdim=True)
+    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
+    mask = keep.unsqueeze(-1) & keep.unsqueeze(-2)
+    R = torch.where(mask, R, eye)                                    # dropped columns: gamma_i = 0
+    rhs = torch.where(keep.unsqueeze(-1), rhs, torch.zeros_like(rhs))
+    return torch.linalg.solve_triangular(R, rhs, upper=True).to(dF.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +78,9 @@ class Anderson(AbstractNonlinearSolver):
     Args:
         m: history length (iterates mixed); ``m = 0`` is damped Picard iteration.
         beta: mixing (damping) parameter in (0, 1]; 1 uses ``g``'s values undamped.
-        rcond: the least-squares problem is solved by a truncated SVD of the residual
-            differences, dropping singular values below ``rcond`` times the largest
-            (Walker & Ni drop old columns for the same reason: nearly collinear histories);
+        rcond: the least-squares problem is solved by QR of the residual differences,
+            dropping columns whose ``|R_ii|`` is below ``rcond`` times the largest (Walker &
+            Ni drop columns for the same reason: nearly collinear histories);
             None: ``1e3 eps`` of the dtype (2.2e-13 in float64, 1.2e-4 in float32).
 
     Cost per iteration: one evaluation of ``g`` plus ``O(m n)`` work. Supports
@@ -109,7 +114,7 @@ class Anderson(AbstractNonlinearSolver):
             xp, fp = carry["prev"]
             carry["dX"].append(x - xp)
             carry["dF"].append(f - fp)
-            if len(carry["dX"]) > self.m:
+            if len(carry["dX"]) > min(self.m, x.shape[1]):   # more columns than unknowns: rank deficient
                 carry["dX"].pop(0)
                 carry["dF"].pop(0)
         carry["prev"] = (x, f)
