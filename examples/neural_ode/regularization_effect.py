@@ -72,7 +72,7 @@ class SpiralTask:
 
     name = "spiral"
     tol = dict(rtol=1e-5, atol=1e-6)
-    coeffs = (0.1, 1.0)  # (global, local)
+    coeffs = (0.1, 0.1)  # (global, local); local = LocalRegularization's default
 
     def __init__(self, n_points: int = 400, T: float = 20.0, window: int = 10, batch: int = 16):
         A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
@@ -134,7 +134,7 @@ class DigitsTask:
 
     name = "digits"
     tol = dict(rtol=1e-6, atol=1e-6)
-    coeffs = (1.0, 10.0)
+    coeffs = (1.0, 3.0)  # cross-entropy tolerates a larger weight (tuned: 3 reaches 0.71x NFE)
 
     def __init__(self, batch_size: int = 128, seed: int = 0):
         from sklearn.datasets import load_digits
