@@ -47,6 +47,7 @@ from .control import (
 from .implicit import (
     AbstractNonlinearSolver,
     Anderson,
+    DynamicSS,
     FixedPointIteration,
     FixedPointProblem,
     ImplicitAdjoint,
@@ -104,7 +105,7 @@ __all__ = [
     "AbstractSDESolver", "AbstractAdaptiveSDESolver", "BrownianPath", "EulerMaruyama", "Milstein",
     "AdaptiveMilstein",
     "NonlinearProblem", "SteadyStateProblem", "FixedPointProblem", "NonlinearSolution", "NonlinearStats",
-    "NonlinearReturnCode", "NonlinearSolveError", "AbstractNonlinearSolver", "NewtonRaphson", "Anderson",
+    "NonlinearReturnCode", "NonlinearSolveError", "AbstractNonlinearSolver", "NewtonRaphson", "DynamicSS", "Anderson",
     "FixedPointIteration", "ImplicitAdjoint", "ImplicitGradientError",
     "NeuralODE", "NeuralSDE", "ModuleField",
     "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",

@@ -53,11 +53,13 @@ class Residual:
         stats: counters to update.
         per_sample: the leading dimension of ``u`` indexes independent problems; norms
             are taken per sample.
+        problem: the problem itself, for methods that need more than ``F``
+            (``DynamicSS`` integrates the ODE of a ``SteadyStateProblem``).
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], u0: torch.Tensor,
-                 stats: NonlinearStats, per_sample: bool = False):
-        self.fn, self.stats = fn, stats
+                 stats: NonlinearStats, per_sample: bool = False, problem=None):
+        self.fn, self.stats, self.problem = fn, stats, problem
         self.shape, self.dtype, self.device = u0.shape, u0.dtype, u0.device
         self.per_sample = per_sample
         self.n = u0.numel()

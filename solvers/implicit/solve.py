@@ -17,6 +17,7 @@ from diffsim.implicit import implicit_solution
 from .._checks import no_unknown_kwargs, positive
 from ..adjoint import AbstractSensitivity, DirectAdjoint
 from .base import AbstractNonlinearSolver
+from .dynamic_ss import DynamicSS
 from .fixed_point import Anderson
 from .newton import NewtonRaphson
 from .problems import FixedPointProblem, NonlinearProblem, SteadyStateProblem
@@ -33,11 +34,6 @@ DIVERGENCE_FACTOR = 1e6
 #: the solve has stalled when the best residual fell by less than STALL_DECREASE (1%)
 #: over the last STALL_WINDOW iterations (retcode STALLED)
 STALL_WINDOW, STALL_DECREASE = 25, 0.01
-
-
-def default_abstol(dtype: torch.dtype) -> float:
-    """NonlinearSolve.jl's default: ``eps^(4/5)`` (3.0e-13 in float64, 2.9e-6 in float32)."""
-    return torch.finfo(dtype).eps ** 0.8
 
 
 def _check_sensealg(sensealg):
@@ -64,11 +60,13 @@ def solve_nonlinear(prob, alg: AbstractNonlinearSolver, *, abstol: float | None 
 
     Args:
         prob: ``NonlinearProblem``, ``SteadyStateProblem`` or ``FixedPointProblem``.
-        alg: ``NewtonRaphson(...)`` (every problem), ``Anderson(...)`` or
-            ``FixedPointIteration(...)`` (``FixedPointProblem``).
+        alg: ``NewtonRaphson(...)`` (every problem), ``DynamicSS(...)``
+            (``SteadyStateProblem``), ``Anderson(...)`` or ``FixedPointIteration(...)``
+            (``FixedPointProblem``).
         abstol, reltol: converged when ``max|F(u)| <= max(abstol, reltol * max|F(u0)|)``
             (per sample with ``per_sample``); ``abstol`` defaults to ``eps^(4/5)`` of
-            ``u0``'s dtype (3.0e-13 float64, 2.9e-6 float32), as NonlinearSolve.jl.
+            ``u0``'s dtype (3.0e-13 float64, 2.9e-6 float32), as NonlinearSolve.jl
+            (``DynamicSS``: from its ODE tolerances).
         maxiters: iteration cap (retcode ``MAX_ITERS``).
         sensealg: ``ImplicitAdjoint(...)`` (default): gradients by one adjoint linear
             solve at the solution; ``DirectAdjoint()``: backpropagation through every
@@ -89,7 +87,7 @@ def solve_nonlinear(prob, alg: AbstractNonlinearSolver, *, abstol: float | None 
     """
     no_unknown_kwargs(f"solve({type(prob).__name__}, {type(alg).__name__})", unknown, ALLOWED)
     u0 = prob.u0
-    abstol = default_abstol(u0.dtype) if abstol is None else positive("abstol", abstol, allow_zero=True)
+    abstol = alg.default_abstol(u0) if abstol is None else positive("abstol", abstol, allow_zero=True)
     reltol = positive("reltol", reltol, allow_zero=True)
     maxiters = _positive_int("maxiters", maxiters)
     sensealg = _check_sensealg(sensealg)
@@ -102,7 +100,7 @@ def solve_nonlinear(prob, alg: AbstractNonlinearSolver, *, abstol: float | None 
         raise ValueError("per_sample=True needs u0 with a leading batch dimension, got a 0-d u0")
 
     stats = NonlinearStats()
-    F = Residual(residual_of(prob), u0, stats, per_sample)
+    F = Residual(residual_of(prob), u0, stats, per_sample, problem=prob)
     unrolled = isinstance(sensealg, DirectAdjoint) and torch.is_grad_enabled()
     alg.check(F, unrolled=unrolled)
     with torch.enable_grad() if unrolled else torch.no_grad():
@@ -185,6 +183,7 @@ def _attach_gradient(F: Residual, prob, u: torch.Tensor, u0: torch.Tensor, retco
 # ---------------------------------------------------------------------- registration
 register(NonlinearProblem, NewtonRaphson)(solve_nonlinear)
 register(SteadyStateProblem, NewtonRaphson)(solve_nonlinear)
+register(SteadyStateProblem, DynamicSS)(solve_nonlinear)
 register(FixedPointProblem, AbstractNonlinearSolver)(solve_nonlinear)
 
 

@@ -293,3 +293,22 @@ def test_no_graph_without_grad_and_stats():
     assert not sol.u.requires_grad
     assert sol.stats.nfev >= sol.stats.iterations + 1 and sol.stats.njev == sol.stats.iterations
     assert "SUCCESS" in repr(sol) and sol.resid.shape == (1,)
+
+
+def test_dynamic_ss_finds_the_stable_state_newton_the_nearest_root():
+    """du/dt = p u - u^3 from u0 = 0.1: the origin is an unstable root (Newton goes there),
+    the dynamics relaxes to sqrt(p) (DynamicSS goes there); d sqrt(p)/dp = 1 / (2 sqrt(p))
+    by the implicit adjoint and through the ODE solves (DirectAdjoint)."""
+    p = torch.tensor(2.0, requires_grad=True)
+    prob = dss.SteadyStateProblem(lambda u, p, t: p * u - u**3, torch.tensor([0.1]), p)
+    newton = dss.solve(prob, dss.NewtonRaphson())
+    assert newton.successful and abs(float(newton.u)) < 1e-12
+    for sensealg in (dss.ImplicitAdjoint(), dss.DirectAdjoint()):
+        sol = dss.solve(prob, dss.DynamicSS(), sensealg=sensealg)
+        assert sol.successful and abs(float(sol.u) - 2**0.5) < 1e-8
+        (g,) = torch.autograd.grad(sol.u.sum(), p)
+        assert abs(float(g) - 0.5 / 2**0.5) < 1e-6
+    with pytest.raises(TypeError, match="ODE method"):
+        dss.DynamicSS(solver=dss.NewtonRaphson())
+    with pytest.raises(TypeError, match="no method for problem=NonlinearProblem and algorithm=DynamicSS"):
+        dss.solve(dss.NonlinearProblem(cubic, torch.zeros(1)), dss.DynamicSS())
