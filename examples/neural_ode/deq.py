@@ -164,7 +164,7 @@ def gradient_agreement(args, data) -> float:
         logits, _ = model(x_tr[: args.batch])
         g = torch.autograd.grad(nn.functional.cross_entropy(logits, y_tr[: args.batch]),
                                 list(model.parameters()))
-        grads.append(torch.cat([t.reshape(-1) for t in g]))
+        grads.append(torch.cat([t.reshape(-1) for t in g]).double())
     return float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0))
 
 

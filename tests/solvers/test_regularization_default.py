@@ -61,3 +61,11 @@ def test_default_coefficient_on_the_readme_examples(float32_default, sampling):
     for seed in (0, 1, 2):
         ratio, _, base, regd = fit_ratio(ex, digits, 400, seed, dss.LocalRegularization(sampling=sampling))
         assert ratio < 2.0 and regd.accuracy >= base.accuracy - 0.01, (seed, ratio, base.accuracy, regd.accuracy)
+
+
+def test_sweep_mode_of_the_example_runs_tiny(tmp_path, float32_default):
+    ex = load_example()
+    rows = ex.main(["--sweep", "0.1,1", "--seeds", "0", "--iters", "2", "--tasks", "spiral", "--out", str(tmp_path)])
+    assert len(rows) == 4 and {r["sampling"] for r in rows} == {"unbiased", "biased"}
+    assert all(r["nfe_ratio"] > 0 and r["loss_ratio"] > 0 for r in rows)
+    assert "loss ratio" in (tmp_path / "sweep.md").read_text()
