@@ -46,6 +46,23 @@ def _least_squares(dF: torch.Tensor, f: torch.Tensor, rcond: float) -> torch.Ten
     return torch.linalg.solve_triangular(R, rhs, upper=True).to(dF.dtype)
 
 
+def _least_squares_smooth(dF: torch.Tensor, f: torch.Tensor, lam: float) -> torch.Tensor:
+    """The same least squares by Tikhonov-regularised normal equations (float64), for
+    unrolled differentiation: QR's backward divides by ``R_ii`` and turns the exactly zero
+    columns of a converged sample into NaN gradients; these equations are smooth. A sample
+    whose differences all vanish gets ``gamma = 0`` without a solve."""
+    dFd = dF.double()
+    A = dFd @ dFd.transpose(1, 2)                                    # (B, mk, mk)
+    rhs = dFd @ f.double().unsqueeze(-1)
+    scale = A.diagonal(dim1=1, dim2=2).mean(-1)                      # (B,)
+    dead = ~(scale > 0)
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    reg = torch.where(dead, torch.ones_like(scale), lam * scale)
+    A = torch.where(dead[:, None, None], eye, A) + reg[:, None, None] * eye
+    rhs = torch.where(dead[:, None, None], torch.zeros_like(rhs), rhs)
+    return torch.linalg.solve(A, rhs).to(dF.dtype)
+
+
 @dataclasses.dataclass(frozen=True)
 class FixedPointIteration(AbstractNonlinearSolver):
     """Picard iteration ``u <- u + damping (g(u) - u)``: converges linearly, at the
@@ -81,7 +98,10 @@ class Anderson(AbstractNonlinearSolver):
         rcond: the least-squares problem is solved by QR of the residual differences,
             dropping columns whose ``|R_ii|`` is below ``rcond`` times the largest (Walker &
             Ni drop columns for the same reason: nearly collinear histories);
-            None: ``1e3 eps`` of the dtype (2.2e-13 in float64, 1.2e-4 in float32).
+            None: ``1e3 eps`` of the dtype (2.2e-13 in float64, 1.2e-4 in float32). Under
+            ``sensealg=DirectAdjoint()`` (unrolled) the least squares is solved by
+            normal equations with this relative Tikhonov term instead, whose derivative
+            exists everywhere.
 
     Cost per iteration: one evaluation of ``g`` plus ``O(m n)`` work. Supports
     ``solve(..., per_sample=True)``: each sample of the leading dimension gets its own
@@ -122,7 +142,8 @@ class Anderson(AbstractNonlinearSolver):
         if carry["dF"]:
             dX = torch.stack(carry["dX"], dim=1)   # (B, mk, n)
             dF = torch.stack(carry["dF"], dim=1)
-            gamma = _least_squares(dF, f, self._rcond(u.dtype))      # (B, mk, 1)
+            solve = _least_squares_smooth if unrolled else _least_squares
+            gamma = solve(dF, f, self._rcond(u.dtype))                # (B, mk, 1)
             step = step - ((dX + self.beta * dF).transpose(1, 2) @ gamma).squeeze(-1)
         u_new = step.reshape(u.shape)
         if not _finite(u_new):
