@@ -2,8 +2,8 @@
 
 Each iteration solves ``J delta = -F(u)`` with ``J = dF/du`` -- by an LU solve of the
 dense Jacobian (formed from ``n`` batched vector-Jacobian products) for small systems,
-or matrix-free by GMRES (or CG for symmetric positive definite ``J``) on forward-mode
-Jacobian-vector products for large ones -- then backtracks along ``delta`` until the
+or matrix-free by GMRES (or CG for symmetric definite ``J``) on Jacobian-vector
+products for large ones (autograd, reverse over reverse, linearised once per step) -- then backtracks along ``delta`` until the
 merit ``phi(u) = |F(u)|_2^2 / 2`` decreases enough (Armijo).
 
 Inexact Newton: the Krylov solve stops at a relative residual ``eta_k = min(0.1,
@@ -107,7 +107,7 @@ class NewtonRaphson(AbstractNonlinearSolver):
             b = -Fu.detach()
             solver = gmres if method == "gmres" else cg_definite
             kw = {"restart": self.restart} if method == "gmres" else {}
-            res = solver(lambda v: F.jvp(u, v), b, rtol=eta, maxiter=self.linsolve_maxiter, **kw)
+            res = solver(F.linear_operator(u), b, rtol=eta, maxiter=self.linsolve_maxiter, **kw)
             F.stats.nlinear += res.iterations
             if res.breakdown == "non-finite":
                 return Step(u, Fu, carry, NonlinearReturnCode.NON_FINITE)

@@ -2,8 +2,8 @@
 
 Every evaluation is checked (shape, dtype, device): a mismatch raises at once, on every
 call, not only the first, because a reshaped residual would silently solve another
-system. Jacobian-vector products use forward-mode AD (``torch.func.jvp``), falling back
-to the double-vector-Jacobian trick for functions whose ops have no forward rule.
+system. Jacobian-vector products for Krylov solves come from one linearisation per
+Newton step (reverse over reverse), with forward-mode AD as the fallback.
 """
 
 from __future__ import annotations
@@ -77,23 +77,44 @@ class Residual:
         return r.abs().amax()
 
     # ------------------------------------------------------------------ derivatives
-    def jvp(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``(dF/du) v`` at ``u`` (no graph kept)."""
-        self.stats.nmatvec += 1
+    def linear_operator(self, u: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``v -> (dF/du) v`` at ``u``, for a Krylov solve.
+
+        Reverse over reverse, linearised once: the graph of ``z -> J^T z`` is built a single
+        time (one evaluation of ``F`` and one vector-Jacobian product with
+        ``create_graph``), then each product ``J v`` is one backward pass through it.
+        Cheaper per product than re-tracing forward-mode AD (``torch.func.jvp``), which is
+        the fallback for functions whose ops have no double backward.
+        """
+        self.stats.nfev += 1
         try:
-            _, out = torch.func.jvp(self.fn, (u.detach(),), (v,))
-            return out.detach()
-        except (RuntimeError, NotImplementedError):
-            # no forward-mode rule for some op: J v = d/dz [ (J^T z) . v ] by double backward
             with torch.enable_grad():
                 x = u.detach().requires_grad_(True)
                 y = self.fn(x)
+                if not y.requires_grad:   # F does not depend on u
+                    return self._counted(lambda v: torch.zeros_like(v))
                 z = torch.zeros_like(y, requires_grad=True)
                 (jtz,) = torch.autograd.grad(y, x, z, create_graph=True, allow_unused=True)
-                if jtz is None:
-                    return torch.zeros_like(v)
-                (jv,) = torch.autograd.grad(jtz, z, v, allow_unused=True)
-            return torch.zeros_like(v) if jv is None else jv.detach()
+            if jtz is None or not jtz.requires_grad:   # J = 0
+                return self._counted(lambda v: torch.zeros_like(v))
+
+            def jvp(v: torch.Tensor) -> torch.Tensor:
+                (jv,) = torch.autograd.grad(jtz, z, v, retain_graph=True, allow_unused=True)
+                return torch.zeros_like(v) if jv is None else jv.detach()
+
+            jvp(torch.zeros_like(u))   # fails here, not inside the solver, without a double backward
+            return self._counted(jvp)
+        except (RuntimeError, NotImplementedError):
+            def fwd(v: torch.Tensor) -> torch.Tensor:
+                _, out = torch.func.jvp(self.fn, (u.detach(),), (v,))
+                return out.detach()
+            return self._counted(fwd)
+
+    def _counted(self, op: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        def counted(v: torch.Tensor) -> torch.Tensor:
+            self.stats.nmatvec += 1
+            return op(v)
+        return counted
 
     def jacobian(self, u: torch.Tensor, *, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(F(u), J)`` with ``J`` of shape ``(n, n)``, ``n = u.numel()``, from ``n``
