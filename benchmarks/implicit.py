@@ -72,7 +72,7 @@ def section_a(repeats, tol=1e-10):
                      sol.stats.nfev + sol.stats.nmatvec + sol.stats.njev * n, f"{res:.1e}", f"{ms:.1f}", "1.00"])
         for method in peers:
             opts = {"xtol": 1e-14} if method == "hybr" else {"fatol": tol}
-            pms, out = timed(lambda method=method, opts=opts: so.root(broyden_np, -np.ones(n), method=method,
+            pms, out = timed(lambda method=method, opts=opts, n=n: so.root(broyden_np, -np.ones(n), method=method,
                                                                    options=opts), repeats)
             pres = float(np.abs(broyden_np(out.x)).max())
             nfev = getattr(out, "nfev", None)
