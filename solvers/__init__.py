@@ -7,13 +7,16 @@ type registers its method with :func:`diffsim.dispatch.register`.
     sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-8, saveat=ts, sensealg=InterpolatingAdjoint())
     sol.t, sol.u, sol(0.5), sol.stats, sol.retcode, sol.reg
 
-Submodules: ``pde`` (reference PDE solvers, data generation, evaluation) and ``nn``
+    sol = solve(NonlinearProblem(f, u0, p), NewtonRaphson(), sensealg=ImplicitAdjoint())  # f(u, p) = 0
+
+Submodules: ``implicit`` (roots, steady states, fixed points), ``pde`` (reference PDE solvers, data generation, evaluation) and ``nn``
 (neural PDE surrogates, neural PDE layers, training).
 """
 
 from diffsim.dispatch import solve
+from diffsim.implicit import ImplicitGradientError
 
-from . import detest, nn, pde
+from . import detest, implicit, nn, pde
 from . import solve_ode as _solve_ode  # noqa: F401  (registers ODEProblem methods)
 from .adjoint import (
     AbstractContinuousAdjoint,
@@ -40,6 +43,21 @@ from .control import (
     Hybrid,
     MPCResult,
     receding_horizon,
+)
+from .implicit import (
+    AbstractNonlinearSolver,
+    Anderson,
+    DynamicSS,
+    FixedPointIteration,
+    FixedPointProblem,
+    ImplicitAdjoint,
+    NewtonRaphson,
+    NonlinearProblem,
+    NonlinearReturnCode,
+    NonlinearSolution,
+    NonlinearSolveError,
+    NonlinearStats,
+    SteadyStateProblem,
 )
 from .neural import ModuleField, NeuralODE, NeuralSDE
 from .ode import (
@@ -75,7 +93,7 @@ from .sde import (
 from .solution import ODESolution, Stats
 
 __all__ = [
-    "solve", "detest", "pde", "nn",
+    "solve", "detest", "pde", "nn", "implicit",
     "ODEProblem", "SDEProblem",
     "ODESolution", "Stats", "ReturnCode", "SolveError",
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
@@ -86,6 +104,9 @@ __all__ = [
     "GlobalRegularization", "LocalRegularization",
     "AbstractSDESolver", "AbstractAdaptiveSDESolver", "BrownianPath", "EulerMaruyama", "Milstein",
     "AdaptiveMilstein",
+    "NonlinearProblem", "SteadyStateProblem", "FixedPointProblem", "NonlinearSolution", "NonlinearStats",
+    "NonlinearReturnCode", "NonlinearSolveError", "AbstractNonlinearSolver", "NewtonRaphson", "DynamicSS", "Anderson",
+    "FixedPointIteration", "ImplicitAdjoint", "ImplicitGradientError",
     "NeuralODE", "NeuralSDE", "ModuleField",
     "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
     "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod", "AbstractSampler",

@@ -180,3 +180,42 @@ def test_explicit_shell_gradients_match_finite_differences(close_after):
                    contact_stiffness=2e3, self_contact=0.012)
     close_after(sim)
     _check(sim, segment=2, quick=True)
+
+
+@pytest.mark.slow
+def test_shell_equilibrium_gradients_match_finite_differences(close_after):
+    """The quasi-static equilibrium of a clamped flap bent by a finger pressing down
+    (no gravity) is differentiable through ``diffsim.implicit`` (Taichi adjoint solve):
+    bending stiffness, the finger's position (a tool pose: the contact term) and a pinned
+    node's position."""
+    scene = ds.Scene(dim=3, gravity=(0.0, 0.0, 0.0))
+    mat = ds.ShellMaterial(E=2e4, nu=0.3, thickness=1e-3, density=500.0, bending_stiffness=2e-4)
+    # two pinned columns clamp the edge (one column would be a hinge: a mechanism)
+    scene.add_shell(ds.Rectangle(center=(0.2, 0.2, 0.5), size=(0.1, 0.06)), mat, resolution=0.035,
+                    fixed=lambda x: x[:, 0] < 0.185 + 1e-9, name="flap")
+    scene.add_tool(ds.Sphere(center=(0.24, 0.215, 0.5), radius=0.02), name="finger")  # presses down
+    sim = ds.Shell(scene, contact_stiffness=2e3, newton_tol=1e-13, cg_tol=1e-12, adjoint_tol=1e-13,
+                   max_cg=10000)
+    close_after(sim)
+    s0 = sim.reset()
+    w = torch.randn(sim.n_nodes, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    k0 = torch.tensor(2e-4, dtype=torch.float64)
+
+    def loss(k, tool_pos, x0):
+        eq = sim.equilibrium(s0.replace(x=x0, tool_pos=tool_pos), params={"flap.bending_stiffness": k})
+        return (eq.x * w).sum()
+
+    k = k0.clone().requires_grad_()
+    tp = s0.tool_pos.clone().requires_grad_()
+    x0 = s0.x.clone().requires_grad_()
+    loss(k, tp, x0).backward()
+    assert tp.grad.abs().max() > 0, "the finger must touch the flap at equilibrium"
+    atol = 1e-8 * float(tp.grad.abs().max())
+    with torch.no_grad():
+        fd = central_difference(lambda q: loss(q, s0.tool_pos, s0.x), k0, (), 1e-3 * float(k0))
+        assert_close_rel(float(k0) * k.grad.item(), float(k0) * fd, 1e-5, atol, "dL/dbending_stiffness")
+        fd = central_difference(lambda p: loss(k0, p, s0.x), s0.tool_pos, (0, 1), 1e-6)
+        assert_close_rel(tp.grad[0, 1].item(), fd, 1e-5, atol, "dL/dtool_pos")
+        pinned = int(torch.nonzero(sim.fixed)[0])
+        fd = central_difference(lambda x: loss(k0, s0.tool_pos, x), s0.x, (pinned, 1), 1e-6)
+        assert_close_rel(x0.grad[pinned, 1].item(), fd, 1e-5, atol, "dL/dx_pinned")

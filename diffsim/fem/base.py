@@ -15,6 +15,7 @@ import torch
 from .. import runtime
 from ..adjoint import RolloutPlan, rollout
 from ..errors import SimulationError
+from ..implicit import ImplicitLinearization, implicit_solution
 from ..mpm.model import ToolSpec
 from ..mpm.tools import tool_trajectory
 from ..scene import Scene
@@ -318,8 +319,25 @@ class DeformableSimulator(Simulator):
         drive, _ = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
         drive = [d[:1].expand(2, *d.shape[1:]).contiguous() for d in drive]
         state0 = [state[n].to(self.dtype) for n in self.STATE_NAMES]
-        x = _Equilibrium.apply(self, check, len(state0), len(drive), *state0, *drive,
-                               *internal)
+        inputs = (*state0, *drive, *internal)
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+        eng = self._engine_for(1, needs_grad)
+        eng.set_params([t.detach() for t in internal])
+        eng.load_drive([t.detach() for t in drive])
+        eng.load_state(0, [t.detach() for t in state0])
+        eng.newton(0, quasi_static=True)
+        failure, eng._failure = eng._failure, None
+        if check and failure is not None:
+            raise SimulationError(f"equilibrium: {failure}", quantity="x", hint=(
+                "make sure something holds the body (pinned nodes, the ground, tools), or "
+                "raise max_newton"))
+        x = torch.empty_like(state0[0])
+        eng.k.store_iterate(x)
+        if needs_grad:
+            lin = _EquilibriumLinearization(self, [t.detach() for t in state0],
+                                            [t.detach() for t in drive],
+                                            [t.detach() for t in internal], x)
+            x = implicit_solution(lin, x, *inputs)
         tensors = {n: state[n] for n in self.STATE_NAMES}
         tensors["x"] = x
         tensors["v"] = torch.zeros_like(state.v)
@@ -347,47 +365,43 @@ class DeformableSimulator(Simulator):
             self._engine = None
 
 
-class _Equilibrium(torch.autograd.Function):
-    """Quasi-static solve as a differentiable function (adjoint by the implicit function theorem)."""
+class _EquilibriumLinearization(ImplicitLinearization):
+    """The adjoint system of a quasi-static equilibrium ``g(x*; inputs) = 0`` (``g`` the
+    gradient of the potential, ``H = dg/dx`` its symmetric Hessian), in Taichi.
 
-    @staticmethod
-    def forward(ctx, sim, check, n_state, n_drive, *inputs):
-        state0 = inputs[:n_state]
-        drive = inputs[n_state:n_state + n_drive]
-        params = inputs[n_state + n_drive:]
-        eng = sim._engine_for(1, any(ctx.needs_input_grad[4:]))
-        eng.set_params(params)
-        eng.load_drive(drive)
-        eng.load_state(0, state0)
-        eng.newton(0, quasi_static=True)
-        failure, eng._failure = eng._failure, None
-        if check and failure is not None:
-            raise SimulationError(f"equilibrium: {failure}", quantity="x", hint=(
-                "make sure something holds the body (pinned nodes, the ground, tools), or "
-                "raise max_newton"))
-        x = torch.empty_like(state0[0])
-        eng.k.store_iterate(x)
-        ctx.sim, ctx.n_state, ctx.n_drive = sim, n_state, n_drive
-        ctx.save_for_backward(*state0, *drive, *params, x)
-        return x
+    The implicit-function-theorem bookkeeping is ``diffsim.implicit`` (shared with
+    ``diffsim.solvers``' ``ImplicitAdjoint``); the two halves stay on the engine, where they
+    are fast: ``adjoint_solve`` is the matrix-free block-Jacobi PCG on the exact Hessian
+    (``H^T = H``), ``input_vjp`` the reverse kernels seeded with ``-lam``. The same engine
+    methods serve the backward pass of every implicit time step.
+    """
 
-    @staticmethod
-    def backward(ctx, gx):
-        saved = ctx.saved_tensors
-        n_s, n_d = ctx.n_state, ctx.n_drive
-        state0, drive = saved[:n_s], saved[n_s:n_s + n_d]
-        params, x = saved[n_s + n_d:-1], saved[-1]
-        sim = ctx.sim
-        eng = sim._engine_for(1, True)
-        eng.set_params(params)
-        eng.load_drive(drive)
-        eng.load_state(0, state0)
-        eng.load_state(1, [x, torch.zeros_like(x), *state0[2:]])
+    name = "FEM equilibrium"
+
+    def __init__(self, sim, state0, drive, params, x):
+        self.sim, self.state0, self.drive, self.params, self.x = sim, state0, drive, params, x
+
+    def adjoint_solve(self, u_bar: torch.Tensor) -> torch.Tensor:
+        n_s = len(self.state0)
+        eng = self.sim._engine_for(1, True)
+        eng.set_params(self.params)
+        eng.load_drive(self.drive)
+        eng.load_state(0, self.state0)
+        eng.load_state(1, [self.x, torch.zeros_like(self.x), *self.state0[2:]])
         eng.zero_state_grads(2)
         eng.zero_param_grads()
-        eng.add_state_grads(1, [gx, None, *[None] * (n_s - 2)])
-        eng.implicit_backward(0, quasi_static=True)
+        # pinned nodes of x* are the pinned nodes of state.x: implicit_rhs passes their
+        # gradient straight to slot 0; the free ones form the right-hand side
+        eng.add_state_grads(1, [u_bar, None, *[None] * (n_s - 2)])
+        eng.adjoint_solve(0, quasi_static=True)
+        self._eng = eng
+        return eng.store_lambda()
+
+    def input_vjp(self, w: torch.Tensor):
+        eng, self._eng = self._eng, None
+        eng.load_lambda(w)
+        eng.adjoint_vjp(0)
         g_state = eng.store_state_grads(0)
         g_drive = eng.store_drive_grads(2)
         g_params = eng.store_param_grads()
-        return (None, None, None, None, *g_state, *g_drive, *g_params)
+        return (*g_state, *g_drive, *g_params)

@@ -281,7 +281,15 @@ class DeformableEngine:
         k.iw[0] = 1.0
 
     def implicit_backward(self, s: int, quasi_static: bool = False) -> None:
-        """Adjoint of the implicit step ``s -> s + 1`` (``x[s + 1]`` resident in its slot)."""
+        """Adjoint of the implicit step ``s -> s + 1`` (``x[s + 1]`` resident in its slot):
+        the adjoint solve, then the vector-Jacobian products to the step's inputs."""
+        self.adjoint_solve(s, quasi_static)
+        self.adjoint_vjp(s)
+
+    def adjoint_solve(self, s: int, quasi_static: bool = False) -> None:
+        """``H lam = x_bar + v_bar / h`` at ``x[s + 1]`` by PCG on the exact Hessian (the
+        projected one where it is indefinite); ``lam`` is left in ``dx`` and the engine set
+        up for :meth:`adjoint_vjp`, which must follow."""
         k, o, st = self.k, self.opts, self.stats
         k.iw[0] = 0.0 if quasi_static else 1.0
         k.begin_step(s, 0)
@@ -304,9 +312,23 @@ class DeformableEngine:
             n_cg += n2
         st.adjoint_solves += 1
         st.adjoint_cg_iters += n_cg
+
+    def adjoint_vjp(self, s: int) -> None:
+        """Seed ``-lam`` (in ``dx``) and run the reverse kernels into the gradients of the
+        step's inputs (state at slot ``s``, drive, parameters)."""
+        k = self.k
         k.copy_lambda_to_p()
         k.matvec_full()
         k.seed_vjp(s)
         k.vjp_nodes.grad(s)
         k.element_vjp(s)
         k.iw[0] = 1.0
+
+    def store_lambda(self) -> torch.Tensor:
+        """The adjoint solution ``lam`` (``dx``) as an ``(n_nodes, dim)`` tensor."""
+        out = torch.empty((self.model.n_nodes, self.model.dim), dtype=self.dtype, device=self.device)
+        self.k.store_lambda(out)
+        return out
+
+    def load_lambda(self, lam: torch.Tensor) -> None:
+        self.k.load_lambda(self._c(lam))

@@ -798,6 +798,17 @@ class DeformableKernels:
                 v[i, a] = self.v.grad[s, i][a]
 
     @ti.kernel
+    def store_lambda(self, lam: ti.types.ndarray()):
+        for i in range(self.N):
+            for a in ti.static(range(self.dim)):
+                lam[i, a] = self.dx[i][a]
+
+    @ti.kernel
+    def load_lambda(self, lam: ti.types.ndarray()):
+        for i in range(self.N):
+            self.dx[i] = ti.Vector([lam[i, a] for a in ti.static(range(self.dim))])
+
+    @ti.kernel
     def store_iterate(self, x: ti.types.ndarray()):
         for i in range(self.N):
             for a in ti.static(range(self.dim)):

@@ -13,6 +13,10 @@ NFE, prediction time, training time, final loss / accuracy.
 Run ``python examples/neural_ode/regularization_effect.py`` (a few minutes on a laptop
 CPU); ``--iters 2 --tasks spiral`` gives a smoke run. ``--out DIR`` writes results.json and
 results.md there.
+
+``--sweep 0.01,0.1,1 --seeds 0,1,2`` instead trains the local regularizer (both samplings)
+at each coefficient and seed next to the unregularized model of the same seed, and prints
+the NFE and final-loss ratios (regularized / none): how to pick ``coeff`` for a task.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class SpiralTask:
 
     name = "spiral"
     tol = dict(rtol=1e-5, atol=1e-6)
-    coeffs = (0.1, 1.0)  # (global, local)
+    coeffs = (0.1, 0.1)  # (global, local); local = LocalRegularization's default
 
     def __init__(self, n_points: int = 400, T: float = 20.0, window: int = 10, batch: int = 16):
         A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
@@ -134,7 +138,7 @@ class DigitsTask:
 
     name = "digits"
     tol = dict(rtol=1e-6, atol=1e-6)
-    coeffs = (1.0, 10.0)
+    coeffs = (1.0, 3.0)  # cross-entropy tolerates a larger weight (tuned: 3 reaches 0.71x NFE)
 
     def __init__(self, batch_size: int = 128, seed: int = 0):
         from sklearn.datasets import load_digits
@@ -221,6 +225,36 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def sweep(task, coeffs: list[float], seeds: list[int], iters: int, lr: float) -> list[dict]:
+    """Local regularizer at each coefficient vs none, per seed: NFE and loss ratios."""
+    rows = []
+    for seed in seeds:
+        base = train(task, "none", None, iters, lr, seed, dss.DirectAdjoint())
+        for c in coeffs:
+            for sampling in ("unbiased", "biased"):
+                r = train(task, sampling, dss.LocalRegularization(sampling=sampling, coeff=c), iters, lr, seed,
+                          dss.DirectAdjoint())
+                rows.append(dict(task=task.name, seed=seed, sampling=sampling, coeff=c,
+                                 nfe_ratio=r.predict_nfe / base.predict_nfe, loss_ratio=r.final_loss / base.final_loss,
+                                 accuracy_change=None if r.accuracy is None else r.accuracy - base.accuracy))
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def sweep_table(rows: list[dict]) -> str:
+    lines = ["| task | sampling | coeff | NFE ratio (per seed) | loss ratio (per seed) | accuracy change |",
+             "|---|---|---|---|---|---|"]
+    keys = sorted({(r["task"], r["sampling"], r["coeff"]) for r in rows})
+    for task, sampling, c in keys:
+        sel = [r for r in rows if (r["task"], r["sampling"], r["coeff"]) == (task, sampling, c)]
+        nfe = ", ".join(f"{r['nfe_ratio']:.2f}" for r in sel)
+        loss = ", ".join(f"{r['loss_ratio']:.2f}" for r in sel)
+        acc = ("-" if sel[0]["accuracy_change"] is None
+               else ", ".join(f"{100 * r['accuracy_change']:+.1f}" for r in sel))
+        lines.append(f"| {task} | {sampling} | {c:g} | {nfe} | {loss} | {acc} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> list[Result]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="spiral,digits", help="comma-separated: spiral, digits")
@@ -233,11 +267,30 @@ def main(argv=None) -> list[Result]:
     ap.add_argument("--global-coeff", type=float, default=None)
     ap.add_argument("--local-coeff", type=float, default=None)
     ap.add_argument("--repeats", type=int, default=21, help="prediction timing: best of this many runs")
+    ap.add_argument("--sweep", default=None, help="comma-separated local coefficients: print the sweep table instead")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of --sweep")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json and results.md")
     args = ap.parse_args(argv)
     global REPEATS
     REPEATS = args.repeats
     torch.set_num_threads(args.threads)
+    if args.sweep is not None:
+        REPEATS = 1
+        coeffs = [float(c) for c in args.sweep.split(",")]
+        seeds = [int(x) for x in args.seeds.split(",")]
+        rows = []
+        for name in args.tasks.split(","):
+            task = {"spiral": SpiralTask, "digits": DigitsTask}[name.strip()]()
+            iters = args.iters if args.iters is not None else {"spiral": 1000, "digits": 400}[task.name]
+            lr = args.lr if args.lr is not None else 3e-3
+            rows += sweep(task, coeffs, seeds, iters, lr)
+        md = sweep_table(rows)
+        print("\n" + md)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "sweep.json").write_text(json.dumps(rows, indent=2))
+            (args.out / "sweep.md").write_text(md + "\n")
+        return rows
     results = []
     for name in args.tasks.split(","):
         task = {"spiral": SpiralTask, "digits": DigitsTask}[name.strip()]()
