@@ -88,7 +88,11 @@ class AdjointDynamics:
             x = u if (create_graph and u.requires_grad) else u.detach().requires_grad_(True)
             out = self.f(x, self.p, tt)
             inputs = (x, *self.params) if wrt_params else (x,)
-            grads = torch.autograd.grad(out, inputs, grad_outputs=-lam, allow_unused=True, create_graph=create_graph)
+            # An f that depends on neither u nor the parameters (u' = cos t) has no graph:
+            # its vector-Jacobian products are zero.
+            grads = (torch.autograd.grad(out, inputs, grad_outputs=-lam, allow_unused=True,
+                                         create_graph=create_graph)
+                     if out.requires_grad else [None] * len(inputs))
         grads = _zeros_if_none(grads, inputs)
         return (out if create_graph else out.detach()), grads[0], grads[1:]
 
@@ -97,7 +101,8 @@ class AdjointDynamics:
         self.nfe += 1
         with torch.enable_grad():
             out = self.f(u.detach(), self.p, self.time(t))
-            grads = torch.autograd.grad(out, self.params, grad_outputs=-lam, allow_unused=True)
+            grads = (torch.autograd.grad(out, self.params, grad_outputs=-lam, allow_unused=True)
+                     if out.requires_grad else [None] * len(self.params))
         grads = _zeros_if_none(grads, self.params)
         return torch.cat([g.reshape(-1) for g in grads]) if grads else lam.new_zeros(0)
 

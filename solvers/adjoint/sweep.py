@@ -27,8 +27,9 @@ class _AdjointFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_values):
+        # ctx keeps the forward pass so that backward can run again (retain_graph=True,
+        # gradcheck, autograd.functional.jacobian); autograd frees ctx with the graph.
         g_u0, g_params = ctx.sens.backward_sweep(ctx.job, ctx.fwd, grad_values)
-        ctx.fwd = None  # the forward dense output is no longer needed
         return (None, None, None, g_u0, *g_params)
 
 

@@ -58,6 +58,10 @@ def jacobian(
         out = g(x, tt)
         if out.shape != u.shape:
             raise ValueError(f"f returned shape {tuple(out.shape)} for a state of shape {tuple(u.shape)}")
+        if not out.requires_grad:  # g depends on neither u nor t: zero Jacobian
+            J = (torch.zeros(out.numel(), out.numel(), dtype=dtype, device=device) if not batch
+                 else torch.zeros(out.shape[0], out[0].numel(), out[0].numel(), dtype=dtype, device=device))
+            return out, J, torch.zeros_like(out)
         if not batch:
             n = out.numel()
             eye = torch.eye(n, dtype=dtype, device=device).view(n, *out.shape)
