@@ -33,6 +33,7 @@ class StepOptions:
     dtmax: float = math.inf
     max_steps: int = 100_000
     controller: PIController = PIController()
+    force_dtmin: bool = False
 
 
 class Trajectory:
@@ -116,7 +117,7 @@ def integrate(
             uniformly (reservoir sampling, O(1) memory) in ``Trajectory.sampled``.
     """
     out = Trajectory()
-    direction = 1.0 if t1 > t0 else -1.0
+    direction = -1.0 if t1 < t0 else 1.0
     adaptive = opts.adaptive and isinstance(solver, AbstractAdaptiveSolver)
     ws = solver.workspace(u0, grad=grad)
     if reg == "stiffness":
@@ -124,7 +125,7 @@ def integrate(
     if f0 is None and (solver.fsal or adaptive):
         f0 = rhs(t0, u0)
     if dense:
-        out.dense = DenseOutput(t0, direction)
+        out.dense = DenseOutput(t0, direction, u0)
     b1 = b2 = 0.0
     if adaptive:
         b1, b2 = opts.controller.exponents(solver.error_order())
@@ -133,6 +134,7 @@ def integrate(
         else:
             dt = direction * min(opts.dtmax, initial_step(rhs, t0, u0, f0, direction, solver.error_order(),
                                                             opts.rtol, opts.atol))
+        dt = direction * max(abs(dt), opts.dtmin)  # dtmin bounds every step but a landing one
     else:
         dt = direction * opts.dt
 
@@ -189,10 +191,14 @@ def integrate(
                 rejected_last = True
                 dt = h * 0.1
                 if abs(dt) < max(opts.dtmin, 16 * _EPS * abs(t)):
+                    if opts.force_dtmin and abs(h) > opts.dtmin:
+                        dt = direction * opts.dtmin
+                        continue
                     out.retcode = ReturnCode.NON_FINITE
                     break
                 continue
-            accept = r <= 1.0
+            # force_dtmin: a step at (or below) dtmin is taken whatever its error.
+            accept = r <= 1.0 or (opts.force_dtmin and abs(h) <= opts.dtmin)
         else:
             accept = bool(torch.isfinite(step.u1).all())
             if not accept:
@@ -207,6 +213,9 @@ def integrate(
             rejected_last = True
             dt = h * opts.controller.reject_factor(r, b1)
             if abs(dt) < max(opts.dtmin, 16 * _EPS * abs(t)):
+                if opts.force_dtmin and abs(dt) < opts.dtmin:
+                    dt = direction * opts.dtmin
+                    continue
                 out.retcode = ReturnCode.DT_LESS_THAN_MIN
                 break
             continue
@@ -252,6 +261,8 @@ def integrate(
             dt_new = h * fac
             if abs(dt_new) > opts.dtmax:
                 dt_new = direction * opts.dtmax
+            elif abs(dt_new) < opts.dtmin:
+                dt_new = direction * opts.dtmin
             # Keep the controller's proposal, not the step shortened to hit a target.
             dt = dt_new if not hit else (dt if abs(dt) > abs(dt_new) else dt_new)
         rejected_last = False

@@ -25,13 +25,14 @@ class ODEProblem:
             ``DirectAdjoint``, so pass those in ``p``.
         u0: initial state, a real floating tensor of any shape; its dtype and device
             decide those of the solve. Non-tensors are converted.
-        tspan: ``(t0, t1)`` in seconds; ``t1 < t0`` integrates backwards in time.
+        tspan: ``(t0, t1)`` in seconds; ``t1 < t0`` integrates backwards in time;
+            ``t1 == t0`` is allowed (the solution is ``u0``, as in torchdiffeq).
         p: parameters handed to ``f``: None, a tensor, or a tuple of tensors (numbers
             allowed as constants). Tensors in ``p`` that require grad receive gradients.
 
     Raises:
         TypeError: ``f`` not callable, ``u0`` not real floating, ``p`` of another type.
-        ValueError: non-finite ``u0``, a ``tspan`` of zero length or non-finite ends.
+        ValueError: non-finite ``u0`` or non-finite ``tspan`` ends.
     """
 
     f: Callable[[torch.Tensor, Any, torch.Tensor], torch.Tensor]
@@ -43,7 +44,7 @@ class ODEProblem:
         if not callable(self.f):
             raise TypeError(f"f must be callable as f(u, p, t), got {type(self.f).__name__}")
         object.__setattr__(self, "u0", as_state("u0", self.u0))
-        object.__setattr__(self, "tspan", as_tspan(self.tspan))
+        object.__setattr__(self, "tspan", as_tspan(self.tspan, allow_empty=True))
         object.__setattr__(self, "p", check_params(self.p))
 
     def remake(self, **changes: Any) -> ODEProblem:

@@ -13,6 +13,7 @@ from diffsim.dispatch import register, register_default
 
 from ._checks import no_unknown_kwargs, param_tensors, positive, tolerance
 from .adjoint import AbstractSensitivity, DirectAdjoint
+from .adjoint.closure import check_closure
 from .integrate import StepOptions
 from .job import ODEJob
 from .ode.base import AbstractAdaptiveSolver, AbstractODESolver
@@ -31,7 +32,7 @@ from .rhs import RHS, check_rhs_output
 from .solution import ODESolution, Stats
 
 ALLOWED = (
-    "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "max_steps", "controller", "dense",
+    "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "force_dtmin", "max_steps", "controller", "dense",
     "sensealg", "regularization", "per_sample", "throw", "generator",
 )
 
@@ -48,6 +49,20 @@ def adjoint_params(f: Any, p: Any) -> list[torch.Tensor]:
             seen.add(id(t))
             out.append(t)
     return out
+
+
+def check_tolerances(rtol, atol) -> None:
+    """Every entry needs ``rtol > 0`` or ``atol > 0``: with both zero its error scale is
+    zero and no step would ever be accepted (the solve would run to max_steps)."""
+    if isinstance(rtol, float) and isinstance(atol, float):
+        if rtol == 0.0 and atol == 0.0:
+            raise ValueError("rtol and atol are both 0; at least one must be > 0")
+        return
+    both_zero = (torch.as_tensor(rtol) == 0) & (torch.as_tensor(atol) == 0)
+    if bool(both_zero.any()):
+        idx = tuple(int(i) for i in both_zero.nonzero()[0]) if both_zero.dim() else ()
+        raise ValueError(f"rtol and atol are both 0 at entry {idx} (tensor tolerances); every entry needs "
+                         "rtol > 0 or atol > 0")
 
 
 def check_saveat(saveat: Any, t0: float, t1: float, like: torch.Tensor) -> list[float] | None:
@@ -91,6 +106,7 @@ def solve_ode(
     adaptive: bool = True,
     dtmin: float = 0.0,
     dtmax: float = math.inf,
+    force_dtmin: bool = False,
     max_steps: int = 100_000,
     controller: PIController | None = None,
     dense: bool | None = None,
@@ -113,7 +129,11 @@ def solve_ode(
             (numbers, or tensors broadcastable to ``u``).
         dt: initial step (adaptive) or the fixed step (fixed-step methods, required).
         adaptive: False runs an adaptive method with fixed ``dt``.
-        dtmin, dtmax: bounds on the adaptive step size (magnitudes, seconds).
+        dtmin, dtmax: bounds on the adaptive step size (magnitudes, seconds); only a step
+            that lands on ``t1`` or a save time may be shorter than ``dtmin``. A step that
+            would have to shrink below ``dtmin`` ends the solve with ``DT_LESS_THAN_MIN``.
+        force_dtmin: instead take steps of ``dtmin`` whatever their error (torchdiffeq's
+            ``min_step``, Julia's ``force_dtmin``): accuracy is no longer controlled.
         max_steps: cap on attempted steps (accepted + rejected).
         controller: :class:`PIController` (default ``PIController()``).
         dense: keep the dense output for ``sol(t)``; default True iff ``saveat`` is None.
@@ -141,11 +161,10 @@ def solve_ode(
     no_unknown_kwargs("solve(ODEProblem, ...)", unknown, ALLOWED)
     u0 = prob.u0
     t0, t1 = prob.tspan
-    direction = 1.0 if t1 > t0 else -1.0
+    direction = -1.0 if t1 < t0 else 1.0
     rtol = tolerance("rtol", rtol, u0)
     atol = tolerance("atol", atol, u0)
-    if isinstance(rtol, float) and isinstance(atol, float) and rtol == 0.0 and atol == 0.0:
-        raise ValueError("rtol and atol are both 0; at least one must be > 0")
+    check_tolerances(rtol, atol)
     adaptive_alg = isinstance(alg, AbstractAdaptiveSolver)
     if not isinstance(adaptive, bool):
         raise TypeError(f"adaptive must be a bool, got {type(adaptive).__name__}")
@@ -155,6 +174,10 @@ def solve_ode(
         why = "is a fixed-step method" if not adaptive_alg else "runs with adaptive=False"
         raise ValueError(f"{type(alg).__name__} {why}: pass dt=... (the step size, > 0)")
     dtmin = positive("dtmin", dtmin, allow_zero=True)
+    if not isinstance(force_dtmin, bool):
+        raise TypeError(f"force_dtmin must be a bool, got {type(force_dtmin).__name__}")
+    if force_dtmin and dtmin == 0.0:
+        raise ValueError("force_dtmin=True needs dtmin > 0")
     dtmax = float(dtmax)
     if not dtmax > 0:
         raise ValueError(f"dtmax must be > 0, got {dtmax}")
@@ -193,16 +216,17 @@ def solve_ode(
                          "and needs sensealg=DirectAdjoint(); use sampling='unbiased' with continuous adjoints")
 
     opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin,
-                       dtmax=dtmax, max_steps=max_steps, controller=controller)
+                       dtmax=dtmax, max_steps=max_steps, controller=controller, force_dtmin=force_dtmin)
     stats = Stats()
     rhs = RHS(prob.f, prob.p, u0.dtype, u0.device)
     params = adjoint_params(prob.f, prob.p)
     direct = isinstance(sensealg, DirectAdjoint)
-    with torch.set_grad_enabled(torch.is_grad_enabled() and direct):
-        t_arg = rhs.time(t0) if not per_sample else torch.full((u0.shape[0],), t0, dtype=u0.dtype, device=u0.device)
-        f0 = rhs(t_arg, u0)
+    t_arg = rhs.time(t0) if not per_sample else torch.full((u0.shape[0],), t0, dtype=u0.dtype, device=u0.device)
+    f0 = rhs(t_arg, u0 if direct else u0.detach())
     check_rhs_output("f", f0, u0)
     if not direct:
+        if torch.is_grad_enabled():
+            check_closure(prob.f, f0, params, type(sensealg).__name__)
         f0 = f0.detach()
 
     job = ODEJob(prob=prob, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,

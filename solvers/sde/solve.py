@@ -126,7 +126,7 @@ def solve_sde(
         controller=controller if controller is not None else PIController(beta2=0.0))
     stats = Stats()
     drift = RHS(prob.f, prob.p, u0.dtype, u0.device)
-    diffusion = RHS(prob.g, prob.p, u0.dtype, u0.device)
+    diffusion = RHS(prob.g, prob.p, u0.dtype, u0.device, name="g")
     with torch.no_grad():
         check_rhs_output("f", drift(t0, u0), u0)
         check_rhs_output("g", diffusion(t0, u0), u0)
@@ -155,7 +155,7 @@ def solve_sde(
         k = fwd.reg_index()
         t_r, u_r, h = fwd.ts[k], fwd.values[k], direction * fwd.reg_dt
         rd = RHS(prob.f, prob.p, u0.dtype, u0.device)
-        rg = RHS(prob.g, prob.p, u0.dtype, u0.device)
+        rg = RHS(prob.g, prob.p, u0.dtype, u0.device, name="g")
         step = alg.step(rd, rg, t_r, u_r, h, noise(t_r + h) - noise(t_r), None, None)
         reg_val = regularization.coeff * error_of(step.err, u_r, step.u1, rtol, atol) * abs(h)
         stats.nfe_reg = rd.nfe
