@@ -34,6 +34,7 @@ class StepOptions:
     max_steps: int = 100_000
     controller: PIController = PIController()
     force_dtmin: bool = False
+    norm: Callable | None = None  # norm(scaled error) -> 0-d tensor; None: RMS
 
 
 class Trajectory:
@@ -133,7 +134,7 @@ def integrate(
             dt = direction * opts.dt
         else:
             dt = direction * min(opts.dtmax, initial_step(rhs, t0, u0, f0, direction, solver.error_order(),
-                                                            opts.rtol, opts.atol))
+                                                            opts.rtol, opts.atol, norm=opts.norm))
         dt = direction * max(abs(dt), opts.dtmin)  # dtmin bounds every step but a landing one
     else:
         dt = direction * opts.dt
@@ -178,11 +179,11 @@ def integrate(
         ratio_t = None
         if adaptive:
             if reg == "error":
-                ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel)
+                ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel, norm=opts.norm)
                 r = float(ratio_t.detach())
             else:
                 with torch.no_grad():
-                    r = float(error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel))
+                    r = float(error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel, norm=opts.norm))
             if not math.isfinite(r):
                 # A step that overflowed is retried much smaller; only a step that is
                 # already at dtmin declares the solve non-finite.
@@ -205,7 +206,7 @@ def integrate(
                 out.retcode = ReturnCode.NON_FINITE
                 break
             if reg == "error":  # fixed steps of a method with an estimate: still regularize
-                ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel)
+                ratio_t = error_ratio(step.err, u, step.u1, rtol, atol, numel=err_numel, norm=opts.norm)
 
         if not accept:
             out.nreject += 1

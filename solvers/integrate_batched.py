@@ -66,7 +66,8 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
         if opts.dt is not None:
             dt = torch.full((B,), direction * opts.dt, dtype=dtype, device=device)
         else:
-            h0 = initial_step(rhs, t, u0, f0, direction, alg.error_order(), opts.rtol, opts.atol, dims=dims)
+            h0 = initial_step(rhs, t, u0, f0, direction, alg.error_order(), opts.rtol, opts.atol, dims=dims,
+                              norm=opts.norm)
             dt = direction * h0.clamp(max=opts.dtmax)
         if opts.dtmin > 0:
             dt = direction * dt.abs().clamp(min=opts.dtmin)
@@ -130,7 +131,7 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
         step = alg.step(rhs, t, u, h.view(bview), f0, ws)
         niters += 1
         if adaptive:
-            ratio = error_ratio(step.err, u, step.u1, opts.rtol, opts.atol, dims=dims)
+            ratio = error_ratio(step.err, u, step.u1, opts.rtol, opts.atol, dims=dims, norm=opts.norm)
             r = ratio.detach()
             finite = torch.isfinite(r)
             ok = r <= 1.0

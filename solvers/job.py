@@ -37,6 +37,7 @@ class ODEJob:
     f0: torch.Tensor
     generator: torch.Generator | None
     t_reg: float | None = None  # unbiased local-regularization time, drawn up front
+    unflatten: Any = None  # flat state -> the user's pytree (None: the state is a tensor)
     reservoir: random.Random | None = None  # biased local-regularization sampler
 
     @property

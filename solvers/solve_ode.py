@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -17,7 +17,7 @@ from .adjoint.closure import check_closure
 from .integrate import StepOptions
 from .job import ODEJob
 from .ode.base import AbstractAdaptiveSolver, AbstractODESolver
-from .ode.controller import PIController
+from .ode.controller import PIController, max_norm, max_norm_per_sample
 from .ode.tsit5 import Tsit5
 from .problems import ODEProblem
 from .regularization import (
@@ -33,7 +33,7 @@ from .solution import ODESolution, Stats
 
 ALLOWED = (
     "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "force_dtmin", "max_steps", "controller", "dense",
-    "sensealg", "regularization", "per_sample", "throw", "generator",
+    "sensealg", "regularization", "per_sample", "throw", "generator", "norm",
 )
 
 
@@ -49,6 +49,25 @@ def adjoint_params(f: Any, p: Any) -> list[torch.Tensor]:
             seen.add(id(t))
             out.append(t)
     return out
+
+
+def error_norm(norm: Any, u0: torch.Tensor, per_sample: bool) -> Callable | None:
+    """``solve``'s ``norm`` argument as a function of the scaled error (None: RMS), with
+    a callable checked once on a tensor of ones."""
+    if norm is None or norm == "rms":
+        return None
+    if norm == "max":
+        return max_norm_per_sample if per_sample else max_norm
+    if not callable(norm):
+        raise ValueError(f"norm must be 'rms', 'max' or a callable norm(q) -> 0-d tensor, got {norm!r}")
+    with torch.no_grad():
+        out = norm(torch.ones_like(u0))
+    want = (u0.shape[0],) if per_sample else ()
+    if not isinstance(out, torch.Tensor) or out.shape != want or not out.is_floating_point():
+        got = f"shape {tuple(out.shape)}, dtype {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"norm(q) must return a real tensor of shape {want}"
+                         f"{' (one norm per sample)' if per_sample else ''}; got {got}")
+    return norm
 
 
 def check_tolerances(rtol, atol) -> None:
@@ -115,6 +134,7 @@ def solve_ode(
     per_sample: bool = False,
     throw: bool = False,
     generator: torch.Generator | None = None,
+    norm: str | Callable | None = None,
     **unknown: Any,
 ) -> ODESolution:
     """Solve an :class:`ODEProblem`.
@@ -147,6 +167,13 @@ def solve_ode(
             kept only internally, for the continuous adjoints).
         throw: raise :class:`SolveError` instead of returning a failed solution.
         generator: ``torch.Generator`` for the local regularizer's random time.
+        norm: the error norm a step must keep <= 1: "rms" (default, ``sqrt(mean(q**2))``
+            of the scaled error ``q = err / (atol + rtol*max(|u|, |u1|))``), "max", or a
+            callable ``norm(q) -> 0-d tensor`` with ``q`` in the state's structure
+            (torchdiffeq's ``options=dict(norm=...)``, diffrax's ``PIDController(norm=)``);
+            with ``per_sample=True`` it gets ``(batch, ...)`` and returns ``(batch,)``. It
+            also scales Hairer's initial step. The continuous adjoints' backward solve has
+            its own ``norm`` (their ``norm="seminorm"`` by default).
 
     Returns:
         :class:`ODESolution`.
@@ -215,7 +242,8 @@ def solve_ode(
         raise ValueError("LocalRegularization(sampling='biased') with per_sample=True draws one time per sample "
                          "and needs sensealg=DirectAdjoint(); use sampling='unbiased' with continuous adjoints")
 
-    opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin,
+    norm_fn = error_norm(norm, u0, per_sample)
+    opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin, norm=norm_fn,
                        dtmax=dtmax, max_steps=max_steps, controller=controller, force_dtmin=force_dtmin)
     stats = Stats()
     rhs = RHS(prob.f, prob.p, u0.dtype, u0.device)

@@ -71,6 +71,27 @@ class AdjointDynamics:
             return u, lam, None
         return None, z, None
 
+    def parts_norm(self, norm, unflatten=None):
+        """The backward solve's error norm from a user's ``norm(parts)``: the scaled
+        error of the augmented state split into ``(u, lam, *param_parts)`` (``u`` in
+        backsolve mode only, parameter parts only when the integral is in the state),
+        ``u`` and ``lam`` given the state's structure by ``unflatten``."""
+        shape = self.shape
+        sizes = [t.numel() for t in self.params]
+        params = self.params
+
+        def as_state(x):
+            return unflatten(x) if unflatten is not None else x
+
+        def parts_of(q):
+            u, lam, Q = self.unpack(q)
+            parts = ([as_state(u.reshape(shape))] if u is not None else []) + [as_state(lam.reshape(shape))]
+            if Q is not None:
+                parts += [g.view(p.shape) for g, p in zip(Q.split(sizes), params)]
+            return tuple(parts)
+
+        return lambda q: norm(parts_of(q))
+
     @property
     def controlled_numel(self) -> int | None:
         """Entries under error control: all but the parameter integral (seminorm)."""

@@ -43,7 +43,7 @@ def apply_adjoint(sens, job: ODEJob) -> Forward:
 
 def backward_options(sens, job: ODEJob) -> StepOptions:
     opts = job.opts
-    changes = {}
+    changes = {"norm": None}  # the forward norm does not apply to the augmented state
     if sens.rtol is not None:
         changes["rtol"] = sens.rtol
     if sens.atol is not None:
@@ -76,6 +76,10 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         mode="backsolve" if mode == "backsolve" else "interp", with_quadrature=with_quad, stack_dim=stack_dim,
     )
     direction = job.direction
+    norm = getattr(sens, "norm", "seminorm")
+    err_numel = dyn.controlled_numel if norm == "seminorm" else None
+    if callable(norm):
+        opts = dataclasses.replace(opts, norm=dyn.parts_norm(norm, job.unflatten))
 
     # Gradients at equal times add up (the regularizer's point may repeat a save time).
     times: list[float] = []
@@ -111,7 +115,7 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         o = opts if dt_next is None or not opts.adaptive else dataclasses.replace(opts, dt=dt_next)
         if with_quad:
             z0 = dyn.pack(u, lam, Q)
-            traj = integrate(alg, dyn, cur, target, z0, o, err_numel=dyn.controlled_numel)
+            traj = integrate(alg, dyn, cur, target, z0, o, err_numel=err_numel)
             u, lam, Qn = dyn.unpack(traj.u_end)
             Q = Qn.clone()
         else:
