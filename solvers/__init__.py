@@ -41,6 +41,7 @@ from .control import (
     MPCResult,
     receding_horizon,
 )
+from .events import Event
 from .neural import ModuleField, NeuralODE, NeuralSDE
 from .ode import (
     BS3,
@@ -76,7 +77,7 @@ from .solution import ODESolution, Stats
 
 __all__ = [
     "solve", "detest", "pde", "nn",
-    "ODEProblem", "SDEProblem",
+    "ODEProblem", "SDEProblem", "Event",
     "ODESolution", "Stats", "ReturnCode", "SolveError",
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
     "AbstractRosenbrock", "ButcherTableau", "PIController",

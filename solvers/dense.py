@@ -19,6 +19,7 @@ class DenseOutput:
 
     def __init__(self, t0: float, direction: float, u0: torch.Tensor | None = None):
         self.t0, self.direction, self.u0 = t0, direction, u0  # u0: the value of an empty span
+        self.stop: float | None = None  # a terminal event's time: the end, inside the last step
         self.starts: list[float] = []  # direction * t_k, increasing
         self.dts: list[float] = []
         self.u0s: list[torch.Tensor] = []
@@ -32,6 +33,8 @@ class DenseOutput:
 
     @property
     def t_end(self) -> float:
+        if self.stop is not None:
+            return self.stop
         if not self.dts:
             return self.t0
         return self.direction * self.starts[-1] + self.dts[-1]

@@ -19,6 +19,8 @@ from .ode.controller import PIController, error_ratio, initial_step
 from .retcode import ReturnCode
 
 _EPS = 2.220446049250313e-16
+#: tag of the saved points that are event crossings (``job.py`` names the others)
+EVENT_TAG = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Trajectory:
         self.niters = 0  # loop iterations (attempted steps; per-sample: batch-wide iterations)
         self.reg_terms: list[torch.Tensor] = []
         self.checkpoints: list[tuple[float, torch.Tensor, float]] = []
+        self.event_ids: list[int] = []  # which event, per saved point tagged EVENT_TAG
 
     def save(self, t: float, u: torch.Tensor, tag: int, h: float) -> None:
         """Record a saved point ``u`` at ``t`` with its tag and the producing step size."""
@@ -80,6 +83,12 @@ def stiffness_estimate(solver: AbstractExplicitRK, step, ws) -> torch.Tensor:
     return num / (den + torch.finfo(num.dtype).tiny ** 0.5)
 
 
+def _save_interpolated(out: Trajectory, save, t, h, u, u1, t_new, coeffs) -> None:
+    ts, tag = save
+    u_s = u1 if ts == t_new else dense_eval(u, coeffs(), (ts - t) / h)
+    out.save(ts, u_s, tag, h)
+
+
 def integrate(
     solver: AbstractODESolver,
     rhs,
@@ -98,6 +107,7 @@ def integrate(
     on_accept: Callable | None = None,
     checkpoint_times: list[float] | None = None,
     sample_step=None,
+    events=None,
 ) -> Trajectory:
     """Integrate ``u' = rhs(t, u)`` from ``t0`` to ``t1`` (either direction).
 
@@ -116,6 +126,9 @@ def integrate(
             each of these times.
         sample_step: a ``random.Random``; keeps ``(t, u, dt)`` of one accepted step drawn
             uniformly (reservoir sampling, O(1) memory) in ``Trajectory.sampled``.
+        events: an :class:`~solvers.events.EventTracker`; crossings become saved points
+            tagged ``EVENT_TAG``, and a terminal one ends the integration there
+            (``retcode`` TERMINATED, ``t_end``/``u_end`` at the event).
     """
     out = Trajectory()
     direction = -1.0 if t1 < t0 else 1.0
@@ -236,12 +249,19 @@ def integrate(
             out.reg_terms.append(ratio_t * abs(h))
         elif reg == "stiffness":
             out.reg_terms.append(stiffness_estimate(solver, step, ws) * abs(h))
-        while si < len(saves) and direction * (saves[si][0] - t_new) <= 0.0:
-            ts = saves[si][0]
-            u_s = u1 if ts == t_new else dense_eval(u, coeffs(), (ts - t) / h)
-            out.save(ts, u_s, saves[si][1], h)
+        hits = events.scan(t, h, u, u1, t_new, coeffs) if events is not None else ()
+        stop = hits[-1] if hits and hits[-1].terminal else None
+        t_lim = stop.t if stop is not None else t_new
+        for hit_ in hits:  # save points before each crossing, then the crossing
+            while si < len(saves) and direction * (saves[si][0] - hit_.t) <= 0.0:
+                _save_interpolated(out, saves[si], t, h, u, u1, t_new, coeffs)
+                si += 1
+            out.save(hit_.t, hit_.u, EVENT_TAG, h)
+            out.event_ids.append(hit_.index)
+        while si < len(saves) and direction * (saves[si][0] - t_lim) <= 0.0:
+            _save_interpolated(out, saves[si], t, h, u, u1, t_new, coeffs)
             si += 1
-        if save_steps:
+        if save_steps and stop is None:
             out.save(t_new, u1, 0, h)
         if sample_step is not None and sample_step.random() * (out.naccept + 1) < 1.0:
             out.sampled = (t, u, abs(h))
@@ -267,6 +287,12 @@ def integrate(
             # Keep the controller's proposal, not the step shortened to hit a target.
             dt = dt_new if not hit else (dt if abs(dt) > abs(dt_new) else dt_new)
         rejected_last = False
+        if stop is not None:
+            out.retcode = ReturnCode.TERMINATED
+            t, u, f0 = stop.t, stop.u, None
+            if dense:
+                out.dense.stop = stop.t
+            break
         t, u, f0 = t_new, u1, step.f1
         while ci < len(cps) and direction * (cps[ci] - t) <= 0.0:
             out.checkpoints.append((t, u.detach(), abs(dt)))

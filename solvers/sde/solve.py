@@ -131,7 +131,7 @@ def solve_sde(
         check_rhs_output("f", drift(t0, u0), u0)
         check_rhs_output("g", diffusion(t0, u0), u0)
     drift.nfe = diffusion.nfe = 0
-    job = ODEJob(prob=prob, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
+    job = ODEJob(prob=prob, u0=u0, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
                  reg=regularization, stats=stats, per_sample=False, params=adjoint_params(prob.f, prob.p),
                  rhs=drift, f0=u0, generator=generator)  # f0 is unused by the SDE path
     if isinstance(regularization, LocalRegularization):

@@ -55,7 +55,9 @@ def test_zero_length_and_bad_tspan():
     with pytest.raises(ValueError, match="zero length"):
         dss.SDEProblem(f, f, torch.ones(2), (1.0, 1.0))
     with pytest.raises(ValueError, match="finite"):
-        prob(tspan=(0.0, float("inf")))
+        prob(tspan=(float("-inf"), 0.0))
+    with pytest.raises(ValueError, match="infinite span needs a terminal event"):
+        dss.solve(prob(tspan=(0.0, float("inf"))), dss.Tsit5())
     with pytest.raises(ValueError, match="pair"):
         prob(tspan=(0.0, 1.0, 2.0))
 
