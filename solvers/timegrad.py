@@ -26,13 +26,14 @@ import torch
 class _StartTime(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u0, t0, f0):
+        ctx.t_dtype = t0.dtype  # times may be float64 for a float32 state (torchdiffeq does so)
         ctx.save_for_backward(f0)
         return u0.view_as(u0)
 
     @staticmethod
     def backward(ctx, g):
         (f0,) = ctx.saved_tensors
-        g_t0 = -(g * f0).sum().reshape(()) if ctx.needs_input_grad[1] else None
+        g_t0 = -(g * f0).sum().reshape(()).to(ctx.t_dtype) if ctx.needs_input_grad[1] else None
         return g, g_t0, None
 
 

@@ -55,6 +55,11 @@ def jacobian(
         per_sample_t = isinstance(t, torch.Tensor)
         tt = (t.detach().clone() if per_sample_t else torch.full((), float(t), dtype=dtype, device=device))
         tt.requires_grad_(True)
+        if x.grad_fn is not None:
+            # autograd.grad skips the nodes whose topological number is below every
+            # input's; a fresh leaf t would make it walk u's whole recorded history on
+            # every step (quadratic cost under DirectAdjoint). Tie t to u with a zero term.
+            tt = tt + 0.0 * x.reshape(-1)[:1].sum()
         out = g(x, tt)
         if out.shape != u.shape:
             raise ValueError(f"f returned shape {tuple(out.shape)} for a state of shape {tuple(u.shape)}")
