@@ -106,14 +106,13 @@ def odeint(func, y0, t, *, rtol=1e-7, atol=1e-9, method=None, options=None, even
         if adjoint_options and "norm" in adjoint_options:
             sens = type(sens)(norm=adjoint_options["norm"])
         kw["sensealg"] = sens
-    p = None
-    if isinstance(func, torch.nn.Module):
-        f = _TdField(func)
-    elif adjoint_params is not None:  # torchdiffeq's explicit adjoint_params: hand them over as p
-        p = tuple(adjoint_params)
-        f = (lambda u, p, t: func(t, u))
-    else:
-        f = (lambda u, p, t: func(t, u))
+    # torchdiffeq's explicit adjoint_params are handed over as p (what f's graph may reach).
+    p = tuple(adjoint_params) if adjoint_params is not None and not isinstance(func, torch.nn.Module) else None
+
+    def field(u, p, t):
+        return func(t, u)
+
+    f = _TdField(func) if isinstance(func, torch.nn.Module) else field
     if event_fn is not None:
         end = math.inf if len(t) < 2 or float(t[1]) >= float(t[0]) else -math.inf
         ev = dss.Event(lambda u, p, tt: event_fn(tt, u), terminal=True)
