@@ -49,7 +49,7 @@ def run_forward(job: ODEJob, *, dense: bool, grad: bool, checkpoint_times=None) 
             job.alg, job.rhs, job.t0, job.t1, job.u0, job.opts,
             f0=job.f0, saveat=job.save_list(), save_steps=job.saveat is None, dense=dense, grad=grad,
             reg=job.global_reg_kind(), checkpoint_times=checkpoint_times, sample_step=job.reservoir,
-            events=job.events,
+            events=job.events, tstops=job.tstops,
         )
     return collect(job, traj)
 

@@ -17,6 +17,7 @@ from .dense import DenseOutput
 from .ode.base import AbstractAdaptiveSolver, AbstractExplicitRK, AbstractODESolver, dense_eval
 from .ode.controller import PIController, error_ratio, initial_step
 from .retcode import ReturnCode
+from .rhs import SegmentRHS
 
 _EPS = 2.220446049250313e-16
 #: tag of the saved points that are event crossings (``job.py`` names the others)
@@ -108,6 +109,8 @@ def integrate(
     checkpoint_times: list[float] | None = None,
     sample_step=None,
     events=None,
+    tstops: list[float] | None = None,
+    open_ends: tuple[bool, bool] = (False, False),
 ) -> Trajectory:
     """Integrate ``u' = rhs(t, u)`` from ``t0`` to ``t1`` (either direction).
 
@@ -129,6 +132,12 @@ def integrate(
         events: an :class:`~solvers.events.EventTracker`; crossings become saved points
             tagged ``EVENT_TAG``, and a terminal one ends the integration there
             (``retcode`` TERMINATED, ``t_end``/``u_end`` at the event).
+        tstops: times strictly inside the span, ordered in the direction of
+            integration, that steps must land on: discontinuities of ``f`` in time. Each
+            segment between them sees ``f``'s one-sided limits at its ends
+            (:class:`~solvers.rhs.SegmentRHS`), with no FSAL reuse across a stop.
+        open_ends: whether ``t0`` / ``t1`` are themselves such discontinuities (a
+            backward adjoint segment between two stops).
     """
     out = Trajectory()
     direction = -1.0 if t1 < t0 else 1.0
@@ -136,6 +145,18 @@ def integrate(
     ws = solver.workspace(u0, grad=grad)
     if reg == "stiffness":
         ws.probe = True
+    stops = list(tstops) if tstops else []
+    base_rhs = rhs
+
+    def segment(k):
+        """The rhs for the segment before stop k (after the last stop: up to t1)."""
+        a = t0 if k == 0 else stops[k - 1]
+        b = stops[k] if k < len(stops) else t1
+        open_a = open_ends[0] if k == 0 else True
+        open_b = open_ends[1] if k == len(stops) else True
+        return SegmentRHS(base_rhs, a, b, open_a, open_b) if (open_a or open_b) else base_rhs
+
+    rhs = segment(0)
     if f0 is None and (solver.fsal or adaptive):
         f0 = rhs(t0, u0)
     if dense:
@@ -163,6 +184,7 @@ def integrate(
     ci = 0
 
     land = adaptive and solver.dense_order() < solver.order() - 1
+    ti = 0
     t, u = t0, u0
     r_prev = 1e-4
     n_attempts = 0
@@ -179,13 +201,19 @@ def integrate(
             # output is much less accurate than their steps, on the next save time)
             # instead of leaving a sliver.
             target = saves[si][0] if (land and si < len(saves)) else t1
+            if ti < len(stops) and direction * (stops[ti] - target) < 0.0:
+                target = stops[ti]
             hit = direction * (t + 1.01 * dt - target) >= 0.0
             last = hit and target == t1
             h = target - t if hit else dt
+            on_stop = False
         else:
             t_next = t0 + (n_fixed + 1) * dt
             last = direction * (t_next - t1) >= -1e-12 * abs(dt)
             h = (t1 if last else t_next) - t
+            on_stop = ti < len(stops) and direction * (stops[ti] - (t + h)) < -1e-12 * abs(dt)
+            if on_stop:  # land on the stop, then resume the uniform grid
+                h, last = stops[ti] - t, False
         nfe_before = rhs.nfe
         step = solver.step(rhs, t, u, h, f0, ws)
 
@@ -235,11 +263,11 @@ def integrate(
             continue
 
         # ---- accepted
-        t_new = t1 if last else (target if (adaptive and hit) else t + h)
+        t_new = t1 if last else (target if (adaptive and hit) else (stops[ti] if on_stop else t + h))
         u1 = step.u1
         R = None
 
-        def coeffs(t=t, u=u, h=h, step=step):
+        def coeffs(t=t, u=u, h=h, step=step, rhs=rhs):
             nonlocal R
             if R is None:
                 R = solver.dense_coeffs(rhs, t, u, h, step, ws)
@@ -272,7 +300,8 @@ def integrate(
         out.step_starts.append(t)
         out.step_dts.append(h)
         out.naccept += 1
-        n_fixed += 1
+        if not (on_stop and not adaptive):
+            n_fixed += 1
 
         if adaptive:
             fac = opts.controller.factor(r, r_prev, b1, b2)
@@ -294,6 +323,10 @@ def integrate(
                 out.dense.stop = stop.t
             break
         t, u, f0 = t_new, u1, step.f1
+        if ti < len(stops) and direction * (stops[ti] - t) <= 1e-12 * abs(h):
+            ti += 1  # landed on a stop (exactly, or a fixed grid point within round-off)
+            f0 = None  # f may jump at a stop: the next step evaluates it afresh
+            rhs = segment(ti)
         while ci < len(cps) and direction * (cps[ci] - t) <= 0.0:
             out.checkpoints.append((t, u.detach(), abs(dt)))
             ci += 1

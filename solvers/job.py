@@ -41,6 +41,7 @@ class ODEJob:
     unflatten: Any = None  # flat state -> the user's pytree (None: the state is a tensor)
     reservoir: random.Random | None = None  # biased local-regularization sampler
     events: Any = None  # an EventTracker, or None
+    tstops: list[float] | None = None  # times steps land on (discontinuities), in integration order
 
     def save_list(self) -> list[tuple[float, int]] | None:
         """The user's save times (tag USER) merged with the regularizer's time (tag REG)."""

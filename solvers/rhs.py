@@ -57,6 +57,48 @@ class RHS:
         return jacobian(lambda x, tt: self.f(x, self.p, tt), t, u, batch=batch, create_graph=create_graph)
 
 
+class SegmentRHS:
+    """An rhs seen from inside one segment ``[a, b]`` of the span whose ends are
+    discontinuities of ``f`` in time (``tstops``): evaluations at (or beyond) an open end
+    move to the nearest float inside, so a step ending on a jump sees the one-sided limit
+    of ``f`` and the step after it the other (torchdiffeq's perturbed evaluations at
+    ``jump_t``). Same interface as :class:`RHS` for the steppers."""
+
+    __slots__ = ("rhs", "a", "b", "a_in", "b_in", "direction")
+
+    def __init__(self, rhs, a: float, b: float, open_a: bool, open_b: bool):
+        self.rhs, self.a, self.b = rhs, a, b
+        self.direction = -1.0 if b < a else 1.0
+        # The neighbours in the dtype f sees time in (the state's): float32 rounds a
+        # float64 neighbour back onto the jump.
+        dtype = getattr(rhs, "dtype", torch.float64)
+        self.a_in = _inside(a, b, dtype) if open_a else None
+        self.b_in = _inside(b, a, dtype) if open_b else None
+
+    @property
+    def nfe(self) -> int:
+        return self.rhs.nfe
+
+    def _clamp(self, t):
+        if isinstance(t, float):
+            if self.a_in is not None and self.direction * (t - self.a) <= 0.0:
+                return self.a_in
+            if self.b_in is not None and self.direction * (t - self.b) >= 0.0:
+                return self.b_in
+        return t
+
+    def __call__(self, t, u):
+        return self.rhs(self._clamp(t), u)
+
+    def jacobian(self, t, u, **kw):
+        return self.rhs.jacobian(self._clamp(t), u, **kw)
+
+
+def _inside(x: float, toward: float, dtype: torch.dtype) -> float:
+    """The float of ``dtype`` next to ``x`` in the direction of ``toward``."""
+    return float(torch.nextafter(torch.tensor(x, dtype=dtype), torch.tensor(toward, dtype=dtype)))
+
+
 def check_rhs_output(name: str, out: Any, u: torch.Tensor, t: torch.Tensor | None = None) -> None:
     """A right-hand side must return a tensor of the state's shape, dtype and device
     (checked in full on the first evaluation, and on any later one that differs)."""

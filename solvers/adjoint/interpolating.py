@@ -100,7 +100,9 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
                 t_a, u_a, dt_a = starts[k]
                 o = job.opts if dt_a is None else dataclasses.replace(job.opts, dt=dt_a if job.opts.adaptive else job.opts.dt)
                 nfe = job.rhs.nfe
-                seg = integrate(job.alg, job.rhs, t_a, ends[k], u_a, o, dense=True)
+                lo, hi = sorted((t_a, ends[k]))
+                seg_stops = [s for s in (job.tstops or []) if lo < s < hi]
+                seg = integrate(job.alg, job.rhs, t_a, ends[k], u_a, o, dense=True, tstops=seg_stops)
                 job.stats.nfe_backward += job.rhs.nfe - nfe
                 cache[k] = seg.dense
             return cache[k].eval

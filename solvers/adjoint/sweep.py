@@ -97,6 +97,10 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
 
     stops = set(times[:-1])
     stops.add(job.t0)
+    # The backward solve also stops at the forward tstops (discontinuities of f), and
+    # evaluates f only inside each segment between them.
+    jumps = set(job.tstops or [])
+    breakpoints = list(breakpoints or []) + list(jumps)
     if breakpoints:
         stops.update(b for b in breakpoints if direction * (b - times[-1]) < 0 and direction * (b - job.t0) > 0)
     targets = sorted(stops, key=lambda s: -direction * s)  # backward order
@@ -115,12 +119,14 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         o = opts if dt_next is None or not opts.adaptive else dataclasses.replace(opts, dt=dt_next)
         if with_quad:
             z0 = dyn.pack(u, lam, Q)
-            traj = integrate(alg, dyn, cur, target, z0, o, err_numel=err_numel)
+            traj = integrate(alg, dyn, cur, target, z0, o, err_numel=err_numel,
+                             open_ends=(cur in jumps, target in jumps))
             u, lam, Qn = dyn.unpack(traj.u_end)
             Q = Qn.clone()
         else:
             acc = GaussLegendreAccumulator(dyn, Q, quad_nodes) if dyn.P else None
-            traj = integrate(alg, dyn, cur, target, dyn.pack(u, lam, None), o, on_accept=acc)
+            traj = integrate(alg, dyn, cur, target, dyn.pack(u, lam, None), o, on_accept=acc,
+                             open_ends=(cur in jumps, target in jumps))
             u, lam, _ = dyn.unpack(traj.u_end)
         job.stats.naccept_backward += traj.naccept
         job.stats.nreject_backward += traj.nreject
