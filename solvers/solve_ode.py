@@ -96,7 +96,7 @@ def check_tstops(tstops: Any, t0: float, t1: float) -> list[float]:
         tstops = tstops.detach().reshape(-1).cpu().tolist()
     elif isinstance(tstops, (int, float)):
         tstops = [tstops]
-    elif not isinstance(tstops, Sequence):
+    elif not isinstance(tstops, Sequence) or isinstance(tstops, str):
         raise TypeError(f"tstops must be None, a number, a sequence or a 1-D tensor of times, got "
                         f"{type(tstops).__name__}")
     lo, hi = sorted((t0, t1))
@@ -118,7 +118,7 @@ def check_saveat(saveat: Any, t0: float, t1: float, like: torch.Tensor) -> list[
         saveat = saveat.detach().reshape(-1).cpu().tolist()
     elif isinstance(saveat, (int, float)):
         saveat = [saveat]
-    elif not isinstance(saveat, Sequence):
+    elif not isinstance(saveat, Sequence) or isinstance(saveat, str):
         raise TypeError(f"saveat must be None, a number, a sequence or a 1-D tensor of times, got {type(saveat).__name__}")
     ts = [float(x) for x in saveat]
     if not ts:
