@@ -54,6 +54,36 @@ def adjoint_params(f: Any, p: Any) -> list[torch.Tensor]:
     return out
 
 
+def step_options(alg, adaptive_alg: bool, u0: torch.Tensor, *, rtol, atol, dt, adaptive, dtmin, dtmax, max_steps,
+                 controller, force_dtmin: bool = False, norm=None) -> StepOptions:
+    """The step-size options of ``solve`` (ODEs and SDEs), checked: clear errors naming
+    the argument, the value and what is allowed."""
+    rtol = tolerance("rtol", rtol, u0)
+    atol = tolerance("atol", atol, u0)
+    check_tolerances(rtol, atol)
+    if not isinstance(adaptive, bool):
+        raise TypeError(f"adaptive must be a bool, got {type(adaptive).__name__}")
+    if dt is not None:
+        dt = positive("dt", dt)
+    if (not adaptive_alg or not adaptive) and dt is None:
+        why = "is a fixed-step method" if not adaptive_alg else "runs with adaptive=False"
+        raise ValueError(f"{type(alg).__name__} {why}: pass dt=... (the step size, > 0)")
+    dtmin = positive("dtmin", dtmin, allow_zero=True)
+    if not isinstance(force_dtmin, bool):
+        raise TypeError(f"force_dtmin must be a bool, got {type(force_dtmin).__name__}")
+    if force_dtmin and dtmin == 0.0:
+        raise ValueError("force_dtmin=True needs dtmin > 0")
+    dtmax = float(dtmax)
+    if not dtmax > 0:
+        raise ValueError(f"dtmax must be > 0, got {dtmax}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
+    if not isinstance(controller, PIController):
+        raise TypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    return StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin, dtmax=dtmax,
+                       max_steps=max_steps, controller=controller, force_dtmin=force_dtmin, norm=norm)
+
+
 def error_norm(norm: Any, u0: torch.Tensor, per_sample: bool) -> Callable | None:
     """``solve``'s ``norm`` argument as a function of the scaled error (None: RMS), with
     a callable checked once on a tensor of ones."""
@@ -249,31 +279,10 @@ def solve_ode(
     t0, t1 = prob.span
     t0_t, t1_t = (x if isinstance(x, torch.Tensor) else None for x in prob.tspan)
     direction = -1.0 if t1 < t0 else 1.0
-    rtol = tolerance("rtol", rtol, u0)
-    atol = tolerance("atol", atol, u0)
-    check_tolerances(rtol, atol)
-    adaptive_alg = isinstance(alg, AbstractAdaptiveSolver)
-    if not isinstance(adaptive, bool):
-        raise TypeError(f"adaptive must be a bool, got {type(adaptive).__name__}")
-    if dt is not None:
-        dt = positive("dt", dt)
-    if (not adaptive_alg or not adaptive) and dt is None:
-        why = "is a fixed-step method" if not adaptive_alg else "runs with adaptive=False"
-        raise ValueError(f"{type(alg).__name__} {why}: pass dt=... (the step size, > 0)")
-    dtmin = positive("dtmin", dtmin, allow_zero=True)
-    if not isinstance(force_dtmin, bool):
-        raise TypeError(f"force_dtmin must be a bool, got {type(force_dtmin).__name__}")
-    if force_dtmin and dtmin == 0.0:
-        raise ValueError("force_dtmin=True needs dtmin > 0")
-    dtmax = float(dtmax)
-    if not dtmax > 0:
-        raise ValueError(f"dtmax must be > 0, got {dtmax}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
-    if controller is None:
-        controller = PIController()
-    elif not isinstance(controller, PIController):
-        raise TypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    opts = step_options(alg, isinstance(alg, AbstractAdaptiveSolver), u0, rtol=rtol, atol=atol, dt=dt,
+                        adaptive=adaptive, dtmin=dtmin, dtmax=dtmax, force_dtmin=force_dtmin, max_steps=max_steps,
+                        controller=controller if controller is not None else PIController(),
+                        norm=error_norm(norm, u0, per_sample))
     if sensealg is None:
         sensealg = DirectAdjoint()
     elif not isinstance(sensealg, AbstractSensitivity):
@@ -311,9 +320,6 @@ def solve_ode(
         raise ValueError("LocalRegularization(sampling='unbiased') draws its time from tspan, which is infinite; "
                          "use sampling='biased'")
 
-    norm_fn = error_norm(norm, u0, per_sample)
-    opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin, norm=norm_fn,
-                       dtmax=dtmax, max_steps=max_steps, controller=controller, force_dtmin=force_dtmin)
     stats = Stats()
     rhs = RHS(prob.f, prob.p, u0.dtype, u0.device)
     params = adjoint_params(prob.f, prob.p)
