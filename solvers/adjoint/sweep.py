@@ -76,6 +76,9 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         mode="backsolve" if mode == "backsolve" else "interp", with_quadrature=with_quad, stack_dim=stack_dim,
     )
     direction = job.direction
+    # Tolerances given per entry of the state hold for u and lam alike in the augmented
+    # backward state (the parameter integral gets the tightest one).
+    opts = dataclasses.replace(opts, rtol=_augmented(opts.rtol, dyn, u0), atol=_augmented(opts.atol, dyn, u0))
     norm = getattr(sens, "norm", "seminorm")
     err_numel = dyn.controlled_numel if norm == "seminorm" else None
     if callable(norm):
@@ -153,3 +156,11 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         grads.append(Q[k : k + prm.numel()].view(prm.shape).to(prm.dtype))
         k += prm.numel()
     return lam, grads
+
+
+def _augmented(tol, dyn: AdjointDynamics, u0: torch.Tensor):
+    if not isinstance(tol, torch.Tensor):
+        return tol
+    full = torch.broadcast_to(tol, u0.shape)
+    q = full.min().expand(dyn.P) if dyn.with_quad else None
+    return dyn.pack(full, full, q)

@@ -88,6 +88,10 @@ def error_ratio(err, u0, u1, rtol, atol, *, numel: int | None = None, dims=None,
     """
     if numel is not None:
         err, u0, u1 = err.reshape(-1)[:numel], u0.reshape(-1)[:numel], u1.reshape(-1)[:numel]
+        if isinstance(rtol, torch.Tensor):
+            rtol = rtol.reshape(-1)[:numel]
+        if isinstance(atol, torch.Tensor):
+            atol = atol.reshape(-1)[:numel]
     with torch.no_grad():
         scale = torch.maximum(u0.abs(), u1.abs()).mul_(rtol).add_(atol)
     q = err / scale

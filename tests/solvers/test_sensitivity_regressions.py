@@ -228,3 +228,18 @@ def test_lambda_calling_module_raises_under_continuous_adjoints(sensealg):
     assert W.grad is not None
     with torch.no_grad():  # inference needs no gradients, so nothing to check
         dss.solve(P(lambda u, p, t: net(u), torch.ones(2), (0.0, 1.0)), dss.Tsit5(), sensealg=sensealg)
+
+
+@pytest.mark.parametrize("alg", [dss.Tsit5(), dss.Rodas5P()], ids=repr)
+@pytest.mark.parametrize("sensealg", [*CONTINUOUS, dss.BacksolveAdjoint(norm="full")], ids=repr)
+def test_tensor_tolerances_under_continuous_adjoints(sensealg, alg):
+    """Found while porting: per-entry rtol broke BacksolveAdjoint's backward solve (the
+    tolerances did not match the augmented state [u, lam, dL/dp]). u' = -k u:
+    du(1)/du0 = e^-k, d sum u(1)/dk = -3 e^-k."""
+    y0 = torch.ones(3, requires_grad=True)
+    k = torch.tensor(1.0, requires_grad=True)
+    sol = dss.solve(P(lambda u, p, t: -p * u, y0, (0.0, 1.0), p=k), alg, rtol=torch.tensor([1e-6, 1e-7, 1e-8]),
+                    atol=1e-9, saveat=[1.0], sensealg=sensealg)
+    sol.u.sum().backward()
+    assert torch.allclose(y0.grad, torch.full((3,), math.exp(-1.0)), atol=1e-6)
+    assert abs(float(k.grad) + 3 * math.exp(-1.0)) < 1e-5
