@@ -3,9 +3,10 @@
 ``solve`` is the same function as ``diffsim.solve``; every problem and algorithm
 type registers its method with :func:`diffsim.dispatch.register`.
 
-    prob = ODEProblem(f, u0, tspan=(0.0, 1.0), p=theta)       # f(u, p, t) -> du/dt
-    sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-8, saveat=ts, sensealg=InterpolatingAdjoint())
-    sol.t, sol.u, sol(0.5), sol.stats, sol.retcode, sol.reg
+    prob = ODEProblem(f, u0, tspan=(0.0, 1.0), p=theta)       # f(u, p, t) -> du/dt; u0 a tensor or pytree
+    sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-8, saveat=ts, sensealg=InterpolatingAdjoint(),
+                event=Event(g), tstops=[0.5], norm="max")       # all optional
+    sol.t, sol.u, sol(0.5), sol.stats, sol.retcode, sol.reg, sol.event_t
 
 Submodules: ``pde`` (reference PDE solvers, data generation, evaluation) and ``nn``
 (neural PDE surrogates, neural PDE layers, training).
