@@ -3,9 +3,10 @@
 ``solve`` is the same function as ``diffsim.solve``; every problem and algorithm
 type registers its method with :func:`diffsim.dispatch.register`.
 
-    prob = ODEProblem(f, u0, tspan=(0.0, 1.0), p=theta)       # f(u, p, t) -> du/dt
-    sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-8, saveat=ts, sensealg=InterpolatingAdjoint())
-    sol.t, sol.u, sol(0.5), sol.stats, sol.retcode, sol.reg
+    prob = ODEProblem(f, u0, tspan=(0.0, 1.0), p=theta)       # f(u, p, t) -> du/dt; u0 a tensor or pytree
+    sol = solve(prob, Tsit5(), rtol=1e-6, atol=1e-8, saveat=ts, sensealg=InterpolatingAdjoint(),
+                event=Event(g), tstops=[0.5], norm="max")       # all optional
+    sol.t, sol.u, sol(0.5), sol.stats, sol.retcode, sol.reg, sol.event_t
 
     sol = solve(NonlinearProblem(f, u0, p), NewtonRaphson(), sensealg=ImplicitAdjoint())  # f(u, p) = 0
 
@@ -44,6 +45,7 @@ from .control import (
     MPCResult,
     receding_horizon,
 )
+from .events import Event
 from .implicit import (
     AbstractNonlinearSolver,
     Anderson,
@@ -94,7 +96,7 @@ from .solution import ODESolution, Stats
 
 __all__ = [
     "solve", "detest", "pde", "nn", "implicit",
-    "ODEProblem", "SDEProblem",
+    "ODEProblem", "SDEProblem", "Event",
     "ODESolution", "Stats", "ReturnCode", "SolveError",
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
     "AbstractRosenbrock", "ButcherTableau", "PIController",

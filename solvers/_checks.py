@@ -32,19 +32,21 @@ def as_state(name: str, value: Any) -> torch.Tensor:
     return value
 
 
-def as_tspan(tspan: Any) -> tuple[float, float]:
-    """``(t0, t1)`` as two finite, distinct floats; ``t1 < t0`` integrates backwards."""
+def as_tspan(tspan: Any, *, allow_empty: bool = False, allow_infinite_end: bool = False) -> tuple[float, float]:
+    """``(t0, t1)`` as two floats; ``t1 < t0`` integrates backwards; ``t0 == t1`` (nothing
+    to integrate: the solution is ``u0``) only with ``allow_empty``; ``t1 = +-inf`` (a
+    solve that a terminal event ends) only with ``allow_infinite_end``."""
     if isinstance(tspan, torch.Tensor):
         tspan = tspan.detach().cpu().tolist()
     if not isinstance(tspan, Sequence) or len(tspan) != 2:
         raise ValueError(f"tspan must be a pair (t0, t1) of finite numbers, got {tspan!r}")
     try:
-        t0, t1 = float(tspan[0]), float(tspan[1])
+        t0, t1 = (float(x.detach()) if isinstance(x, torch.Tensor) else float(x) for x in tspan)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"tspan must be a pair (t0, t1) of finite numbers, got {tspan!r}") from exc
-    if not (math.isfinite(t0) and math.isfinite(t1)):
+    if not (math.isfinite(t0) and (math.isfinite(t1) or (allow_infinite_end and math.isinf(t1)))):
         raise ValueError(f"tspan must be finite, got ({t0}, {t1})")
-    if t0 == t1:
+    if t0 == t1 and not allow_empty:
         raise ValueError(f"tspan has zero length (t0 == t1 == {t0}); give t1 != t0 (t1 < t0 integrates backwards)")
     return t0, t1
 

@@ -17,8 +17,9 @@ class DenseOutput:
     ``theta = (t - t_k) / dt_k``. Under ``DirectAdjoint`` the values are differentiable.
     """
 
-    def __init__(self, t0: float, direction: float):
-        self.t0, self.direction = t0, direction
+    def __init__(self, t0: float, direction: float, u0: torch.Tensor | None = None):
+        self.t0, self.direction, self.u0 = t0, direction, u0  # u0: the value of an empty span
+        self.stop: float | None = None  # a terminal event's time: the end, inside the last step
         self.starts: list[float] = []  # direction * t_k, increasing
         self.dts: list[float] = []
         self.u0s: list[torch.Tensor] = []
@@ -32,6 +33,8 @@ class DenseOutput:
 
     @property
     def t_end(self) -> float:
+        if self.stop is not None:
+            return self.stop
         if not self.dts:
             return self.t0
         return self.direction * self.starts[-1] + self.dts[-1]
@@ -49,6 +52,8 @@ class DenseOutput:
         tf = float(t.detach()) if isinstance(t, torch.Tensor) else float(t)
         lo, hi = sorted((self.t0, self.t_end))
         slack = 1e-12 * max(1.0, abs(lo), abs(hi))
+        if not self.dts and self.u0 is not None and tf == self.t0:
+            return self.u0
         if not self.dts or not (lo - slack <= tf <= hi + slack):
             raise ValueError(f"t={tf} lies outside the solved interval [{lo}, {hi}]; dense output does not extrapolate")
         k = self.locate(tf)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .integrate import Trajectory, integrate
-from .job import REG, USER, ODEJob
+from .job import EVENT, REG, USER, ODEJob
 
 
 class Forward:
@@ -27,6 +27,10 @@ class Forward:
     def user_index(self) -> list[int]:
         return [i for i, tag in enumerate(self.tags) if tag == USER]
 
+    def event_index(self) -> list[int]:
+        """Positions of the event crossings in ``ts`` (their events: ``traj.event_ids``)."""
+        return [i for i, tag in enumerate(self.tags) if tag == EVENT]
+
     def reg_index(self) -> int | None:
         for i, tag in enumerate(self.tags):
             if tag == REG:
@@ -45,6 +49,7 @@ def run_forward(job: ODEJob, *, dense: bool, grad: bool, checkpoint_times=None) 
             job.alg, job.rhs, job.t0, job.t1, job.u0, job.opts,
             f0=job.f0, saveat=job.save_list(), save_steps=job.saveat is None, dense=dense, grad=grad,
             reg=job.global_reg_kind(), checkpoint_times=checkpoint_times, sample_step=job.reservoir,
+            events=job.events, tstops=job.tstops,
         )
     return collect(job, traj)
 

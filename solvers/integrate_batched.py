@@ -66,8 +66,11 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
         if opts.dt is not None:
             dt = torch.full((B,), direction * opts.dt, dtype=dtype, device=device)
         else:
-            h0 = initial_step(rhs, t, u0, f0, direction, alg.error_order(), opts.rtol, opts.atol, dims=dims)
+            h0 = initial_step(rhs, t, u0, f0, direction, alg.error_order(), opts.rtol, opts.atol, dims=dims,
+                              norm=opts.norm)
             dt = direction * h0.clamp(max=opts.dtmax)
+        if opts.dtmin > 0:
+            dt = direction * dt.abs().clamp(min=opts.dtmin)
     else:
         dt = torch.full((B,), direction * opts.dt, dtype=dtype, device=device)
     r_prev = torch.full((B,), 1e-4, dtype=dtype, device=device)
@@ -110,7 +113,7 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
     land = adaptive and alg.dense_order() < alg.order() - 1
     u = u0
     niters = 0
-    while True:
+    while t0 != t1:  # an empty span has nothing to integrate
         active = ~done
         if adaptive:
             if land and n_s:
@@ -128,10 +131,13 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
         step = alg.step(rhs, t, u, h.view(bview), f0, ws)
         niters += 1
         if adaptive:
-            ratio = error_ratio(step.err, u, step.u1, opts.rtol, opts.atol, dims=dims)
+            ratio = error_ratio(step.err, u, step.u1, opts.rtol, opts.atol, dims=dims, norm=opts.norm)
             r = ratio.detach()
             finite = torch.isfinite(r)
-            accept = active & finite & (r <= 1.0)
+            ok = r <= 1.0
+            if opts.force_dtmin:  # a step at dtmin is taken whatever its error
+                ok = ok | (h.abs() <= opts.dtmin)
+            accept = active & finite & ok
         else:
             finite = torch.isfinite(step.u1.detach()).reshape(B, -1).all(1)
             accept = active & finite
@@ -198,11 +204,16 @@ def integrate_per_sample(job, *, dense: bool, grad: bool) -> Trajectory:
             fac_rej = (opts.controller.safety * r.clamp_min(1e-300) ** (-b1)).clamp(opts.controller.factor_min, 1.0)
             fac_rej = torch.where(finite, fac_rej, torch.full_like(r, 0.1))
             dt_acc = (h * fac_acc).clamp(-opts.dtmax, opts.dtmax)
+            if opts.dtmin > 0:
+                dt_acc = torch.where(dt_acc.abs() < opts.dtmin, direction * torch.full_like(dt_acc, opts.dtmin), dt_acc)
             # Keep the proposal, not a step shortened to land on a target.
             dt_acc = torch.where(hit & (dt.abs() > dt_acc.abs()), dt, dt_acc)
             dt = torch.where(accept, dt_acc, torch.where(reject, h * fac_rej, dt))
             r_prev = torch.where(accept, r.clamp_min(1e-4), r_prev)
             rejected_last = torch.where(active, reject, rejected_last)
+            if opts.force_dtmin:
+                retry = reject & (dt.abs() < opts.dtmin) & (h.abs() > opts.dtmin)
+                dt = torch.where(retry, direction * torch.full_like(dt, opts.dtmin), dt)
             too_small = reject & (dt.abs() < torch.clamp_min(16 * 2.2e-16 * t.abs(), opts.dtmin))
             failed = failed | too_small
             nonfinite_fail = nonfinite_fail | (too_small & ~finite)

@@ -9,19 +9,20 @@ from typing import Any
 
 import torch
 
-from .integrate import StepOptions
+from .integrate import EVENT_TAG, StepOptions
 from .ode.base import AbstractODESolver
 from .regularization import GlobalRegularization, LocalRegularization
 from .rhs import RHS
 from .solution import Stats
 
-#: tags of saved points: the user's save times, and the local regularizer's point
-USER, REG = 0, 1
+#: tags of saved points: the user's save times, the local regularizer's point, events
+USER, REG, EVENT = 0, 1, EVENT_TAG
 
 
 @dataclasses.dataclass
 class ODEJob:
-    prob: Any
+    prob: Any  # the (flat) problem: f and p
+    u0: torch.Tensor  # the solve's input state (flat; carries the t0 gradient if wanted)
     alg: AbstractODESolver
     opts: StepOptions
     t0: float
@@ -37,11 +38,10 @@ class ODEJob:
     f0: torch.Tensor
     generator: torch.Generator | None
     t_reg: float | None = None  # unbiased local-regularization time, drawn up front
+    unflatten: Any = None  # flat state -> the user's pytree (None: the state is a tensor)
     reservoir: random.Random | None = None  # biased local-regularization sampler
-
-    @property
-    def u0(self) -> torch.Tensor:
-        return self.prob.u0
+    events: Any = None  # an EventTracker, or None
+    tstops: list[float] | None = None  # times steps land on (discontinuities), in integration order
 
     def save_list(self) -> list[tuple[float, int]] | None:
         """The user's save times (tag USER) merged with the regularizer's time (tag REG)."""

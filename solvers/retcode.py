@@ -8,13 +8,18 @@ from enum import Enum
 class ReturnCode(str, Enum):
     """How a solve ended. The value of each member is a message that says how to fix it.
 
-    ``sol.retcode`` is one of these; ``sol.successful`` is ``sol.retcode is ReturnCode.SUCCESS``.
+    ``sol.retcode`` is one of these; ``sol.successful`` is true for ``SUCCESS`` and ``TERMINATED``.
     A failed solve keeps the states saved up to the failure (``sol.t``/``sol.u`` are
     shorter than ``saveat``) and never pads them with NaN. Pass ``throw=True`` to
-    ``solve`` to get a :class:`SolveError` instead.
+    ``solve`` to get a :class:`SolveError` instead. ``TERMINATED`` (a terminal event
+    ended the solve) counts as successful, as Julia's ``Terminated`` does.
     """
 
     SUCCESS = "success"
+    TERMINATED = (
+        "terminated by a terminal event: the solution ends at the event (sol.event_t[-1]); "
+        "save times after it were not reached"
+    )
     MAX_STEPS = (
         "max_steps reached: raise max_steps, loosen rtol/atol, or use a stiff solver "
         "(Rodas5P, Rosenbrock23) if the problem is stiff"

@@ -56,14 +56,21 @@ class ODESolution:
 
     Attributes:
         t: (T,) tensor of save times (``saveat``, or every accepted step when ``saveat``
-            is None), on ``u0``'s device.
-        u: (T, *u0.shape) tensor of states at ``t``, time first; differentiable with
-            every ``sensealg``.
+            is None; a terminal event's time last), on ``u0``'s device. Differentiable
+            where the times are: ``saveat`` or ``tspan`` entries that require grad,
+            event times.
+        u: (T, *u0.shape) tensor of states at ``t``, time first (for a pytree state: the
+            same pytree with a leading time axis on every leaf); differentiable with
+            every ``sensealg``, also with respect to ``t0``, ``t1`` and ``saveat``.
         stats: :class:`Stats`.
         retcode: :class:`ReturnCode`; a failed solve holds only the points saved
             before the failure.
         reg: the weighted regularization term (0-d tensor; zero without
             ``regularization``), differentiable: add it to the loss.
+        event_t, event_u, event_index: the event crossings found (``event=``): times
+            ``(K,)``, states ``(K, *u0.shape)`` (pytree like ``u``) and which event of the
+            list each one is; differentiable by the implicit function theorem. None
+            without events.
         prob, alg, sensealg: what was solved and how.
 
     Calling ``sol(t)`` (a float, or a 1-D sequence/tensor of times) evaluates the dense
@@ -72,21 +79,24 @@ class ODESolution:
     continuous adjoints (their gradients flow only through ``sol.u``).
     """
 
-    def __init__(self, *, t, u, stats, retcode, reg, dense, prob, alg, sensealg, t_final=None):
+    def __init__(self, *, t, u, stats, retcode, reg, dense, prob, alg, sensealg, t_final=None, layout=None,
+                 event_t=None, event_u=None, event_index=None):
         self.t: torch.Tensor = t
-        self.u: torch.Tensor = u
+        self.u = u
         self.stats: Stats = stats
         self.retcode: ReturnCode = retcode
         self.reg: torch.Tensor = reg
         self.prob, self.alg, self.sensealg = prob, alg, sensealg
         self._dense = dense
+        self._layout = layout  # the pytree layout of the state, or None
         self.t_final = t_final
+        self.event_t, self.event_u, self.event_index = event_t, event_u, event_index
 
     @property
     def successful(self) -> bool:
-        return self.retcode is ReturnCode.SUCCESS
+        return self.retcode in (ReturnCode.SUCCESS, ReturnCode.TERMINATED)
 
-    def __call__(self, t: Any) -> torch.Tensor:
+    def __call__(self, t: Any):
         if self._dense is None:
             raise ValueError(
                 "this solution has no dense output: solve with dense=True (the default when "
@@ -94,17 +104,21 @@ class ODESolution:
             )
         if isinstance(t, torch.Tensor):
             if t.dim() == 0:
-                return self._dense.eval(float(t))
-            return torch.stack([self._dense.eval(float(ti)) for ti in t.reshape(-1)])
-        if isinstance(t, (list, tuple)):
-            return torch.stack([self._dense.eval(float(ti)) for ti in t])
-        return self._dense.eval(float(t))
+                out = self._dense.eval(float(t))
+            else:
+                out = torch.stack([self._dense.eval(float(ti)) for ti in t.reshape(-1)])
+        elif isinstance(t, (list, tuple)):
+            out = torch.stack([self._dense.eval(float(ti)) for ti in t])
+        else:
+            out = self._dense.eval(float(t))
+        return out if self._layout is None else self._layout.tree(out)
 
     def __len__(self) -> int:
         return self.t.shape[0]
 
     def __repr__(self) -> str:
+        shape = tuple(self.u.shape) if isinstance(self.u, torch.Tensor) else type(self.u).__name__
         return (
-            f"ODESolution(retcode={self.retcode.name}, t: {tuple(self.t.shape)}, u: {tuple(self.u.shape)}, "
+            f"ODESolution(retcode={self.retcode.name}, t: {tuple(self.t.shape)}, u: {shape}, "
             f"nfe={self.stats.nfe}, naccept={self.stats.naccept}, nreject={self.stats.nreject})"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -13,12 +13,15 @@ from diffsim.dispatch import register, register_default
 
 from ._checks import no_unknown_kwargs, param_tensors, positive, tolerance
 from .adjoint import AbstractSensitivity, DirectAdjoint
+from .adjoint.closure import check_closure
+from .events import Event, EventTracker, as_events, event_time
 from .integrate import StepOptions
 from .job import ODEJob
 from .ode.base import AbstractAdaptiveSolver, AbstractODESolver
-from .ode.controller import PIController
+from .ode.controller import PIController, max_norm, max_norm_per_sample
 from .ode.tsit5 import Tsit5
 from .problems import ODEProblem
+from .pytree import StateLayout, flat_field
 from .regularization import (
     GlobalRegularization,
     LocalRegularization,
@@ -29,10 +32,11 @@ from .regularization import (
 from .retcode import ReturnCode, SolveError
 from .rhs import RHS, check_rhs_output
 from .solution import ODESolution, Stats
+from .timegrad import at_times, needs_time_grad, shift_start
 
 ALLOWED = (
-    "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "max_steps", "controller", "dense",
-    "sensealg", "regularization", "per_sample", "throw", "generator",
+    "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "force_dtmin", "max_steps", "controller", "dense",
+    "sensealg", "regularization", "per_sample", "throw", "generator", "norm", "event", "tstops",
 )
 
 
@@ -50,6 +54,93 @@ def adjoint_params(f: Any, p: Any) -> list[torch.Tensor]:
     return out
 
 
+def step_options(alg, adaptive_alg: bool, u0: torch.Tensor, *, rtol, atol, dt, adaptive, dtmin, dtmax, max_steps,
+                 controller, force_dtmin: bool = False, norm=None) -> StepOptions:
+    """The step-size options of ``solve`` (ODEs and SDEs), checked: clear errors naming
+    the argument, the value and what is allowed."""
+    rtol = tolerance("rtol", rtol, u0)
+    atol = tolerance("atol", atol, u0)
+    check_tolerances(rtol, atol)
+    if not isinstance(adaptive, bool):
+        raise TypeError(f"adaptive must be a bool, got {type(adaptive).__name__}")
+    if dt is not None:
+        dt = positive("dt", dt)
+    if (not adaptive_alg or not adaptive) and dt is None:
+        why = "is a fixed-step method" if not adaptive_alg else "runs with adaptive=False"
+        raise ValueError(f"{type(alg).__name__} {why}: pass dt=... (the step size, > 0)")
+    dtmin = positive("dtmin", dtmin, allow_zero=True)
+    if not isinstance(force_dtmin, bool):
+        raise TypeError(f"force_dtmin must be a bool, got {type(force_dtmin).__name__}")
+    if force_dtmin and dtmin == 0.0:
+        raise ValueError("force_dtmin=True needs dtmin > 0")
+    dtmax = float(dtmax)
+    if not dtmax > 0:
+        raise ValueError(f"dtmax must be > 0, got {dtmax}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
+    if not isinstance(controller, PIController):
+        raise TypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    return StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin, dtmax=dtmax,
+                       max_steps=max_steps, controller=controller, force_dtmin=force_dtmin, norm=norm)
+
+
+def error_norm(norm: Any, u0: torch.Tensor, per_sample: bool) -> Callable | None:
+    """``solve``'s ``norm`` argument as a function of the scaled error (None: RMS), with
+    a callable checked once on a tensor of ones."""
+    if norm is None or norm == "rms":
+        return None
+    if norm == "max":
+        return max_norm_per_sample if per_sample else max_norm
+    if not callable(norm):
+        raise ValueError(f"norm must be 'rms', 'max' or a callable norm(q) -> 0-d tensor, got {norm!r}")
+    with torch.no_grad():
+        out = norm(torch.ones_like(u0))
+    want = (u0.shape[0],) if per_sample else ()
+    if not isinstance(out, torch.Tensor) or out.shape != want or not out.is_floating_point():
+        got = f"shape {tuple(out.shape)}, dtype {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"norm(q) must return a real tensor of shape {want}"
+                         f"{' (one norm per sample)' if per_sample else ''}; got {got}")
+    return norm
+
+
+def check_tolerances(rtol, atol) -> None:
+    """Every entry needs ``rtol > 0`` or ``atol > 0``: with both zero its error scale is
+    zero and no step would ever be accepted (the solve would run to max_steps)."""
+    if isinstance(rtol, float) and isinstance(atol, float):
+        if rtol == 0.0 and atol == 0.0:
+            raise ValueError("rtol and atol are both 0; at least one must be > 0")
+        return
+    both_zero = (torch.as_tensor(rtol) == 0) & (torch.as_tensor(atol) == 0)
+    if bool(both_zero.any()):
+        idx = tuple(int(i) for i in both_zero.nonzero()[0]) if both_zero.dim() else ()
+        raise ValueError(f"rtol and atol are both 0 at entry {idx} (tensor tolerances); every entry needs "
+                         "rtol > 0 or atol > 0")
+
+
+def check_tstops(tstops: Any, t0: float, t1: float) -> list[float]:
+    """``tstops`` as floats strictly inside the span, in the direction of integration
+    (the ends are landed on anyway)."""
+    if tstops is None:
+        return []
+    if isinstance(tstops, torch.Tensor):
+        tstops = tstops.detach().reshape(-1).cpu().tolist()
+    elif isinstance(tstops, (int, float)):
+        tstops = [tstops]
+    elif not isinstance(tstops, Sequence) or isinstance(tstops, str):
+        raise TypeError(f"tstops must be None, a number, a sequence or a 1-D tensor of times, got "
+                        f"{type(tstops).__name__}")
+    lo, hi = sorted((t0, t1))
+    out = set()
+    for t in tstops:
+        t = float(t)
+        if not (math.isfinite(t) and lo <= t <= hi):
+            raise ValueError(f"tstops contains {t}, outside tspan [{lo}, {hi}]")
+        if t not in (t0, t1):
+            out.add(t)
+    direction = -1.0 if t1 < t0 else 1.0
+    return sorted(out, key=lambda x: direction * x)
+
+
 def check_saveat(saveat: Any, t0: float, t1: float, like: torch.Tensor) -> list[float] | None:
     if saveat is None:
         return None
@@ -57,7 +148,7 @@ def check_saveat(saveat: Any, t0: float, t1: float, like: torch.Tensor) -> list[
         saveat = saveat.detach().reshape(-1).cpu().tolist()
     elif isinstance(saveat, (int, float)):
         saveat = [saveat]
-    elif not isinstance(saveat, Sequence):
+    elif not isinstance(saveat, Sequence) or isinstance(saveat, str):
         raise TypeError(f"saveat must be None, a number, a sequence or a 1-D tensor of times, got {type(saveat).__name__}")
     ts = [float(x) for x in saveat]
     if not ts:
@@ -91,6 +182,7 @@ def solve_ode(
     adaptive: bool = True,
     dtmin: float = 0.0,
     dtmax: float = math.inf,
+    force_dtmin: bool = False,
     max_steps: int = 100_000,
     controller: PIController | None = None,
     dense: bool | None = None,
@@ -99,6 +191,9 @@ def solve_ode(
     per_sample: bool = False,
     throw: bool = False,
     generator: torch.Generator | None = None,
+    norm: str | Callable | None = None,
+    event: Event | Sequence[Event] | None = None,
+    tstops=None,
     **unknown: Any,
 ) -> ODESolution:
     """Solve an :class:`ODEProblem`.
@@ -113,7 +208,11 @@ def solve_ode(
             (numbers, or tensors broadcastable to ``u``).
         dt: initial step (adaptive) or the fixed step (fixed-step methods, required).
         adaptive: False runs an adaptive method with fixed ``dt``.
-        dtmin, dtmax: bounds on the adaptive step size (magnitudes, seconds).
+        dtmin, dtmax: bounds on the adaptive step size (magnitudes, seconds); only a step
+            that lands on ``t1`` or a save time may be shorter than ``dtmin``. A step that
+            would have to shrink below ``dtmin`` ends the solve with ``DT_LESS_THAN_MIN``.
+        force_dtmin: instead take steps of ``dtmin`` whatever their error (torchdiffeq's
+            ``min_step``, Julia's ``force_dtmin``): accuracy is no longer controlled.
         max_steps: cap on attempted steps (accepted + rejected).
         controller: :class:`PIController` (default ``PIController()``).
         dense: keep the dense output for ``sol(t)``; default True iff ``saveat`` is None.
@@ -127,6 +226,28 @@ def solve_ode(
             kept only internally, for the continuous adjoints).
         throw: raise :class:`SolveError` instead of returning a failed solution.
         generator: ``torch.Generator`` for the local regularizer's random time.
+        norm: the error norm a step must keep <= 1: "rms" (default, ``sqrt(mean(q**2))``
+            of the scaled error ``q = err / (atol + rtol*max(|u|, |u1|))``), "max", or a
+            callable ``norm(q) -> 0-d tensor`` with ``q`` in the state's structure
+            (torchdiffeq's ``options=dict(norm=...)``, diffrax's ``PIDController(norm=)``);
+            with ``per_sample=True`` it gets ``(batch, ...)`` and returns ``(batch,)``. It
+            also scales Hairer's initial step. The continuous adjoints' backward solve has
+            its own ``norm`` (their ``norm="seminorm"`` by default).
+        event: an :class:`Event` or a list of them: zero crossings of ``g(u, p, t)``
+            located on the dense output; a terminal one ends the solve at the crossing
+            (retcode TERMINATED, its state the last point of ``sol.u``), every crossing is
+            in ``sol.event_t`` / ``sol.event_u`` / ``sol.event_index``, differentiable
+            (implicit function theorem). With a terminal event ``tspan`` may end at
+            ``inf``. Not with ``per_sample=True``.
+
+        tstops: times inside ``tspan`` that steps must land on (Julia's ``tstops``,
+            torchdiffeq's ``jump_t``): put discontinuities of ``f`` in time here, so that
+            no step straddles them; the step after each starts with a fresh evaluation
+            of ``f``, and the continuous adjoints' backward solve stops there too. Not
+            with ``per_sample=True``.
+
+    Time gradients: ``tspan`` entries and a ``saveat`` tensor that require grad get
+    ``dL/dt`` under every ``sensealg`` (see :mod:`solvers.timegrad`).
 
     Returns:
         :class:`ODESolution`.
@@ -139,31 +260,29 @@ def solve_ode(
         SolveError: only with ``throw=True``.
     """
     no_unknown_kwargs("solve(ODEProblem, ...)", unknown, ALLOWED)
+    if not isinstance(per_sample, bool):
+        raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
+    events = as_events(event)
+    layout = None
+    user_prob = prob
+    if not isinstance(prob.u0, torch.Tensor):
+        # A pytree state: solve the flat problem, give the answer its structure back.
+        layout = StateLayout(prob.u0, batch=per_sample or getattr(alg, "jacobian", None) == "batch")
+        if isinstance(rtol, torch.Tensor) and rtol.numel() > 1 or isinstance(atol, torch.Tensor) and atol.numel() > 1:
+            raise ValueError("tensor rtol/atol (one per entry) need a tensor state; a pytree state takes numbers")
+        if callable(norm):
+            user_norm = norm
+            norm = lambda q: user_norm(layout.tree(q))  # noqa: E731
+        prob = ODEProblem(flat_field(prob.f, layout), layout.flat(prob.u0, name="u0"), prob.tspan, p=prob.p)
     u0 = prob.u0
-    t0, t1 = prob.tspan
-    direction = 1.0 if t1 > t0 else -1.0
-    rtol = tolerance("rtol", rtol, u0)
-    atol = tolerance("atol", atol, u0)
-    if isinstance(rtol, float) and isinstance(atol, float) and rtol == 0.0 and atol == 0.0:
-        raise ValueError("rtol and atol are both 0; at least one must be > 0")
-    adaptive_alg = isinstance(alg, AbstractAdaptiveSolver)
-    if not isinstance(adaptive, bool):
-        raise TypeError(f"adaptive must be a bool, got {type(adaptive).__name__}")
-    if dt is not None:
-        dt = positive("dt", dt)
-    if (not adaptive_alg or not adaptive) and dt is None:
-        why = "is a fixed-step method" if not adaptive_alg else "runs with adaptive=False"
-        raise ValueError(f"{type(alg).__name__} {why}: pass dt=... (the step size, > 0)")
-    dtmin = positive("dtmin", dtmin, allow_zero=True)
-    dtmax = float(dtmax)
-    if not dtmax > 0:
-        raise ValueError(f"dtmax must be > 0, got {dtmax}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
-    if controller is None:
-        controller = PIController()
-    elif not isinstance(controller, PIController):
-        raise TypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    as_state = layout.tree if layout is not None else (lambda x: x)
+    t0, t1 = prob.span
+    t0_t, t1_t = (x if isinstance(x, torch.Tensor) else None for x in prob.tspan)
+    direction = -1.0 if t1 < t0 else 1.0
+    opts = step_options(alg, isinstance(alg, AbstractAdaptiveSolver), u0, rtol=rtol, atol=atol, dt=dt,
+                        adaptive=adaptive, dtmin=dtmin, dtmax=dtmax, force_dtmin=force_dtmin, max_steps=max_steps,
+                        controller=controller if controller is not None else PIController(),
+                        norm=error_norm(norm, u0, per_sample))
     if sensealg is None:
         sensealg = DirectAdjoint()
     elif not isinstance(sensealg, AbstractSensitivity):
@@ -171,11 +290,18 @@ def solve_ode(
             f"sensealg must be DirectAdjoint(), BacksolveAdjoint(), InterpolatingAdjoint() or "
             f"QuadratureAdjoint(), got {type(sensealg).__name__}"
         )
-    if not isinstance(per_sample, bool):
-        raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
     if per_sample and u0.dim() < 1:
         raise ValueError("per_sample=True needs u0 with a leading batch dimension, got a 0-d u0")
+    if events and per_sample:
+        raise ValueError("events are not supported with per_sample=True (each sample would end at its own time); "
+                         "solve without per_sample")
+    if math.isinf(t1) and not any(e.terminal for e in events):
+        raise ValueError(f"tspan ends at {t1}: an infinite span needs a terminal event (event=dss.Event(g)) to end it")
     save = check_saveat(saveat, t0, t1, u0)
+    stops = check_tstops(tstops, t0, t1)
+    if stops and per_sample:
+        raise ValueError("tstops are not supported with per_sample=True")
+    save_t = saveat if isinstance(saveat, torch.Tensor) and saveat.requires_grad else None
     if per_sample and save is None:
         save = [t0, t1]
     if dense is None:
@@ -186,28 +312,40 @@ def solve_ode(
     check_regularization(regularization, alg, direct_sens)
     if per_sample and isinstance(regularization, GlobalRegularization) and regularization.kind == "stiffness":
         raise ValueError("GlobalRegularization(kind='stiffness') is not supported with per_sample=True")
-
     if (per_sample and isinstance(regularization, LocalRegularization) and regularization.sampling == "biased"
             and not direct_sens):
         raise ValueError("LocalRegularization(sampling='biased') with per_sample=True draws one time per sample "
                          "and needs sensealg=DirectAdjoint(); use sampling='unbiased' with continuous adjoints")
+    if math.isinf(t1) and isinstance(regularization, LocalRegularization) and regularization.sampling == "unbiased":
+        raise ValueError("LocalRegularization(sampling='unbiased') draws its time from tspan, which is infinite; "
+                         "use sampling='biased'")
 
-    opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=dtmin,
-                       dtmax=dtmax, max_steps=max_steps, controller=controller)
     stats = Stats()
     rhs = RHS(prob.f, prob.p, u0.dtype, u0.device)
     params = adjoint_params(prob.f, prob.p)
     direct = isinstance(sensealg, DirectAdjoint)
-    with torch.set_grad_enabled(torch.is_grad_enabled() and direct):
-        t_arg = rhs.time(t0) if not per_sample else torch.full((u0.shape[0],), t0, dtype=u0.dtype, device=u0.device)
-        f0 = rhs(t_arg, u0)
+    t_arg = rhs.time(t0) if not per_sample else torch.full((u0.shape[0],), t0, dtype=u0.dtype, device=u0.device)
+    shift = needs_time_grad(t0_t)
+    f0 = rhs(t_arg, u0 if direct and not shift else u0.detach())
     check_rhs_output("f", f0, u0)
+    if not direct and torch.is_grad_enabled():
+        check_closure(prob.f, f0, params, type(sensealg).__name__)
+    u_in = u0
+    if shift:
+        # u0 enters the solve through the t0-gradient hook; under DirectAdjoint the first
+        # stage must then be recorded from the hooked state (one more evaluation).
+        u_in = shift_start(u0, t0_t, f0)
+        if direct:
+            f0 = rhs(t_arg, u_in)
     if not direct:
         f0 = f0.detach()
 
-    job = ODEJob(prob=prob, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
-                 reg=regularization, stats=stats, per_sample=per_sample, params=params, rhs=rhs, f0=f0,
-                 generator=generator)
+    job = ODEJob(prob=prob, u0=u_in, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save,
+                 dense=dense, reg=regularization, stats=stats, per_sample=per_sample, params=params, rhs=rhs,
+                 f0=f0, generator=generator, unflatten=layout.tree if layout is not None else None)
+    job.tstops = stops or None
+    if events:
+        job.events = EventTracker(events, prob.p, as_state, t0, u0.detach())
     if isinstance(regularization, LocalRegularization):
         if regularization.sampling == "unbiased":
             job.t_reg = draw_time(t0, t1, generator)
@@ -215,8 +353,13 @@ def solve_ode(
             seed = int(torch.randint(0, 2**62, (), generator=generator))
             job.reservoir = random.Random(seed)
 
+    def rate(t, v):  # f at one saved point, for the time gradients
+        tt = t.to(v.dtype) if not per_sample else t.to(v.dtype).expand(v.shape[0])
+        return prob.f(v, prob.p, tt)
+
+    ev_t = ev_u = ev_index = None
     if not bool(torch.isfinite(f0.detach()).all()):
-        fwd_ts, u, retcode, reg_val, dense_out, t_final = [t0], u0[None], ReturnCode.NON_FINITE, None, None, t0
+        fwd_ts, u, retcode, reg_val, dense_out, t_final = [t0], u_in[None], ReturnCode.NON_FINITE, None, None, t0
     else:
         fwd = sensealg.run(job)
         traj = fwd.traj
@@ -230,13 +373,56 @@ def solve_ode(
         fwd_ts = [fwd.ts[i] for i in user]
         retcode, dense_out, t_final = traj.retcode, fwd.dense if dense else None, traj.t_end
         reg_val = _regularization_value(job, fwd, values)
+        if events:
+            ev_t, ev_u, ev_index = _event_points(job, fwd, values, rate)
     if reg_val is None:
         reg_val = torch.zeros((), dtype=u0.dtype, device=u0.device)
     t_out = torch.tensor(fwd_ts, dtype=u0.dtype, device=u0.device)
-    if throw and retcode is not ReturnCode.SUCCESS:
+    times = _save_times(t_out, save_t, t1_t, saveat is None and retcode is ReturnCode.SUCCESS)
+    if times is not None:
+        t_out, u = times, at_times(u, times, rate)
+    if retcode is ReturnCode.TERMINATED:  # the event state is the solution's last point
+        t_out, u = torch.cat([t_out, ev_t[-1:]]), torch.cat([u, ev_u[-1:]])
+    if throw and retcode not in (ReturnCode.SUCCESS, ReturnCode.TERMINATED):
         raise SolveError(retcode, t_final)
-    return ODESolution(t=t_out, u=u, stats=stats, retcode=retcode, reg=reg_val, dense=dense_out, prob=prob,
-                       alg=alg, sensealg=sensealg, t_final=t_final)
+    if layout is not None:
+        u = layout.tree(u)
+        ev_u = layout.tree(ev_u) if ev_u is not None else None
+    return ODESolution(t=t_out, u=u, stats=stats, retcode=retcode, reg=reg_val, dense=dense_out, prob=user_prob,
+                       alg=alg, sensealg=sensealg, t_final=t_final, layout=layout, event_t=ev_t, event_u=ev_u,
+                       event_index=ev_index)
+
+
+def _save_times(t_out: torch.Tensor, save_t: torch.Tensor | None, t1_t: torch.Tensor | None,
+                ends_at_t1: bool) -> torch.Tensor | None:
+    """The save times as a tensor that carries gradients (None if none is wanted):
+    ``saveat`` when it requires grad, or ``t1`` for the last point of a solve saved at
+    every step."""
+    if needs_time_grad(save_t):
+        return save_t.reshape(-1)[: t_out.shape[0]].to(t_out.dtype)
+    if save_t is None and ends_at_t1 and needs_time_grad(t1_t) and t_out.shape[0] > 0:
+        return torch.cat([t_out[:-1], t1_t.reshape(1).to(t_out.dtype)])
+    return None
+
+
+def _event_points(job: ODEJob, fwd, values: torch.Tensor, rate):
+    """Event times and states, differentiable by the implicit function theorem."""
+    idx = fwd.event_index()
+    ids = list(fwd.traj.event_ids)
+    ts, us = [], []
+    grad = torch.is_grad_enabled()
+    for k, i in zip(idx, ids):
+        u_k = values[k]
+        if grad:
+            t_k = event_time(job.events, i, fwd.ts[k], u_k, rate)
+            u_k = at_times(u_k[None], t_k.reshape(1), rate)[0] if t_k.requires_grad else u_k
+        else:
+            t_k = torch.full((), fwd.ts[k], dtype=values.dtype, device=values.device)
+        ts.append(t_k)
+        us.append(u_k)
+    if not ts:
+        return values.new_zeros(0), values.new_zeros((0, *values.shape[1:])), []
+    return torch.stack(ts), torch.stack(us), ids
 
 
 def _regularization_value(job: ODEJob, fwd, values: torch.Tensor) -> torch.Tensor | None:

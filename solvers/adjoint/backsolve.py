@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from ..forward import Forward, run_forward
 from ..job import ODEJob
@@ -25,8 +26,10 @@ class BacksolveAdjoint(AbstractContinuousAdjoint):
 
     Args:
         solver: backward-solve algorithm (default: the forward one).
-        rtol, atol: backward tolerances (default: the forward ones). The parameter
-            integral is excluded from error control (seminorm).
+        rtol, atol: backward tolerances (default: the forward ones).
+        norm: error norm of the backward solve, "seminorm" (default: the parameter
+            integral is excluded from error control), "full" or a callable; see
+            :class:`AbstractContinuousAdjoint`.
 
     Reference: R. T. Q. Chen, Y. Rubanova, J. Bettencourt, D. Duvenaud, "Neural
     Ordinary Differential Equations", NeurIPS 2018; seminorm: P. Kidger, R. T. Q. Chen,
@@ -36,6 +39,10 @@ class BacksolveAdjoint(AbstractContinuousAdjoint):
     solver: AbstractODESolver | None = None
     rtol: float | None = None
     atol: float | None = None
+    norm: str | Callable = "seminorm"
+
+    def __post_init__(self):
+        self._check_norm()
 
     def run(self, job: ODEJob) -> Forward:
         if not needs_grad(job):

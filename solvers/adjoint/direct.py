@@ -8,6 +8,7 @@ import torch
 
 from ..forward import Forward, run_forward
 from ..job import ODEJob
+from ..rhs import RecordingNeeded
 from .base import AbstractSensitivity
 
 
@@ -30,11 +31,29 @@ class DirectAdjoint(AbstractSensitivity):
     """
 
     def run(self, job: ODEJob) -> Forward:
-        # Record when grad mode is on and the first evaluation of f (made with grad
-        # mode on) depends on something that requires grad: u0, p, module parameters or
-        # tensors f merely closes over. Otherwise the lean, unrecorded path runs.
-        grad = torch.is_grad_enabled() and (job.u0.requires_grad or job.f0.requires_grad)
-        fwd = run_forward(job, dense=job.dense, grad=grad)
+        # Record when grad mode is on and u0, a tensor of p, a module parameter or the
+        # first evaluation of f (tensors f closes over) requires grad. Otherwise the lean,
+        # unrecorded path runs, in strict mode: should f start to depend on something
+        # that requires grad later in the span (a parameter used only for t > t0), the
+        # solve restarts recorded instead of writing a recorded stage into a buffer.
+        grad = torch.is_grad_enabled() and (job.u0.requires_grad or job.f0.requires_grad or bool(job.params))
+        if grad or not torch.is_grad_enabled():
+            fwd = run_forward(job, dense=job.dense, grad=grad)
+        else:
+            nfe, state = job.rhs.nfe, job.reservoir.getstate() if job.reservoir is not None else None
+            job.rhs.strict = True
+            try:
+                fwd = run_forward(job, dense=job.dense, grad=False)
+            except RecordingNeeded:
+                fwd = None
+            finally:
+                job.rhs.strict = False
+            if fwd is None:
+                job.rhs.nfe = nfe
+                if state is not None:
+                    job.reservoir.setstate(state)
+                grad = True
+                fwd = run_forward(job, dense=job.dense, grad=True)
         stats, traj = job.stats, fwd.traj
         if grad:
             recorded = job.rhs.nfe - traj.nfe_rejected

@@ -71,6 +71,27 @@ class AdjointDynamics:
             return u, lam, None
         return None, z, None
 
+    def parts_norm(self, norm, unflatten=None):
+        """The backward solve's error norm from a user's ``norm(parts)``: the scaled
+        error of the augmented state split into ``(u, lam, *param_parts)`` (``u`` in
+        backsolve mode only, parameter parts only when the integral is in the state),
+        ``u`` and ``lam`` given the state's structure by ``unflatten``."""
+        shape = self.shape
+        sizes = [t.numel() for t in self.params]
+        params = self.params
+
+        def as_state(x):
+            return unflatten(x) if unflatten is not None else x
+
+        def parts_of(q):
+            u, lam, Q = self.unpack(q)
+            parts = ([as_state(u.reshape(shape))] if u is not None else []) + [as_state(lam.reshape(shape))]
+            if Q is not None:
+                parts += [g.view(p.shape) for g, p in zip(Q.split(sizes), params)]
+            return tuple(parts)
+
+        return lambda q: norm(parts_of(q))
+
     @property
     def controlled_numel(self) -> int | None:
         """Entries under error control: all but the parameter integral (seminorm)."""
@@ -88,7 +109,11 @@ class AdjointDynamics:
             x = u if (create_graph and u.requires_grad) else u.detach().requires_grad_(True)
             out = self.f(x, self.p, tt)
             inputs = (x, *self.params) if wrt_params else (x,)
-            grads = torch.autograd.grad(out, inputs, grad_outputs=-lam, allow_unused=True, create_graph=create_graph)
+            # An f that depends on neither u nor the parameters (u' = cos t) has no graph:
+            # its vector-Jacobian products are zero.
+            grads = (torch.autograd.grad(out, inputs, grad_outputs=-lam, allow_unused=True,
+                                         create_graph=create_graph)
+                     if out.requires_grad else [None] * len(inputs))
         grads = _zeros_if_none(grads, inputs)
         return (out if create_graph else out.detach()), grads[0], grads[1:]
 
@@ -97,7 +122,8 @@ class AdjointDynamics:
         self.nfe += 1
         with torch.enable_grad():
             out = self.f(u.detach(), self.p, self.time(t))
-            grads = torch.autograd.grad(out, self.params, grad_outputs=-lam, allow_unused=True)
+            grads = (torch.autograd.grad(out, self.params, grad_outputs=-lam, allow_unused=True)
+                     if out.requires_grad else [None] * len(self.params))
         grads = _zeros_if_none(grads, self.params)
         return torch.cat([g.reshape(-1) for g in grads]) if grads else lam.new_zeros(0)
 

@@ -4,7 +4,7 @@ dense output, optionally rebuilt from checkpoints."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..forward import Forward, run_forward
 from ..integrate import integrate
@@ -28,8 +28,10 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
     Args:
         checkpoints: None (keep the whole dense output), an int ``n`` (``n`` segments of
             equal length), or a sequence of times inside the span.
-        solver, rtol, atol: options of the backward solve (defaults: the forward ones);
-            the parameter integral is excluded from error control (seminorm).
+        solver, rtol, atol: options of the backward solve (defaults: the forward ones).
+        norm: error norm of the backward solve, "seminorm" (default: the parameter
+            integral is excluded from error control), "full" or a callable; see
+            :class:`AbstractContinuousAdjoint`.
 
     Reference: SciMLSensitivity.jl ``InterpolatingAdjoint``; C. Rackauckas et al.,
     "Universal Differential Equations for Scientific Machine Learning", arXiv:2001.04385
@@ -41,8 +43,10 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
     solver: AbstractODESolver | None = None
     rtol: float | None = None
     atol: float | None = None
+    norm: str | Callable = "seminorm"
 
     def __post_init__(self):
+        self._check_norm()
         c = self.checkpoints
         if c is None:
             return
@@ -96,7 +100,9 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
                 t_a, u_a, dt_a = starts[k]
                 o = job.opts if dt_a is None else dataclasses.replace(job.opts, dt=dt_a if job.opts.adaptive else job.opts.dt)
                 nfe = job.rhs.nfe
-                seg = integrate(job.alg, job.rhs, t_a, ends[k], u_a, o, dense=True)
+                lo, hi = sorted((t_a, ends[k]))
+                seg_stops = [s for s in (job.tstops or []) if lo < s < hi]
+                seg = integrate(job.alg, job.rhs, t_a, ends[k], u_a, o, dense=True, tstops=seg_stops)
                 job.stats.nfe_backward += job.rhs.nfe - nfe
                 cache[k] = seg.dense
             return cache[k].eval

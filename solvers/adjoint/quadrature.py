@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from ..forward import Forward, run_forward
 from ..job import ODEJob
@@ -30,6 +31,9 @@ class QuadratureAdjoint(AbstractContinuousAdjoint):
         nodes: Gauss–Legendre nodes per backward step (exact for polynomials of degree
             ``2*nodes - 1``).
         solver, rtol, atol: options of the backward solve (defaults: the forward ones).
+        norm: error norm of the backward solve ("seminorm" and "full" coincide here: only
+            ``lam`` is integrated), or a callable ``norm((lam,))``; see
+            :class:`AbstractContinuousAdjoint`.
 
     Reference: SciMLSensitivity.jl ``QuadratureAdjoint``; Y. Ma et al., HPEC 2021
     (see :class:`InterpolatingAdjoint`).
@@ -39,8 +43,10 @@ class QuadratureAdjoint(AbstractContinuousAdjoint):
     solver: AbstractODESolver | None = None
     rtol: float | None = None
     atol: float | None = None
+    norm: str | Callable = "seminorm"
 
     def __post_init__(self):
+        self._check_norm()
         if isinstance(self.nodes, bool) or not isinstance(self.nodes, int) or not 1 <= self.nodes <= 16:
             raise ValueError(f"nodes must be an int in [1, 16], got {self.nodes!r}")
 

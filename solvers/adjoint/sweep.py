@@ -27,8 +27,9 @@ class _AdjointFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_values):
+        # ctx keeps the forward pass so that backward can run again (retain_graph=True,
+        # gradcheck, autograd.functional.jacobian); autograd frees ctx with the graph.
         g_u0, g_params = ctx.sens.backward_sweep(ctx.job, ctx.fwd, grad_values)
-        ctx.fwd = None  # the forward dense output is no longer needed
         return (None, None, None, g_u0, *g_params)
 
 
@@ -42,7 +43,7 @@ def apply_adjoint(sens, job: ODEJob) -> Forward:
 
 def backward_options(sens, job: ODEJob) -> StepOptions:
     opts = job.opts
-    changes = {}
+    changes = {"norm": None}  # the forward norm does not apply to the augmented state
     if sens.rtol is not None:
         changes["rtol"] = sens.rtol
     if sens.atol is not None:
@@ -75,6 +76,13 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         mode="backsolve" if mode == "backsolve" else "interp", with_quadrature=with_quad, stack_dim=stack_dim,
     )
     direction = job.direction
+    # Tolerances given per entry of the state hold for u and lam alike in the augmented
+    # backward state (the parameter integral gets the tightest one).
+    opts = dataclasses.replace(opts, rtol=_augmented(opts.rtol, dyn, u0), atol=_augmented(opts.atol, dyn, u0))
+    norm = getattr(sens, "norm", "seminorm")
+    err_numel = dyn.controlled_numel if norm == "seminorm" else None
+    if callable(norm):
+        opts = dataclasses.replace(opts, norm=dyn.parts_norm(norm, job.unflatten))
 
     # Gradients at equal times add up (the regularizer's point may repeat a save time).
     times: list[float] = []
@@ -92,6 +100,10 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
 
     stops = set(times[:-1])
     stops.add(job.t0)
+    # The backward solve also stops at the forward tstops (discontinuities of f), and
+    # evaluates f only inside each segment between them.
+    jumps = set(job.tstops or [])
+    breakpoints = list(breakpoints or []) + list(jumps)
     if breakpoints:
         stops.update(b for b in breakpoints if direction * (b - times[-1]) < 0 and direction * (b - job.t0) > 0)
     targets = sorted(stops, key=lambda s: -direction * s)  # backward order
@@ -110,12 +122,14 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         o = opts if dt_next is None or not opts.adaptive else dataclasses.replace(opts, dt=dt_next)
         if with_quad:
             z0 = dyn.pack(u, lam, Q)
-            traj = integrate(alg, dyn, cur, target, z0, o, err_numel=dyn.controlled_numel)
+            traj = integrate(alg, dyn, cur, target, z0, o, err_numel=err_numel,
+                             open_ends=(cur in jumps, target in jumps))
             u, lam, Qn = dyn.unpack(traj.u_end)
             Q = Qn.clone()
         else:
             acc = GaussLegendreAccumulator(dyn, Q, quad_nodes) if dyn.P else None
-            traj = integrate(alg, dyn, cur, target, dyn.pack(u, lam, None), o, on_accept=acc)
+            traj = integrate(alg, dyn, cur, target, dyn.pack(u, lam, None), o, on_accept=acc,
+                             open_ends=(cur in jumps, target in jumps))
             u, lam, _ = dyn.unpack(traj.u_end)
         job.stats.naccept_backward += traj.naccept
         job.stats.nreject_backward += traj.nreject
@@ -142,3 +156,11 @@ def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: s
         grads.append(Q[k : k + prm.numel()].view(prm.shape).to(prm.dtype))
         k += prm.numel()
     return lam, grads
+
+
+def _augmented(tol, dyn: AdjointDynamics, u0: torch.Tensor):
+    if not isinstance(tol, torch.Tensor):
+        return tol
+    full = torch.broadcast_to(tol, u0.shape)
+    q = full.min().expand(dyn.P) if dyn.with_quad else None
+    return dyn.pack(full, full, q)

@@ -63,8 +63,19 @@ class PIController:
         return min(1.0, max(self.factor_min, self.safety * r ** (-b1)))
 
 
-def error_ratio(err, u0, u1, rtol, atol, *, numel: int | None = None, dims=None) -> torch.Tensor:
-    """Scaled RMS norm ``sqrt(mean((err / (atol + rtol*max(|u0|,|u1|)))**2))``.
+def max_norm(q: torch.Tensor) -> torch.Tensor:
+    """``max |q|`` over all entries (a norm for ``solve(..., norm=...)``)."""
+    return q.abs().amax()
+
+
+def max_norm_per_sample(q: torch.Tensor) -> torch.Tensor:
+    """``max |q|`` over all but the leading (sample) dimension: shape ``(batch,)``."""
+    return q.abs().flatten(1).amax(1)
+
+
+def error_ratio(err, u0, u1, rtol, atol, *, numel: int | None = None, dims=None, norm=None) -> torch.Tensor:
+    """Norm of the scaled error ``q = err / (atol + rtol*max(|u0|,|u1|))``: RMS
+    ``sqrt(mean(q**2))`` unless ``norm`` is given (``norm(q)``, accepted if <= 1).
 
     The scale is detached: it normalizes, and its gradient would only reward large
     states when the norm is used as a regularizer.
@@ -73,12 +84,19 @@ def error_ratio(err, u0, u1, rtol, atol, *, numel: int | None = None, dims=None)
         numel: use only the first ``numel`` entries of the flattened tensors (the
             seminorm that leaves quadrature components out of error control).
         dims: reduce over these dims only (per-sample norms), else over everything.
+        norm: ``norm(q)`` -> 0-d tensor (``(batch,)`` per sample); None is RMS.
     """
     if numel is not None:
         err, u0, u1 = err.reshape(-1)[:numel], u0.reshape(-1)[:numel], u1.reshape(-1)[:numel]
+        if isinstance(rtol, torch.Tensor):
+            rtol = rtol.reshape(-1)[:numel]
+        if isinstance(atol, torch.Tensor):
+            atol = atol.reshape(-1)[:numel]
     with torch.no_grad():
         scale = torch.maximum(u0.abs(), u1.abs()).mul_(rtol).add_(atol)
     q = err / scale
+    if norm is not None:
+        return norm(q)
     if dims is None:
         return torch.linalg.vector_norm(q) / math.sqrt(q.numel())
     n = 1
@@ -87,15 +105,19 @@ def error_ratio(err, u0, u1, rtol, atol, *, numel: int | None = None, dims=None)
     return torch.linalg.vector_norm(q, dim=dims) / math.sqrt(n)
 
 
-def initial_step(rhs, t0, u0, f0, direction: float, order: int, rtol, atol, *, dims=None):
+def initial_step(rhs, t0, u0, f0, direction: float, order: int, rtol, atol, *, dims=None, norm=None):
     """Hairer's starting step size (Solving ODEs I, Sec. II.4): one extra evaluation of f.
 
+    ``norm`` is the error norm of the solve (None: RMS), applied to scaled vectors.
     Returns a positive float, or a ``(batch,)`` tensor when ``dims`` is given (per-sample).
     """
+    user_norm = norm
     with torch.no_grad():
         scale = u0.abs().mul(rtol).add(atol)
 
         def norm(x):
+            if user_norm is not None:
+                return user_norm(x / scale)
             if dims is None:
                 return torch.linalg.vector_norm(x / scale) / math.sqrt(x.numel())
             n = 1

@@ -55,9 +55,18 @@ def jacobian(
         per_sample_t = isinstance(t, torch.Tensor)
         tt = (t.detach().clone() if per_sample_t else torch.full((), float(t), dtype=dtype, device=device))
         tt.requires_grad_(True)
+        if x.grad_fn is not None:
+            # autograd.grad skips the nodes whose topological number is below every
+            # input's; a fresh leaf t would make it walk u's whole recorded history on
+            # every step (quadratic cost under DirectAdjoint). Tie t to u with a zero term.
+            tt = tt + 0.0 * x.reshape(-1)[:1].sum()
         out = g(x, tt)
         if out.shape != u.shape:
             raise ValueError(f"f returned shape {tuple(out.shape)} for a state of shape {tuple(u.shape)}")
+        if not out.requires_grad:  # g depends on neither u nor t: zero Jacobian
+            J = (torch.zeros(out.numel(), out.numel(), dtype=dtype, device=device) if not batch
+                 else torch.zeros(out.shape[0], out[0].numel(), out[0].numel(), dtype=dtype, device=device))
+            return out, J, torch.zeros_like(out)
         if not batch:
             n = out.numel()
             eye = torch.eye(n, dtype=dtype, device=device).view(n, *out.shape)

@@ -10,10 +10,9 @@ import torch
 
 from diffsim.dispatch import register, register_default
 
-from .._checks import no_unknown_kwargs, positive, tolerance
+from .._checks import no_unknown_kwargs
 from ..adjoint import AbstractSensitivity, DirectAdjoint
 from ..forward import collect
-from ..integrate import StepOptions
 from ..job import ODEJob
 from ..ode.controller import PIController
 from ..problems import SDEProblem
@@ -21,7 +20,7 @@ from ..regularization import GlobalRegularization, LocalRegularization, draw_tim
 from ..retcode import ReturnCode, SolveError
 from ..rhs import RHS, check_rhs_output
 from ..solution import ODESolution, Stats
-from ..solve_ode import adjoint_params, check_saveat
+from ..solve_ode import adjoint_params, check_saveat, step_options
 from .adaptive_milstein import AdaptiveMilstein
 from .base import AbstractAdaptiveSDESolver, AbstractSDESolver
 from .brownian import BrownianPath
@@ -88,12 +87,11 @@ def solve_sde(
     u0 = prob.u0
     t0, t1 = prob.tspan
     direction = 1.0 if t1 > t0 else -1.0
-    rtol, atol = tolerance("rtol", rtol, u0), tolerance("atol", atol, u0)
     adaptive_alg = isinstance(alg, AbstractAdaptiveSDESolver)
-    if dt is not None:
-        dt = positive("dt", dt)
-    if (not adaptive_alg or not adaptive) and dt is None:
-        raise ValueError(f"{type(alg).__name__} steps with a fixed dt here: pass dt=... (> 0)")
+    opts = step_options(alg, adaptive_alg, u0, rtol=rtol, atol=atol, dt=dt, adaptive=adaptive, dtmin=dtmin,
+                        dtmax=dtmax, max_steps=max_steps,
+                        controller=controller if controller is not None else PIController(beta2=0.0))
+    rtol, atol = opts.rtol, opts.atol
     if sensealg is None:
         sensealg = DirectAdjoint()
     if not isinstance(sensealg, DirectAdjoint):
@@ -101,8 +99,6 @@ def solve_sde(
             f"SDE solves support sensealg=DirectAdjoint() only (got {type(sensealg).__name__}); "
             "continuous stochastic adjoints are not implemented"
         )
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
     if regularization is not None:
         if not isinstance(regularization, (GlobalRegularization, LocalRegularization)):
             raise TypeError(f"regularization must be GlobalRegularization, LocalRegularization or None, "
@@ -121,17 +117,14 @@ def solve_sde(
     save = check_saveat(saveat, t0, t1, u0)
     if dense is None:
         dense = save is None
-    opts = StepOptions(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive and adaptive_alg, dtmin=positive(
-        "dtmin", dtmin, allow_zero=True), dtmax=float(dtmax), max_steps=max_steps,
-        controller=controller if controller is not None else PIController(beta2=0.0))
     stats = Stats()
     drift = RHS(prob.f, prob.p, u0.dtype, u0.device)
-    diffusion = RHS(prob.g, prob.p, u0.dtype, u0.device)
+    diffusion = RHS(prob.g, prob.p, u0.dtype, u0.device, name="g")
     with torch.no_grad():
         check_rhs_output("f", drift(t0, u0), u0)
         check_rhs_output("g", diffusion(t0, u0), u0)
     drift.nfe = diffusion.nfe = 0
-    job = ODEJob(prob=prob, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
+    job = ODEJob(prob=prob, u0=u0, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
                  reg=regularization, stats=stats, per_sample=False, params=adjoint_params(prob.f, prob.p),
                  rhs=drift, f0=u0, generator=generator)  # f0 is unused by the SDE path
     if isinstance(regularization, LocalRegularization):
@@ -155,7 +148,7 @@ def solve_sde(
         k = fwd.reg_index()
         t_r, u_r, h = fwd.ts[k], fwd.values[k], direction * fwd.reg_dt
         rd = RHS(prob.f, prob.p, u0.dtype, u0.device)
-        rg = RHS(prob.g, prob.p, u0.dtype, u0.device)
+        rg = RHS(prob.g, prob.p, u0.dtype, u0.device, name="g")
         step = alg.step(rd, rg, t_r, u_r, h, noise(t_r + h) - noise(t_r), None, None)
         reg_val = regularization.coeff * error_of(step.err, u_r, step.u1, rtol, atol) * abs(h)
         stats.nfe_reg = rd.nfe

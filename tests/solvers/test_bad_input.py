@@ -51,10 +51,13 @@ def test_bad_u0_types():
 
 
 def test_zero_length_and_bad_tspan():
+    assert prob(tspan=(1.0, 1.0)).tspan == (1.0, 1.0)  # allowed: the solution is u0 (torchdiffeq)
     with pytest.raises(ValueError, match="zero length"):
-        prob(tspan=(1.0, 1.0))
+        dss.SDEProblem(f, f, torch.ones(2), (1.0, 1.0))
     with pytest.raises(ValueError, match="finite"):
-        prob(tspan=(0.0, float("inf")))
+        prob(tspan=(float("-inf"), 0.0))
+    with pytest.raises(ValueError, match="infinite span needs a terminal event"):
+        dss.solve(prob(tspan=(0.0, float("inf"))), dss.Tsit5())
     with pytest.raises(ValueError, match="pair"):
         prob(tspan=(0.0, 1.0, 2.0))
 
