@@ -373,7 +373,7 @@ def test_bad_render_arguments(r, close_after):
     sim = ds.MPM(_scene3d(), grid_res=16)
     close_after(sim)
     state = sim.reset()
-    with pytest.raises(ValueError, match="unknown body name"):
+    with pytest.raises(ValueError, match="unknown name"):
         r.render(sim, state, colors={"lava": "red"})
     with pytest.raises(ValueError, match=r"colors\['water'\]='blurple' is not a colour"):
         r.render(sim, state, colors={"water": "blurple"})
