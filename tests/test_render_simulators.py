@@ -205,6 +205,25 @@ def test_surface_normals_are_flat_on_box_faces_and_smooth_on_a_sphere():
     assert np.einsum("ij,ij->i", nrm, radial).min() > 0.999  # smooth: close to the true normal
 
 
+def test_surface_kernel_matches_the_numpy_reference():
+    """``Surface.write_corners`` (the Taichi kernel the renderer uses) gives
+    ``Surface.corners`` (numpy), also for degenerate faces and 2D meshes."""
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    rng = np.random.default_rng(0)
+    x = sphere.vertices * rng.uniform(0.8, 1.2, (len(sphere.vertices), 1))
+    x[sphere.faces[0]] = x[sphere.faces[0, 0]]             # one face collapsed to a point
+    s = ds.render.Surface(sphere.faces, sphere.vertices)
+    for pts in (x, x[:, :2]):
+        want_v, want_n = s.corners(np.concatenate([pts, np.zeros((len(pts), 3 - pts.shape[1]))],
+                                                  1))
+        v, n = np.empty((s.n_corners, 3)), np.empty((s.n_corners, 3))
+        s.write_corners(torch.as_tensor(pts), v, n)
+        np.testing.assert_allclose(v, want_v, atol=1e-14)
+        np.testing.assert_allclose(n, want_n, atol=1e-12)
+
+
 @pytest.mark.parametrize("camera", [TOP, SLANT], ids=["orthographic", "perspective"])
 def test_fem_block_silhouette_matches_its_projection(flat, close_after, camera):
     sim = _block(close_after)

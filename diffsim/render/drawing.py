@@ -192,9 +192,10 @@ class SceneDrawing:
                 for i, k in self.tool_rows:
                     xf[i] = poses[k]
             base = len(self.rigid)
+            b = self.batch
             for k, s in enumerate(self.soft):
-                v, n = s.surface.corners(_lift(_numpy(s.nodes(state))))
-                self.batch.set_vertices(base + k, v, n)
+                lo, hi = b.vertex_offsets[base + k], b.vertex_offsets[base + k + 1]
+                s.surface.write_corners(s.nodes(state), b.vertices[lo:hi], b.normals[lo:hi])
         return x, self.batch.transforms(xf)
 
     def content_bounds(self, state, parts=None) -> np.ndarray:

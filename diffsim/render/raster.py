@@ -30,6 +30,10 @@ numpy and torch on the CPU; on CUDA torch tensors on the device are read in
 place, numpy arrays are copied by Taichi), so nothing but this one launch
 happens per frame.
 
+``surface_corners`` is the other kernel here: it turns node positions into the
+per-corner vertices and crease-aware normals of a deforming surface (FEM
+solids, shells, tactile pads) before a frame is drawn.
+
 Layout of ``prm`` (one float array, the runtime precision) is given by the
 ``P_*`` offsets below; :class:`~diffsim.render.renderer.Renderer` fills it.
 """
@@ -356,4 +360,48 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
             out[i, j, c] = ti.cast(ti.min(ti.max(col[c], 0.0), 1.0) * 255.0 + 0.5, ti.u8)
 
 
-__all__ = ["Rasterizer", "draw_frame", "N_PARAMS", "N_MAT", "BACKGROUND_KEY", "DEPTH_LEVELS"]
+@ti.func
+def _node(x: ti.template(), v, xdim: ti.template()):
+    p = ti.Vector([x[v, 0], x[v, 1], 0.0])
+    if ti.static(xdim == 3):
+        p[2] = x[v, 2]
+    return p
+
+
+@ti.kernel
+def surface_corners(x: ti.types.ndarray(ndim=2), faces: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                    ptr: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                    idx: ti.types.ndarray(dtype=ti.i32, ndim=1), fn: ti.types.ndarray(ndim=2),
+                    verts: ti.types.ndarray(ndim=2), normals: ti.types.ndarray(ndim=2),
+                    xdim: ti.template()):
+    """The corners of a deformable surface (``surfaces.Surface.write_corners``).
+
+    ``x`` (N, xdim) node positions (2D at z = 0); ``faces`` (F, 3) node indices;
+    ``ptr``/``idx`` the CSR list of faces whose normals each corner ``3 f + k``
+    sums. Face normals (area-weighted) go to ``fn`` (F, 3); then each corner gets
+    its node's position in ``verts`` and the normalised sum of its faces' normals
+    in ``normals`` (3F, 3), summed in CSR order (deterministic); a vanishing sum
+    falls back to the face's own normal, then to +y (as ``Surface.corners``)."""
+    for f in range(faces.shape[0]):
+        a = _node(x, faces[f, 0], xdim)
+        n = (_node(x, faces[f, 1], xdim) - a).cross(_node(x, faces[f, 2], xdim) - a)
+        for d in ti.static(range(3)):
+            fn[f, d] = n[d]
+    for c in range(faces.shape[0] * 3):
+        f = c // 3
+        p = _node(x, faces[f, c % 3], xdim)
+        s = ti.Vector([0.0, 0.0, 0.0])
+        for q in range(ptr[c], ptr[c + 1]):
+            g = idx[q]
+            s += ti.Vector([fn[g, 0], fn[g, 1], fn[g, 2]])
+        if s.norm() <= 1e-30:
+            s = ti.Vector([fn[f, 0], fn[f, 1], fn[f, 2]])
+            if s.norm() <= 1e-30:
+                s = ti.Vector([0.0, 1.0, 0.0])
+        s = s / s.norm()
+        for d in ti.static(range(3)):
+            verts[c, d] = p[d]
+            normals[c, d] = s[d]
+
+
+__all__ = ["Rasterizer", "draw_frame", "surface_corners", "N_PARAMS", "N_MAT", "BACKGROUND_KEY", "DEPTH_LEVELS"]

@@ -8,9 +8,11 @@ and sharp across creases (edges whose faces met at more than ``crease_deg`` at
 rest, e.g. a box's edges), the way ``trimesh.graph.smooth_shade`` splits a
 rigid mesh: the normal at corner ``(f, v)`` is the area-weighted sum of the
 current normals of the faces around node ``v`` whose rest normals lie within
-``crease_deg`` of face ``f``'s. Which faces are summed is fixed at rest (a
-sparse (3F, F) matrix), so a frame costs one cross product per face and one
-sparse product, in numpy (deterministic: no float atomics).
+``crease_deg`` of face ``f``'s. Which faces are summed is fixed at rest (a CSR
+list per corner), so a frame costs one cross product per face and one short sum
+per corner: a Taichi kernel (``write_corners``, used by the renderer: parallel,
+and deterministic because every corner sums its faces in a fixed order, no float
+atomics) or numpy (``corners``, the reference).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+
+from .raster import surface_corners
 
 CREASE_DEG = 35.0
 
@@ -100,6 +105,10 @@ class Surface:
                 math.radians(crease_deg))
             rows, cols = rows[keep], cols[keep]
         self._gather = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(3 * F, F))
+        self._gather.sort_indices()
+        self._ptr = np.ascontiguousarray(self._gather.indptr, dtype=np.int32)
+        self._idx = np.ascontiguousarray(self._gather.indices, dtype=np.int32)
+        self._fn = {}
         self.crease_deg = crease_deg
 
     def corners(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +134,28 @@ class Surface:
             cn[bad], norm[bad] = own, np.maximum(np.linalg.norm(own, axis=1, keepdims=True),
                                                  1e-300)
         return x[self.faces.reshape(-1)], cn / norm
+
+    def write_corners(self, x, vertices: np.ndarray, normals: np.ndarray) -> None:
+        """``corners(x)`` computed by a Taichi kernel into ``vertices`` and ``normals``.
+
+        Args:
+            x: (N, 3) node positions, or (N, 2) for a 2D mesh (drawn at z = 0): a
+                numpy array or torch tensor (read in place when it is contiguous, of
+                the outputs' float type and on the CPU; else converted).
+            vertices, normals: (3F, 3) C-contiguous arrays of the same float type,
+                overwritten.
+        """
+        dt = vertices.dtype
+        if torch.is_tensor(x):
+            x = x.detach().to("cpu", torch.float64 if dt == np.float64 else torch.float32)
+            x = x.contiguous()
+        else:
+            x = np.ascontiguousarray(x, dtype=dt)
+        fn = self._fn.get(dt)
+        if fn is None:
+            fn = self._fn[dt] = np.zeros((len(self.faces), 3), dt)
+        surface_corners(x, self.faces, self._ptr, self._idx, fn, vertices, normals,
+                        int(x.shape[1]))
 
     @property
     def corner_faces(self) -> np.ndarray:
