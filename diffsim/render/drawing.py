@@ -361,8 +361,9 @@ def deformable_drawing(renderer, sim, choice: ColorChoice) -> SceneDrawing:
     ground = sim.scene.ground
     if ground is not None:
         drawing.floor = _floor_for(renderer, box, 1, ground.height)
-    else:
-        drawing.floor = _floor_for(renderer, box, axis, None)
+    else:  # the domain's bottom, so that what falls is seen falling towards it
+        level = min(float(box[axis, 0]), float(bounds[axis, 0]))
+        drawing.floor = _floor_for(renderer, box, axis, level)
     return drawing
 
 
@@ -487,8 +488,10 @@ def tactile_drawing(renderer, sim, choice: ColorChoice) -> SceneDrawing:
         mpm = sim.mpm_coupling.mpm
         level = float(mpm.scene.bounds[axis, 0] + mpm.model.bound * mpm.model.dx)
         drawing.floor = _floor_for(renderer, box, axis, level)
-    else:
-        drawing.floor = _floor_for(renderer, box, axis, None)
+    else:  # under everything, colliders included (a surface to slide on)
+        every = drawing.content_bounds(state, focus + context)
+        drawing.floor = _floor_for(renderer, box, axis, min(float(box[axis, 0]),
+                                                            float(every[axis, 0])))
     return drawing
 
 
