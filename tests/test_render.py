@@ -419,5 +419,5 @@ def test_readme_code_runs(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    for name in ("rollout.html", "rollout.gif", "particles.ply", "scene.glb"):
+    for name in ("rollout.html", "rollout.gif", "particles.ply", "scene.glb", "paper.gif"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -406,3 +406,9 @@ def test_bad_input_names_the_problem(r, close_after):
         r.render(object(), state)
     img = r.render(sim, state, colors={"jelly": "tab:red"})
     assert (img[..., 0].astype(int) - img[..., 2] > 60).sum() > 50
+
+
+def test_export_state_refuses_mesh_simulators_clearly(tmp_path, close_after):
+    sim = _block(close_after)
+    with pytest.raises(TypeError, match="export_state writes the particles of a ds.MPM"):
+        ds.render.export_state(sim, sim.reset(), tmp_path / "x.ply")
