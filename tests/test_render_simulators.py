@@ -412,3 +412,23 @@ def test_export_state_refuses_mesh_simulators_clearly(tmp_path, close_after):
     sim = _block(close_after)
     with pytest.raises(TypeError, match="export_state writes the particles of a ds.MPM"):
         ds.render.export_state(sim, sim.reset(), tmp_path / "x.ply")
+
+
+def test_gravity_sets_the_up_axis_and_the_floor(close_after):
+    """Scenes whose gravity pulls along -z (the tactile tasks SurfaceFollow and
+    CableStraighten) are drawn with z up: a higher point is higher in the picture, and the
+    floor is a z plane under the bodies."""
+    cam = Camera.framing([(0, 1), (0, 1), (0, 1)], up_axis=2)
+    assert cam.up == (0.0, 0.0, 1.0)
+    (lo_pix, hi_pix), _ = cam.project(np.array([[0.5, 0.5, 0.2], [0.5, 0.5, 0.8]]), W, H)
+    assert hi_pix[1] < lo_pix[1] - 10                      # rows grow downwards
+    scene = ds.Scene(dim=3, gravity=(0.0, 0.0, -9.8))
+    scene.add_soft_body(ds.Box(lo=(0.4, 0.4, 0.3), hi=(0.6, 0.6, 0.5)),
+                        ds.NeoHookean(E=1e4, nu=0.3), resolution=0.05, name="jelly")
+    sim = ds.FEM(scene)
+    close_after(sim)
+    with Renderer(W, H) as rr:
+        rr.render(sim, sim.reset())
+        d = rr._drawing
+        assert d.camera.up == (0.0, 0.0, 1.0)
+        assert d.floor.axis == 2 and d.floor.level == pytest.approx(0.0)   # the domain's bottom
