@@ -30,7 +30,10 @@ Episode End:
 
 Arguments:
     ``task``: a registered task name or a ``Task`` instance; ``render_mode``:
-    ``None`` or ``"rgb_array"``; any task option (``grid_res``, ``horizon``, ...).
+    ``None`` or ``"rgb_array"`` (``render()`` returns a (256, W, 3) uint8 picture
+    of the current state from ``ds.render``: W = 256, wider for tactile tasks,
+    whose sensors' RGB images stand beside the scene); any task option
+    (``grid_res``, ``horizon``, ...).
 
 Version History:
     v0: initial release.
@@ -144,8 +147,8 @@ class DiffSimEnv(gym.Env):
             from diffsim.render import Renderer
 
             self._renderer = Renderer(width=256, height=256)
-        return self._renderer.render(self.sim, self._state if self._state is not None
-                                     else self.sim.reset())
+        state = self._state if self._state is not None else self.sim.reset()
+        return self._renderer.render(self.sim, state, **self.task.render_options(self.sim))
 
     def close(self):
         if not self._closed:

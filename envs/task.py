@@ -98,6 +98,12 @@ class Task(abc.ABC):
     def success(self, sim: ds.MPM, state: ds.State) -> bool:
         return bool(float(self.goal_loss(sim, state)) < self.success_threshold)
 
+    def render_options(self, sim) -> dict:
+        """Keyword arguments of ``ds.render.Renderer.render`` that ``env.render()`` uses
+        (a ``camera``, ``colors``, ``tactile_image``); default none: the renderer frames
+        the scene itself."""
+        return {}
+
     # ------------------------------------------------------------------ observations
     def _obs_indices(self, sim: ds.MPM) -> list:
         rng = np.random.default_rng(1234)

@@ -373,7 +373,7 @@ def test_bad_render_arguments(r, close_after):
     sim = ds.MPM(_scene3d(), grid_res=16)
     close_after(sim)
     state = sim.reset()
-    with pytest.raises(ValueError, match="unknown body name"):
+    with pytest.raises(ValueError, match="unknown name"):
         r.render(sim, state, colors={"lava": "red"})
     with pytest.raises(ValueError, match=r"colors\['water'\]='blurple' is not a colour"):
         r.render(sim, state, colors={"water": "blurple"})
@@ -383,7 +383,8 @@ def test_bad_render_arguments(r, close_after):
 
 
 def test_benchmark_runs_in_float32_and_agrees_with_its_numpy_peer(tmp_path):
-    """benchmarks/render.py at a tiny size, in a subprocess: the f32 path of the kernel."""
+    """benchmarks/render.py at a tiny size, in a subprocess: the f32 path of the kernels,
+    particles and triangle meshes, each against its numpy peer."""
     import json
     import subprocess
     import sys
@@ -392,12 +393,17 @@ def test_benchmark_runs_in_float32_and_agrees_with_its_numpy_peer(tmp_path):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "render.py"
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, str(script), "--particles", "3000", "--size", "64",
-                          "--reps", "2", "--precision", "f32", "--arch", "cpu", "--json",
-                          str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          "--reps", "2", "--sheet-res", "16", "--block-res", "8",
+                          "--precision", "f32", "--arch", "cpu", "--json", str(out)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["precision"] == "f32" and res["particles"] > 2000
     assert res["pixels_agreeing"] > 0.99
+    # the triangle meshes (a shell sheet, an FEM block) against the numpy rasterizer
+    for name in ("shell", "fem"):
+        assert res["meshes"][name]["faces"] > 100
+        assert res["meshes"][name]["pixels_agreeing"] > 0.99, name
 
 
 @pytest.mark.slow
@@ -413,5 +419,5 @@ def test_readme_code_runs(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    for name in ("rollout.html", "rollout.gif", "particles.ply", "scene.glb"):
+    for name in ("rollout.html", "rollout.gif", "particles.ply", "scene.glb", "paper.gif"):
         assert (tmp_path / name).stat().st_size > 0, name

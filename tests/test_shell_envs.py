@@ -33,7 +33,7 @@ def test_tasks_are_registered_with_full_docstrings():
                                   pytest.param("Flip", marks=pytest.mark.slow)])
 def test_env_checker_and_determinism(name):
     env = gym.make(_id(name), **TINY)
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     runs = []
     for _ in range(2):
         obs, info = env.reset(seed=5)

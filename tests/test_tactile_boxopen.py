@@ -239,7 +239,7 @@ def test_boxopen_env_checker_and_observation():
     from gymnasium.utils.env_checker import check_env
 
     env = gym.make("diffsim/BoxOpen-v0", horizon=3)
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     # 2 tools x (position, quaternion), the lid's velocity, force, torque, 3 x 3 markers, angle
     assert obs.shape == (2 * 7 + 6 + 6 + 18 + 1,) and env.observation_space.contains(obs)

@@ -59,7 +59,7 @@ def test_env_checker_shapes_and_zero_actions(env):
     from gymnasium.utils.env_checker import check_env
 
     e = env.unwrapped
-    check_env(e, skip_render_check=True)
+    check_env(e)
     obs, info = env.reset(seed=0)
     # 2 fingers x (position, quaternion), 2 x (force, torque, 3 x 3 markers), 7 keypoints
     assert obs.shape == (2 * 7 + 2 * (6 + 18) + 7 * 3,) and env.observation_space.contains(obs)

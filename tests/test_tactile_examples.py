@@ -50,7 +50,7 @@ def test_surface_follow_env_checker():
     import diffsim.envs  # noqa: F401
 
     env = gym.make("diffsim/SurfaceFollow-v0", grid_res=3, horizon=2)
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     obs, reward, term, trunc, info = env.step(env.action_space.sample())

@@ -27,7 +27,7 @@ def test_env_checker_and_observation(name):
     from gymnasium.utils.env_checker import check_env
 
     env = gym.make(f"diffsim/{name}-v0", horizon=3)
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     # 3 tools x (position, quaternion), the cube's velocity, 2 x (force, torque, 3 x 3 markers)
     assert obs.shape == (3 * 7 + 6 + 2 * (6 + 18),) and env.observation_space.contains(obs)

@@ -98,18 +98,21 @@ class Camera:
     @classmethod
     def framing(cls, bounds, azimuth: float = 35.0, elevation: float = 25.0, fov: float = 40.0,
                 margin: float = 1.05, aspect: float = 1.0,
-                projection: str = "perspective") -> Camera:
+                projection: str = "perspective", up_axis: int = 1) -> Camera:
         """A camera that shows the whole box ``bounds``.
 
         Args:
             bounds: (3, 2) per-axis ``(lo, hi)`` (3D, y up), or (2, 2) for a 2D
                 scene, which gets an orthographic view of the plane ``z = 0``.
-            azimuth: degrees about +y; 0 looks from +z towards -z (3D only).
+            azimuth: degrees about the up axis; 0 looks from the axis after it
+                (cyclically: +z for y up, +x for z up) towards the box (3D only).
             elevation: degrees above the horizontal plane, in (-90, 90) (3D only).
             fov: vertical field of view, degrees (perspective only).
             margin: >= 1; extra room around the box (1 = tight).
             aspect: image width / height, so that the box fits horizontally too.
             projection: ``"perspective"`` or ``"orthographic"`` (3D).
+            up_axis: the world axis shown upwards, 0, 1 (y, the default) or 2 (z,
+                for scenes whose gravity points along -z) (3D only).
 
         Raises:
             ValueError: ``bounds`` is not (2, 2) or (3, 2) with ``hi > lo``, or
@@ -137,12 +140,20 @@ class Camera:
                              "(-90, 90)")
         if not (isinstance(fov, (int, float)) and 0 < fov < 180):
             raise ValueError(f"fov={fov!r} is not allowed: expected degrees in (0, 180)")
+        if up_axis not in (0, 1, 2):
+            raise ValueError(f"up_axis={up_axis!r} is not allowed: expected 0, 1 or 2")
         az, el = math.radians(azimuth), math.radians(elevation)
-        direction = np.array([math.sin(az) * math.cos(el), math.sin(el),
-                              math.cos(az) * math.cos(el)])
+        # horizontal axes after the up axis, cyclically (y up: z then x), so that the
+        # right-handed frame and the default view are the same for every up axis
+        h1, h2 = (up_axis + 1) % 3, (up_axis + 2) % 3
+        direction = np.zeros(3)
+        direction[h1] = math.cos(az) * math.cos(el)
+        direction[h2] = math.sin(az) * math.cos(el)
+        direction[up_axis] = math.sin(el)
+        up = tuple(np.eye(3)[up_axis])
         radius = 0.5 * float(np.linalg.norm(extent))
         # the 8 corners in the view frame (relative to the centre): fit them exactly
-        probe = cls(eye=tuple(center + direction), target=tuple(center))
+        probe = cls(eye=tuple(center + direction), target=tuple(center), up=up)
         corners = np.stack(np.meshgrid(*b, indexing="ij"), -1).reshape(-1, 3) - center
         a, h, c = (corners @ probe.basis().T).T  # right, up, forward components
         tan_v = math.tan(math.radians(fov) / 2)
@@ -152,7 +163,7 @@ class Camera:
         dist = max(dist, 1e-6 * radius)
         height = 2.0 * margin * max(float(np.abs(h).max()), float(np.abs(a).max()) / aspect)
         eye = center + dist * direction
-        return cls(eye=tuple(eye), target=tuple(center), up=(0.0, 1.0, 0.0), fov=fov,
+        return cls(eye=tuple(eye), target=tuple(center), up=up, fov=fov,
                    projection=projection, ortho_height=height,
                    near=max(dist - 2.0 * radius, 0.01 * dist), far=dist + 4.0 * radius)
 

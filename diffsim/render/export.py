@@ -36,6 +36,8 @@ def export_state(sim, state, path, tools: bool = False, colliders: bool = False,
     Raises:
         ValueError: a format that cannot hold what was asked for, a state that
             does not fit ``sim``, unknown body names in ``colors``.
+        TypeError: ``sim`` is not a ``ds.MPM`` (FEM, shell and tactile states are
+            drawn by the renderer, not exported here yet).
     """
     import trimesh
 
@@ -50,6 +52,10 @@ def export_state(sim, state, path, tools: bool = False, colliders: bool = False,
         raise ValueError(f"path={str(path)!r}: writing tools or colliders needs a scene format "
                          f"({', '.join('.' + f for f in SCENE_FORMATS)}); use one, or write the "
                          "particles alone")
+    if not hasattr(sim, "n_particles"):
+        raise TypeError(f"export_state writes the particles of a ds.MPM state; sim is a "
+                        f"{type(sim).__name__} (draw it with ds.render.Renderer.render, or "
+                        "write its nodes state.x and sim's faces with trimesh)")
     x = state.x.detach().cpu().numpy().astype(np.float64)
     if x.shape != (sim.n_particles, sim.dim):
         raise ValueError(f"state.x has shape {x.shape}; this simulator needs "

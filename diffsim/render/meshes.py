@@ -7,7 +7,9 @@ spheres smooth. 2D shapes become flat triangulated outlines in the plane
 ``z = const`` facing +z (the 2D camera looks down -z).
 
 A :class:`MeshBatch` concatenates meshes into the arrays the kernel reads, one
-*instance* per mesh; each frame only the (M, 12) instance transforms change.
+*instance* per mesh with its material (front and back colour, highlight); each
+frame the (M, 12) instance transforms change, and the vertices of deformable
+instances (soft bodies, shells) are rewritten in place.
 """
 
 from __future__ import annotations
@@ -264,19 +266,34 @@ def pose_matrices(pos, rot) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- packing
+def material(front, back=None, specular: float = 0.0) -> np.ndarray:
+    """One row of a :class:`MeshBatch`'s materials: front RGB, back RGB (default the
+    front's), Blinn-Phong highlight weight (0 = matte)."""
+    front = np.asarray(front, float)
+    back = front if back is None else np.asarray(back, float)
+    return np.concatenate([front, back, [float(specular)]])
+
+
 class MeshBatch:
-    """Meshes packed for the kernel: each mesh is one instance with a colour and a transform.
+    """Meshes packed for the kernel: each mesh is one instance with a material and a transform.
 
     Args:
         meshes: the meshes, each in its instance's frame.
-        colors: (M, 3) RGB in [0, 1], one per mesh.
+        materials: (M, 7) rows of :func:`material` (front RGB, back RGB,
+            highlight weight), or (M, 3) RGB in [0, 1] (both sides, matte).
         dtype: float type of the vertex arrays (the runtime precision).
     """
 
-    def __init__(self, meshes: list[TriMesh], colors, dtype=np.float32):
+    def __init__(self, meshes: list[TriMesh], materials, dtype=np.float32):
         self.count = len(meshes)
+        offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])
+        self.vertex_offsets = offsets
         if meshes:
-            offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])
+            mats = np.asarray(materials, float).reshape(len(meshes), -1)
+            if mats.shape[1] == 3:
+                mats = np.stack([material(c) for c in mats])
+            if mats.shape[1] != 7:
+                raise ValueError(f"materials has shape {mats.shape}; expected (M, 7) or (M, 3)")
             self.vertices = np.ascontiguousarray(
                 np.concatenate([m.vertices for m in meshes]), dtype=dtype)
             self.normals = np.ascontiguousarray(
@@ -285,19 +302,24 @@ class MeshBatch:
                 [m.faces + o for m, o in zip(meshes, offsets)]), dtype=np.int32)
             self.face_instance = np.ascontiguousarray(np.concatenate(
                 [np.full(len(m.faces), i) for i, m in enumerate(meshes)]), dtype=np.int32)
-            self.colors = np.ascontiguousarray(np.asarray(colors, float).reshape(-1, 3),
-                                               dtype=dtype)
+            self.materials = np.ascontiguousarray(mats, dtype=dtype)
         else:  # the kernel takes arrays of length >= 1; the face count is 0
             self.vertices = np.zeros((1, 3), dtype)
             self.normals = np.zeros((1, 3), dtype)
             self.faces = np.zeros((1, 3), np.int32)
             self.face_instance = np.zeros(1, np.int32)
-            self.colors = np.zeros((1, 3), dtype)
+            self.materials = np.zeros((1, 7), dtype)
         self.n_faces = sum(len(m.faces) for m in meshes)
         identity = np.zeros((max(self.count, 1), 3, 4))
         identity[:, :, :3] = np.eye(3)
         self.identity = identity
         self.dtype = dtype
+
+    def set_vertices(self, instance: int, vertices: np.ndarray, normals: np.ndarray) -> None:
+        """Overwrite the vertices and normals of one instance (a deformable surface)."""
+        a, b = self.vertex_offsets[instance], self.vertex_offsets[instance + 1]
+        self.vertices[a:b] = vertices
+        self.normals[a:b] = normals
 
     def transforms(self, matrices: np.ndarray | None = None) -> np.ndarray:
         """(M, 12) kernel layout of (M, 3, 4) instance transforms (identity when ``None``)."""
@@ -305,5 +327,5 @@ class MeshBatch:
         return np.ascontiguousarray(np.asarray(m).reshape(-1, 12), dtype=self.dtype)
 
 
-__all__ = ["TriMesh", "MeshBatch", "tool_mesh", "shape_mesh", "pose_matrices",
+__all__ = ["TriMesh", "MeshBatch", "material", "tool_mesh", "shape_mesh", "pose_matrices",
            "quat_to_matrix", "triangulate_polygon"]

@@ -14,7 +14,11 @@ Burns & Hunt 2013, "The Visibility Buffer"):
 4. ``shade``: one thread per pixel decodes the winner and shades it once
    (Lambert + ambient): a particle's normal comes from the sphere impostor
    (pixel offset from the projected centre), a triangle's from its vertex
-   normals interpolated with perspective-correct barycentrics; background
+   normals interpolated with perspective-correct barycentrics and turned to
+   the viewer; a triangle whose winding (geometric normal) faces away from
+   the camera shows its instance's back colour (the underside of a shell),
+   and triangles add a Blinn-Phong highlight of their instance's weight;
+   background
    pixels get a sky gradient and an optional checkered floor (a ray-plane hit,
    unshaded: it is a backdrop, not an occluder). 2D scenes (the plane z = 0
    seen face-on) are drawn unlit in flat colours, particles as discs.
@@ -25,6 +29,10 @@ not shading. All per-frame inputs arrive as ndarray arguments (zero-copy for
 numpy and torch on the CPU; on CUDA torch tensors on the device are read in
 place, numpy arrays are copied by Taichi), so nothing but this one launch
 happens per frame.
+
+``surface_corners`` is the other kernel here: it turns node positions into the
+per-corner vertices and crease-aware normals of a deforming surface (FEM
+solids, shells, tactile pads) before a frame is drawn.
 
 Layout of ``prm`` (one float array, the runtime precision) is given by the
 ``P_*`` offsets below; :class:`~diffsim.render.renderer.Renderer` fills it.
@@ -48,7 +56,14 @@ P_FLOOR_CELL = 32                              # checker cell size (m)
 P_FLOOR_C1, P_FLOOR_C2, P_FLOOR_OUT = 33, 36, 39
 P_NP, P_NF = 42, 43                            # particle and triangle counts
 P_MIN_RADIUS = 44                              # smallest splat radius (px)
-N_PARAMS = 45
+P_FLOOR_N = 45                                 # the floor's unit normal (world)
+P_FLOOR_U, P_FLOOR_V = 48, 51                  # its two in-plane axes (checker coordinates)
+P_SHININESS = 54                               # Blinn-Phong exponent of the triangles
+N_PARAMS = 55
+
+# columns of ``inst_mat`` (M, N_MAT), one row per mesh instance
+MAT_FRONT, MAT_BACK, MAT_SPECULAR = 0, 3, 6    # front / back face RGB, specular weight
+N_MAT = 7
 
 DEPTH_LEVELS = 2**31 - 2                       # quantised depth in the key's upper 32 bits
 BACKGROUND_KEY = (2**31 - 1) << 32
@@ -96,11 +111,11 @@ class Rasterizer:
         """Free the frame buffer (this rasterizer cannot draw afterwards)."""
         self.key = None  # the ndarray frees its memory when its last reference goes
 
-    def draw(self, x, color, radius, verts, normals, faces, face_inst, xform, inst_color, prm,
+    def draw(self, x, color, radius, verts, normals, faces, face_inst, xform, inst_mat, prm,
              out, pdim: int) -> None:
         """Draw one frame into ``out`` (see :func:`draw_frame`)."""
         draw_frame(self.key, x, color, radius, verts, normals, faces, face_inst, xform,
-                   inst_color, prm, out, pdim)
+                   inst_mat, prm, out, pdim)
 
 
 @ti.kernel
@@ -108,15 +123,16 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
                color: ti.types.ndarray(ndim=2), radius: ti.types.ndarray(ndim=1),
                verts: ti.types.ndarray(ndim=2), normals: ti.types.ndarray(ndim=2),
                faces: ti.types.ndarray(ndim=2), face_inst: ti.types.ndarray(ndim=1),
-               xform: ti.types.ndarray(ndim=2), inst_color: ti.types.ndarray(ndim=2),
+               xform: ti.types.ndarray(ndim=2), inst_mat: ti.types.ndarray(ndim=2),
                prm: ti.types.ndarray(ndim=1), out: ti.types.ndarray(dtype=ti.u8, ndim=3),
                pdim: ti.template()):
     """Draw ``x`` (N, pdim) particles and the instanced triangles into ``out`` (H, W, 3).
 
-    ``color`` (N, 3) and ``inst_color`` (M, 3) in [0, 1]; ``radius`` (N,) m;
-    ``verts``/``normals`` (V, 3) in each instance's frame; ``faces`` (F, 3);
-    ``face_inst`` (F,) instance of each face; ``xform`` (M, 12) row-major
-    3x4 ``[R | t]`` per instance; ``prm`` see the module docstring.
+    ``color`` (N, 3) in [0, 1]; ``radius`` (N,) m; ``verts``/``normals`` (V, 3)
+    in each instance's frame; ``faces`` (F, 3); ``face_inst`` (F,) instance of
+    each face; ``xform`` (M, 12) row-major 3x4 ``[R | t]`` per instance;
+    ``inst_mat`` (M, N_MAT) per instance: front and back RGB in [0, 1] and the
+    specular weight (the ``MAT_*`` columns); ``prm`` see the module docstring.
     """
     H, W = key.shape[0], key.shape[1]
     bg = ti.i64(BACKGROUND_KEY)
@@ -232,16 +248,14 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
                 if ortho:
                     origin = eye + (px / scale) * right - (py / scale) * up
                     dirw = fwd
-                ax = ti.static(1 if pdim == 3 else 2)  # the floor's normal axis
-                denom = dirw[ax]
+                nrm = _vec3(prm, P_FLOOR_N)
+                denom = dirw.dot(nrm)
                 if ti.abs(denom) > 1e-12:
-                    tt = (prm[P_FLOOR_LEVEL] - origin[ax]) / denom
+                    tt = (prm[P_FLOOR_LEVEL] - origin.dot(nrm)) / denom
                     if tt > 0:
                         hit = origin + tt * dirw
-                        a = hit[0]
-                        b = hit[1]
-                        if ti.static(pdim == 3):
-                            b = hit[2]
+                        a = hit.dot(_vec3(prm, P_FLOOR_U))
+                        b = hit.dot(_vec3(prm, P_FLOOR_V))
                         lo_a, lo_b = prm[P_FLOOR_LO], prm[P_FLOOR_LO + 1]
                         hi_a, hi_b = prm[P_FLOOR_HI], prm[P_FLOOR_HI + 1]
                         cell = prm[P_FLOOR_CELL]
@@ -262,6 +276,7 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
             n_pp = ti.cast(prm[P_NP], ti.i32)
             nv = ti.Vector([0.0, 0.0, -1.0])
             base = ti.Vector([0.0, 0.0, 0.0])
+            spec_w = 0.0
             if ident < n_pp:
                 pw = ti.Vector([x[ident, 0], x[ident, 1], 0.0])
                 if ti.static(pdim == 3):
@@ -286,6 +301,7 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
                 sz = ti.Vector([0.0, 0.0, 0.0])
                 nsum = ti.Vector([0.0, 0.0, 0.0])
                 nk = ti.Matrix.zero(float, 3, 3)  # rows: the corners' local normals
+                wk = ti.Matrix.zero(float, 3, 3)  # rows: the corners in the world
                 for k in ti.static(range(3)):
                     v = faces[t, k]
                     w = ti.Vector([xform[m, 3], xform[m, 7], xform[m, 11]])
@@ -294,6 +310,7 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
                                  + xform[m, 4 * a + 1] * verts[v, 1]
                                  + xform[m, 4 * a + 2] * verts[v, 2])
                         nk[k, a] = normals[v, a]
+                        wk[k, a] = w[a]
                     d = w - eye
                     z = d.dot(fwd)
                     s = scale
@@ -318,13 +335,73 @@ def draw_frame(key: ti.types.ndarray(dtype=ti.i64, ndim=2), x: ti.types.ndarray(
                 nv = nv / ti.max(nv.norm(), 1e-12)
                 if nv.dot(ray) > 0:  # two-sided: face the viewer
                     nv = -nv
-                base = ti.Vector([inst_color[m, 0], inst_color[m, 1], inst_color[m, 2]])
+                # the side the camera sees follows the winding (the geometric normal),
+                # not the interpolated normals, which may tilt across a silhouette
+                e1 = ti.Vector([wk[1, 0] - wk[0, 0], wk[1, 1] - wk[0, 1], wk[1, 2] - wk[0, 2]])
+                e2 = ti.Vector([wk[2, 0] - wk[0, 0], wk[2, 1] - wk[0, 1], wk[2, 2] - wk[0, 2]])
+                gn = e1.cross(e2)
+                side = MAT_FRONT
+                if ti.Vector([gn.dot(right), gn.dot(up), gn.dot(fwd)]).dot(ray) > 0:
+                    side = MAT_BACK
+                base = ti.Vector([inst_mat[m, side], inst_mat[m, side + 1],
+                                  inst_mat[m, side + 2]])
+                spec_w = inst_mat[m, MAT_SPECULAR]
             col = base
             if ti.static(pdim == 3):  # 2D scenes face the camera: flat colours, unlit
                 lam = ti.max(nv.dot(light), 0.0)
                 col = base * (ambient + (1.0 - ambient) * lam)
+                if spec_w > 0.0 and lam > 0.0:  # Blinn-Phong: half vector of light and eye
+                    half = light - ray / ray.norm()
+                    half = half / ti.max(half.norm(), 1e-12)
+                    # the highlight is the directional light's (1 - ambient of the total)
+                    col += ((1.0 - ambient) * spec_w
+                            * ti.max(nv.dot(half), 0.0) ** prm[P_SHININESS])
         for c in ti.static(range(3)):
             out[i, j, c] = ti.cast(ti.min(ti.max(col[c], 0.0), 1.0) * 255.0 + 0.5, ti.u8)
 
 
-__all__ = ["Rasterizer", "draw_frame", "N_PARAMS", "BACKGROUND_KEY", "DEPTH_LEVELS"]
+@ti.func
+def _node(x: ti.template(), v, xdim: ti.template()):
+    p = ti.Vector([x[v, 0], x[v, 1], 0.0])
+    if ti.static(xdim == 3):
+        p[2] = x[v, 2]
+    return p
+
+
+@ti.kernel
+def surface_corners(x: ti.types.ndarray(ndim=2), faces: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                    ptr: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                    idx: ti.types.ndarray(dtype=ti.i32, ndim=1), fn: ti.types.ndarray(ndim=2),
+                    verts: ti.types.ndarray(ndim=2), normals: ti.types.ndarray(ndim=2),
+                    xdim: ti.template()):
+    """The corners of a deformable surface (``surfaces.Surface.write_corners``).
+
+    ``x`` (N, xdim) node positions (2D at z = 0); ``faces`` (F, 3) node indices;
+    ``ptr``/``idx`` the CSR list of faces whose normals each corner ``3 f + k``
+    sums. Face normals (area-weighted) go to ``fn`` (F, 3); then each corner gets
+    its node's position in ``verts`` and the normalised sum of its faces' normals
+    in ``normals`` (3F, 3), summed in CSR order (deterministic); a vanishing sum
+    falls back to the face's own normal, then to +y (as ``Surface.corners``)."""
+    for f in range(faces.shape[0]):
+        a = _node(x, faces[f, 0], xdim)
+        n = (_node(x, faces[f, 1], xdim) - a).cross(_node(x, faces[f, 2], xdim) - a)
+        for d in ti.static(range(3)):
+            fn[f, d] = n[d]
+    for c in range(faces.shape[0] * 3):
+        f = c // 3
+        p = _node(x, faces[f, c % 3], xdim)
+        s = ti.Vector([0.0, 0.0, 0.0])
+        for q in range(ptr[c], ptr[c + 1]):
+            g = idx[q]
+            s += ti.Vector([fn[g, 0], fn[g, 1], fn[g, 2]])
+        if s.norm() <= 1e-30:
+            s = ti.Vector([fn[f, 0], fn[f, 1], fn[f, 2]])
+            if s.norm() <= 1e-30:
+                s = ti.Vector([0.0, 1.0, 0.0])
+        s = s / s.norm()
+        for d in ti.static(range(3)):
+            verts[c, d] = p[d]
+            normals[c, d] = s[d]
+
+
+__all__ = ["Rasterizer", "draw_frame", "surface_corners", "N_PARAMS", "N_MAT", "BACKGROUND_KEY", "DEPTH_LEVELS"]

@@ -1,4 +1,4 @@
-"""``Renderer``: images of particles, tools and colliders as (H, W, 3) uint8 arrays.
+"""``Renderer``: images of simulator states as (H, W, 3) uint8 arrays.
 
 Usage::
 
@@ -7,6 +7,13 @@ Usage::
     frames = [r.render(sim, s) for s in sol.u]
     ds.render.animate(frames, fps=20)                # notebook video
     r.close()
+
+Every simulator draws (``drawing.py``): ``ds.MPM`` particles as sphere splats,
+``ds.FEM`` solids as the shaded boundary surfaces of their tet meshes,
+``ds.Shell`` sheets as shaded two-sided triangle meshes, ``ds.Tactile`` pads with
+their markers on their fingers (and, with ``tactile_image=True``, the sensors'
+RGB images beside the scene); tools, free rigid objects, hinge pins, colliders
+and the floor with all of them.
 
 The renderer is a software rasterizer in one Taichi kernel (``raster.py``): it
 needs no display and no OpenGL, runs on the CPU and unchanged on CUDA. It owns
@@ -19,7 +26,6 @@ milliseconds.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +33,9 @@ import torch
 
 from .. import runtime
 from .camera import Camera
-from .meshes import MeshBatch, TriMesh, pose_matrices, shape_mesh, tool_mesh
+from .colors import COLLIDER_COLOR, PALETTE, TOOL_COLOR, rgb
+from .drawing import SceneDrawing, drawing_for
+from .meshes import MeshBatch, TriMesh
 from .raster import (
     N_PARAMS,
     P_AMBIENT,
@@ -40,7 +48,10 @@ from .raster import (
     P_FLOOR_HI,
     P_FLOOR_LEVEL,
     P_FLOOR_LO,
+    P_FLOOR_N,
     P_FLOOR_OUT,
+    P_FLOOR_U,
+    P_FLOOR_V,
     P_FWD,
     P_LIGHT,
     P_MIN_RADIUS,
@@ -50,37 +61,23 @@ from .raster import (
     P_ORTHO,
     P_RIGHT,
     P_SCALE,
+    P_SHININESS,
     P_SKY_BOTTOM,
     P_SKY_TOP,
     P_UP,
     Rasterizer,
 )
 
-#: body colours, in the order of ``sim.groups``
-PALETTE = ("#3f88d8", "#e8a33c", "#5cb85c", "#d9534f", "#9b7fd1", "#8c6d4f", "#e377c2",
-           "#17becf", "#bcbd22", "#7f7f7f")
-TOOL_COLOR = "#6b7079"
-COLLIDER_COLOR = "#cdbfae"
 MAX_SIZE = 16384
 # towards the light in the camera frame (x right, y up, z forward): above, left, in front
 DEFAULT_LIGHT = (-0.35, 0.75, -0.55)
+#: gap (px) between the scene and the tactile images beside it
+PANEL_GAP = 2
 
 
 def _rgb(name: str, value) -> np.ndarray:
-    """One colour (a matplotlib colour name/hex, or 3 numbers in [0, 1]) as (3,) floats."""
-    from matplotlib.colors import to_rgb
-
-    try:
-        if isinstance(value, str):
-            return np.asarray(to_rgb(value), float)
-        arr = np.asarray(value, float)
-    except (ValueError, TypeError):
-        raise ValueError(f"{name}={value!r} is not a colour: use a name ('tab:blue'), a hex "
-                         "string or 3 numbers in [0, 1]") from None
-    if arr.shape != (3,) or not np.all((arr >= 0) & (arr <= 1)):
-        raise ValueError(f"{name}={value!r} is not a colour: use a name ('tab:blue'), a hex "
-                         "string or 3 numbers in [0, 1]")
-    return arr
+    """One colour as (3,) floats in [0, 1] (see ``colors.rgb``)."""
+    return rgb(name, value)
 
 
 def _size(name: str, value) -> int:
@@ -94,15 +91,19 @@ def _size(name: str, value) -> int:
 class Floor:
     """A checkered ground plane drawn where nothing else is (a backdrop, not an occluder).
 
-    In 3D it is the plane ``y = level`` checkered over ``lo..hi`` in (x, z); in
-    2D it is the plane ``z = level`` behind the scene, checkered over ``lo..hi``
-    in (x, y). Outside the checkered extent it fades to the background.
+    In 3D it is the plane ``x[axis] = level`` (``y = level`` by default)
+    checkered over ``lo..hi`` in the two other axes in increasing order ((x, z)
+    for ``axis=1``, (x, y) for ``axis=2``); in 2D it is the plane ``z = level``
+    behind the scene, checkered over ``lo..hi`` in (x, y). Outside the checkered
+    extent it fades to the background.
 
     Args:
-        level: height of the plane (m).
+        level: height of the plane along ``axis`` (m).
         lo, hi: (2,) corners of the checkered extent in the plane's axes (m).
         cell: checker cell size (m), > 0.
         colors: the two checker colours; ``outside``: the plane beyond the extent.
+        axis: the plane's normal axis in 3D scenes: 0, 1 (y, up) or 2 (z, for
+            scenes whose gravity points along -z).
     """
 
     level: float = 0.0
@@ -111,6 +112,7 @@ class Floor:
     cell: float = 0.1
     colors: tuple = ("#e9ebee", "#d5d9df")
     outside: str = "#c3c8cf"
+    axis: int = 1
 
     def __post_init__(self):
         lo, hi = np.asarray(self.lo, float), np.asarray(self.hi, float)
@@ -122,14 +124,27 @@ class Floor:
             raise ValueError(f"cell={self.cell!r} is not allowed: it must be > 0")
         if len(self.colors) != 2:
             raise ValueError(f"colors={self.colors!r} is not allowed: expected two colours")
+        if self.axis not in (0, 1, 2):
+            raise ValueError(f"axis={self.axis!r} is not allowed: expected 0, 1 or 2")
+
+    def frame(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The plane's unit normal and its two in-plane axes (world), for ``dim``."""
+        e = np.eye(3)
+        if dim == 2:
+            return e[2], e[0], e[1]
+        u, v = (a for a in range(3) if a != self.axis)
+        return e[self.axis], e[u], e[v]
 
     @classmethod
-    def under(cls, bounds, **kwargs) -> Floor:
-        """The floor of a scene box: its bottom face (3D) or its back plane (2D)."""
+    def under(cls, bounds, axis: int = 1, **kwargs) -> Floor:
+        """The floor of a scene box: its bottom face along ``axis`` (3D) or its back
+        plane (2D)."""
         b = np.asarray(bounds, float)
         if b.shape[0] == 3:
-            lo, hi = (b[0, 0], b[2, 0]), (b[0, 1], b[2, 1])
-            level, ext = b[1, 0], max(b[0, 1] - b[0, 0], b[2, 1] - b[2, 0])
+            u, v = (a for a in range(3) if a != axis)
+            lo, hi = (b[u, 0], b[v, 0]), (b[u, 1], b[v, 1])
+            level, ext = b[axis, 0], max(b[u, 1] - b[u, 0], b[v, 1] - b[v, 0])
+            kwargs["axis"] = axis
         else:
             lo, hi = (b[0, 0], b[1, 0]), (b[0, 1], b[1, 1])
             level, ext = 0.0, max(b[0, 1] - b[0, 0], b[1, 1] - b[1, 0])
@@ -140,72 +155,27 @@ class Floor:
                    **kwargs)
 
 
-class _SceneDrawing:
-    """What stays fixed while drawing one simulator: colours, radii, meshes, camera, floor."""
-
-    def __init__(self, renderer: Renderer, sim, colors: dict | None):
-        self.sim_ref = weakref.ref(sim)
-        self.colors_key = None if colors is None else tuple(sorted(
-            (k, tuple(_rgb(f"colors[{k!r}]", v))) for k, v in colors.items()))
-        real = renderer._real
-        model = sim.model
-        self.dim = d = sim.dim
-        n = sim.n_particles
-        col = np.zeros((n, 3))
-        rad = np.zeros(n)
-        colors = dict(colors or {})
-        unknown = set(colors) - set(sim.groups)
-        if unknown:
-            raise ValueError(f"colors has unknown body name(s) {sorted(unknown)}; bodies: "
-                             f"{list(sim.groups)}")
-        palette = renderer.palette
-        max_r = 0.0
-        for i, g in enumerate(model.groups):
-            c = colors.get(g.name, palette[i % len(palette)])
-            col[g.start:g.end] = _rgb(f"colors[{g.name!r}]", c)
-            # 3D: the sphere with the particle's volume; 2D: the disc through the
-            # corners of the particle's square, so that flat discs leave no gaps
-            r = (3 * g.p_vol / (4 * math.pi)) ** (1 / 3) if d == 3 else math.sqrt(
-                g.p_vol / 2)
-            rad[g.start:g.end] = renderer.particle_scale * r
-            max_r = max(max_r, renderer.particle_scale * r)
-        self.colors = np.ascontiguousarray(col, dtype=real)
-        self.radii = np.ascontiguousarray(rad, dtype=real)
-        bounds = sim.scene.bounds
-        # 2D: tools and colliders sit in front of the particle discs (towards the camera)
-        z2d = max(4.0 * max_r, 1e-3 * float(np.max(bounds[:, 1] - bounds[:, 0])))
-        meshes, mesh_colors = [], []
-        self.n_tools = 0
-        if renderer.show_tools:
-            for t in model.tools:
-                meshes.append(tool_mesh(t.kind, t.geom, t.axis, d, z=z2d))
-                mesh_colors.append(renderer.tool_color)
-            self.n_tools = len(model.tools)
-        if renderer.show_colliders:
-            for c in sim.scene.colliders:
-                meshes.append(shape_mesh(c.shape, z=0.5 * z2d))
-                mesh_colors.append(renderer.collider_color)
-        self.batch = MeshBatch(meshes, mesh_colors, dtype=real)
-        self.camera = Camera.framing(bounds, aspect=renderer.width / renderer.height)
-        self.floor = Floor.under(bounds) if renderer.floor is True else (
-            renderer.floor or None)
-
-
 class Renderer:
     """A Taichi software renderer: particles as shaded sphere splats, meshes, a floor.
 
     Particles are drawn as sphere impostors (a disc per particle whose
-    per-pixel depth and normal are those of a sphere), triangles are
-    rasterized into the same depth buffer, and every visible pixel is shaded
-    once with Lambert + ambient light. See ``diffsim/render/raster.py``.
+    per-pixel depth and normal are those of a sphere), triangles (rigid meshes
+    and the deforming surfaces of solids, shells and pads) are rasterized into
+    the same depth buffer, and every visible pixel is shaded once with Lambert +
+    ambient light (plus a Blinn-Phong highlight on meshes). See
+    ``diffsim/render/raster.py``.
 
     Args:
         width, height: image size in pixels, ints in [1, 16384].
-        camera: a :class:`Camera`; ``None`` frames each scene's bounds
-            (:meth:`Camera.framing`; orthographic for 2D scenes).
+        camera: a :class:`Camera`; ``None`` frames each scene (:meth:`Camera.framing`;
+            orthographic for 2D scenes): an MPM scene's bounds, the bodies, tools
+            and colliders of FEM/Shell scenes at their start, the pads and objects
+            of tactile scenes with room to move; the world axis gravity pulls
+            along is drawn upwards.
         background: (top, bottom) colours of the background gradient.
-        floor: ``True`` draws a checkered floor under the scene bounds (the back
-            plane in 2D), ``False`` none, or a :class:`Floor`.
+        floor: ``True`` draws a checkered floor (the scene's ground if it has one,
+            else under the scene; the back plane in 2D), ``False`` none, or a
+            :class:`Floor`.
         light: direction towards the light in world space (3,); ``None`` keeps a
             light fixed to the camera (above-left, in front), which suits any view.
         ambient: ambient fraction of the shading in [0, 1].
@@ -214,9 +184,11 @@ class Renderer:
             the particle's square, so bodies look solid).
         min_pixel_radius: smallest splat radius in pixels (> 0), so that far or
             tiny particles stay visible.
-        palette: body colours in the order of ``sim.groups``.
+        palette: body colours in the order of ``sim.groups`` (then free objects).
         tool_color, collider_color: mesh colours.
         show_tools, show_colliders: draw the tools / static colliders.
+        shininess: Blinn-Phong exponent of the meshes' highlights (>= 1; each
+            role has its highlight weight, ``colors.SPECULAR``).
 
     ``ambient`` and ``light`` may be changed between frames.
 
@@ -229,7 +201,7 @@ class Renderer:
                  ambient: float = 0.35, particle_scale: float = 1.0,
                  min_pixel_radius: float = 0.6, palette=PALETTE, tool_color=TOOL_COLOR,
                  collider_color=COLLIDER_COLOR, show_tools: bool = True,
-                 show_colliders: bool = True):
+                 show_colliders: bool = True, shininess: float = 32.0):
         self.width = _size("width", width)
         self.height = _size("height", height)
         if camera is not None and not isinstance(camera, Camera):
@@ -268,11 +240,15 @@ class Renderer:
         self.tool_color = _rgb("tool_color", tool_color)
         self.collider_color = _rgb("collider_color", collider_color)
         self.show_tools, self.show_colliders = bool(show_tools), bool(show_colliders)
+        if not (isinstance(shininess, (int, float)) and math.isfinite(shininess)
+                and shininess >= 1):
+            raise ValueError(f"shininess={shininess!r} is not allowed: expected a number >= 1")
+        self.shininess = float(shininess)
 
         self.cfg = runtime.ensure_init()
         self._real = np.float64 if self.cfg.precision == "f64" else np.float32
         self._raster = Rasterizer(self.width, self.height)
-        self._drawing: _SceneDrawing | None = None
+        self._drawing: SceneDrawing | None = None
         self._mesh_cache: tuple | None = None
         self._closed = False
         runtime.register(self)
@@ -301,42 +277,51 @@ class Renderer:
                 f"{', closed' if self._closed else ''})")
 
     # ------------------------------------------------------------------ drawing
-    def render(self, sim, state, camera: Camera | None = None,
-               colors: dict | None = None) -> np.ndarray:
-        """Draw a simulator state: particles coloured by body, tools at their poses, colliders.
+    def render(self, sim, state, camera: Camera | None = None, colors: dict | None = None,
+               tactile_image: bool = False) -> np.ndarray:
+        """Draw a simulator state.
+
+        ``ds.MPM``: particles coloured by body; ``ds.FEM``: each body's boundary
+        surface; ``ds.Shell``: each sheet, its underside a darker shade;
+        ``ds.Tactile``: the pads on their fingers with their markers, rigid and free
+        objects, hinge pins and a coupled MPM/FEM object. Tools at their poses,
+        colliders and the floor (the ground, else the bottom of the scene) with all.
 
         Args:
-            sim: a ``ds.MPM`` (anything with ``scene``, ``model``, ``groups``,
-                ``dim`` and ``n_particles``), 2D or 3D.
-            state: a ``ds.State`` of ``sim`` (``x``, ``tool_pos``, ``tool_rot``).
+            sim: a ``ds.MPM``, ``ds.FEM``, ``ds.Shell`` or ``ds.Tactile``, 2D or 3D.
+            state: a ``ds.State`` of ``sim``.
             camera: overrides the renderer's camera for this frame.
-            colors: ``{body name: colour}`` overriding the palette.
+            colors: ``{name: colour}`` overriding the defaults, for bodies (the
+                palette in the order of ``sim.groups``, then free objects), tools,
+                colliders, pads, ``"<sensor>_finger"``, ``"<object>_hinge"`` and
+                ``"markers"``.
+            tactile_image: ``ds.Tactile`` only: put each sensor's tactile RGB image
+                (``sim.read(state).image``) beside the scene, stacked top to bottom,
+                scaled to share the height (nearest neighbour); the image is then
+                wider than ``width``.
 
         Returns:
-            (height, width, 3) uint8 RGB image.
+            (height, width, 3) uint8 RGB image (wider with ``tactile_image``).
 
         Raises:
-            ValueError: ``state`` does not fit ``sim``, unknown body names in ``colors``.
+            ValueError: ``state`` does not fit ``sim``, unknown names in ``colors``,
+                ``tactile_image`` for a simulator without sensors.
+            TypeError: ``sim`` is not a diffsim simulator.
             RuntimeError: the renderer is closed.
         """
         self._check_open()
         drawing = self._drawing_for(sim, colors)
-        x = state.x
-        if tuple(x.shape) != (sim.n_particles, sim.dim):
-            raise ValueError(f"state.x has shape {tuple(x.shape)}; this simulator needs "
-                             f"{(sim.n_particles, sim.dim)}")
-        batch = drawing.batch
-        xf = None
-        if batch.count:
-            xf = np.array(batch.identity)
-            k = drawing.n_tools
-            if k:
-                pos = state.tool_pos.detach().cpu().numpy()
-                rot = state.tool_rot.detach().cpu().numpy()
-                xf[:k] = pose_matrices(pos, rot)
+        if tactile_image and not drawing.sensors:
+            raise ValueError(f"tactile_image=True is not allowed for a {type(sim).__name__}: "
+                             "it has no tactile sensors (ds.Tactile has)")
+        x, xf = drawing.frame(state)
         cam = camera or self.camera or drawing.camera
-        return self._draw(x, drawing.colors, drawing.radii, batch, batch.transforms(xf), cam,
-                          drawing.floor)
+        img = self._draw(x, drawing.colors, drawing.radii, drawing.batch, xf, cam,
+                         drawing.floor)
+        if tactile_image:
+            img = self._with_panels(img, [sim.read(state, sensor=k, image=True).image
+                                          for k in drawing.sensors])
+        return img
 
     def render_points(self, points, colors=None, radius=0.01, meshes=(), camera=None,
                       floor: Floor | None = None) -> np.ndarray:
@@ -406,13 +391,41 @@ class Renderer:
         if self._closed:
             raise RuntimeError("this Renderer is closed")
 
-    def _drawing_for(self, sim, colors) -> _SceneDrawing:
+    def _drawing_for(self, sim, colors) -> SceneDrawing:
+        """The drawing of ``sim`` (built on first use, kept while ``sim`` and ``colors``
+        stay the same: meshes, surfaces and the camera are made once per simulator)."""
         d = self._drawing
         key = None if colors is None else tuple(sorted(
             (k, tuple(_rgb(f"colors[{k!r}]", v))) for k, v in colors.items()))
-        if d is None or d.sim_ref() is not sim or d.colors_key != key:
-            d = self._drawing = _SceneDrawing(self, sim, colors)
+        if d is None or d.sim_ref() is not sim or d.key != key:
+            d = self._drawing = drawing_for(self, sim, colors)
+            d.key = key
         return d
+
+    def _with_panels(self, img: np.ndarray, images) -> np.ndarray:
+        """``img`` with the tactile images (each (h, w, 3) in [0, 1]) stacked beside it."""
+        H = img.shape[0]
+        n = len(images)
+        slot = (H - PANEL_GAP * (n - 1)) // n
+        if slot < 1:
+            raise ValueError(f"height={H} is too small for {n} tactile images beside the scene")
+        tiles = []
+        for im in images:
+            a = np.clip(im.detach().cpu().double().numpy(), 0.0, 1.0)
+            h, w = a.shape[:2]
+            tw = max(1, round(w * slot / h))
+            rows = np.minimum((np.arange(slot) + 0.5) * h / slot, h - 1).astype(int)
+            cols = np.minimum((np.arange(tw) + 0.5) * w / tw, w - 1).astype(int)
+            tiles.append(np.round(a[rows][:, cols] * 255).astype(np.uint8))
+        width = max(t.shape[1] for t in tiles)
+        bg = np.round(self.background[1] * 255).astype(np.uint8)
+        panel = np.empty((H, width + PANEL_GAP, 3), np.uint8)
+        panel[:] = bg
+        top = 0
+        for t in tiles:
+            panel[top:top + t.shape[0], PANEL_GAP:PANEL_GAP + t.shape[1]] = t
+            top += t.shape[0] + PANEL_GAP
+        return np.concatenate([img, panel], axis=1)
 
     def _mesh_batch(self, meshes) -> tuple[MeshBatch, np.ndarray]:
         import trimesh
@@ -461,7 +474,8 @@ class Renderer:
             return np.ascontiguousarray(x.cpu().numpy(), dtype=real)
         return np.ascontiguousarray(x, dtype=real)
 
-    def _params(self, cam: Camera, n_p: int, n_f: int, floor: Floor | None) -> np.ndarray:
+    def _params(self, cam: Camera, n_p: int, n_f: int, floor: Floor | None,
+                pdim: int = 3) -> np.ndarray:
         prm = np.zeros(N_PARAMS)
         basis = cam.basis()
         prm[P_EYE:P_EYE + 3] = cam.eye
@@ -485,8 +499,13 @@ class Renderer:
             prm[P_FLOOR_C1:P_FLOOR_C1 + 3] = _rgb("floor.colors[0]", floor.colors[0])
             prm[P_FLOOR_C2:P_FLOOR_C2 + 3] = _rgb("floor.colors[1]", floor.colors[1])
             prm[P_FLOOR_OUT:P_FLOOR_OUT + 3] = _rgb("floor.outside", floor.outside)
+            n, u, v = floor.frame(pdim)
+            prm[P_FLOOR_N:P_FLOOR_N + 3] = n
+            prm[P_FLOOR_U:P_FLOOR_U + 3] = u
+            prm[P_FLOOR_V:P_FLOOR_V + 3] = v
         prm[P_NP], prm[P_NF] = n_p, n_f
         prm[P_MIN_RADIUS] = self.min_pixel_radius
+        prm[P_SHININESS] = self.shininess
         return prm.astype(self._real)
 
     def _draw(self, x, colors, radii, batch: MeshBatch, xf, cam: Camera,
@@ -499,10 +518,10 @@ class Renderer:
         if n == 0:  # the kernel takes arrays of length >= 1; the count says 0
             pos = np.zeros((1, pdim), self._real)
             colors, radii = np.zeros((1, 3), self._real), np.ones(1, self._real)
-        prm = self._params(cam, n, batch.n_faces, floor)
+        prm = self._params(cam, n, batch.n_faces, floor, pdim)
         out = np.empty((self.height, self.width, 3), np.uint8)
         self._raster.draw(pos, colors, radii, batch.vertices, batch.normals, batch.faces,
-                          batch.face_instance, xf, batch.colors, prm, out, pdim)
+                          batch.face_instance, xf, batch.materials, prm, out, pdim)
         return out
 
 
@@ -523,4 +542,4 @@ def render_state(sim, state, renderer: Renderer | None = None, **kwargs) -> np.n
         return r.render(sim, state)
 
 
-__all__ = ["Renderer", "Floor", "render_state", "PALETTE"]
+__all__ = ["Renderer", "Floor", "render_state", "PALETTE", "TOOL_COLOR", "COLLIDER_COLOR"]

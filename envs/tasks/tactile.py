@@ -32,6 +32,10 @@ class TactileTask(Task):
     def build_sim(self):
         return ds.Tactile(self.build_scene(), sensors=self.sensors(), **self.sim_options)
 
+    def render_options(self, sim) -> dict:
+        """The sensors' tactile images beside the scene: what the agent's sensors see."""
+        return {"tactile_image": True}
+
     def observe(self, sim, state):
         parts = [state.tool_pos.reshape(-1), state.tool_rot.reshape(-1)]
         readings = sim.read(state, image=False)
