@@ -12,10 +12,16 @@ Prints, for 2D (about 8k particles, 128^2 grid) and 3D (about 100k particles,
   and ``segment=T/4`` (three of four segments recomputed), as ratios to the
   forward time measured in the same pairs;
 * peak memory of a gradient through 100 and 2000 steps (``--memory``; each in
-  a fresh subprocess, max resident set size).
+  a fresh subprocess, max resident set size);
+* per task (``--tasks``, every MPM task at its default size, float32, the package
+  defaults a user gets from ``gym.make``): the time of ``rollout_loss`` forward and of
+  its backward for seeded random actions, their ratio, the first gradient of the
+  process (compilation or the offline cache included) and, in the same run, the
+  reference MLS-MPM forward on the task's particles and grid (fluid model, no tools:
+  a yardstick for the particle and grid work alone).
 
-Usage: ``python benchmarks/mpm.py [--dims 2 3] [--arch cpu] [--reps 7] [--memory]``
-(``./dev bench mpm`` runs it in the project environment).
+Usage: ``python benchmarks/mpm.py [--dims 2 3] [--arch cpu] [--reps 7] [--memory]
+[--tasks [ID ...]]`` (``./dev bench mpm`` runs it in the project environment).
 """
 
 from __future__ import annotations
@@ -115,6 +121,64 @@ def bench_case(case, T=20, substeps=10, reps=7, grad=True):
     return out
 
 
+MPM_TASKS = ["Pour-v0", "LatteArt-v0", "Scoop-v0", "Gather-v0", "Stir-v0", "Pinch-v0",
+             "RollingPin-v0", "Carve-v0"]
+
+
+def bench_task(env_id: str, reps: int = 3) -> dict:
+    """Forward and backward time of ``rollout_loss`` on one task (median of ``reps``)."""
+    import gymnasium as gym
+    from reference_mpm import ReferenceMPM
+
+    import diffsim.envs  # noqa: F401  (registers the tasks)
+
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    u = env.unwrapped
+    sim = u.sim
+    g = torch.Generator().manual_seed(0)
+    A = (torch.rand(u.horizon, u.act_dim, generator=g) * 2 - 1) * 0.5
+
+    def fwd():
+        with torch.no_grad():
+            u.rollout_loss(A)
+
+    def fwd_bwd():
+        a = A.clone().requires_grad_()
+        u.rollout_loss(a).backward()
+
+    t = time.perf_counter()
+    fwd_bwd()
+    first = time.perf_counter() - t
+    x = sim.reset().x.detach().cpu().numpy()
+    res = sim.model.grid_shape[0]
+    # a bulk modulus the reference fluid (density 1) is stable with at the task's dt
+    ref = ReferenceMPM(sim.dim, x, res, sim.dt, E=(0.2 * sim.model.dx / sim.dt) ** 2)
+    n_sub = u.horizon * sim.substeps
+
+    def reference():
+        for _ in range(n_sub):
+            ref.substep()
+
+    reference()
+    rows = {"fwd": [], "fb": [], "ref": []}
+    for _ in range(reps):
+        for key, fn in (("fwd", fwd), ("fb", fwd_bwd), ("ref", reference)):
+            _sync()
+            t = time.perf_counter()
+            fn()
+            _sync()
+            rows[key].append(time.perf_counter() - t)
+    f, fb, r = (np.array(rows[k]) for k in ("fwd", "fb", "ref"))
+    out = {"task": env_id, "particles": sim.n_particles, "grid": res, "steps": u.horizon,
+           "first_grad_s": first, "fwd_s": float(np.median(f)),
+           "bwd_s": float(np.median(fb - f)), "bwd_over_fwd": float(np.median((fb - f) / f)),
+           "fwd_over_ref": float(np.median(f / r))}
+    ref.destroy()
+    env.close()
+    return out
+
+
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
@@ -172,15 +236,21 @@ def main(argv=None):
     ap.add_argument("--precision", default="f32")
     ap.add_argument("--deterministic", choices=["auto", "on", "off"], default="auto",
                     help="serial scatter kernels (bitwise reproducible); auto = on for the CPU")
-    ap.add_argument("--optimize", choices=["compile", "runtime"], default="runtime",
-                    help="Taichi optimisation (ds.init): the benchmark amortises compilation")
+    ap.add_argument("--optimize", choices=["compile", "runtime"], default=None,
+                    help="Taichi optimisation (ds.init); default: 'runtime' for the fluid "
+                         "blocks (long runs amortise compilation), the package default "
+                         "'compile' for --tasks")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--memory", action="store_true", help="also measure 100- vs 2000-step RSS")
     ap.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--tasks", nargs="*", default=None,
+                    help="per-task forward/backward (default: every MPM task)")
     ap.add_argument("--json", help="write results to this file")
     args = ap.parse_args(argv)
     det = {"auto": None, "on": True, "off": False}[args.deterministic]
+    if args.optimize is None:
+        args.optimize = "compile" if args.tasks is not None else "runtime"
     cfg = ds.init(arch=args.arch, precision=args.precision, deterministic=det,
                   optimize=args.optimize)
     if args.memory_probe:
@@ -190,6 +260,20 @@ def main(argv=None):
           f"taichi arch={cfg.arch}, {cfg.precision}, deterministic={cfg.deterministic}, "
           f"optimize={args.optimize}")
     results = []
+    if args.tasks is not None:
+        if args.optimize != "compile" or args.precision != "f32":
+            print("# note: users get precision f32 and optimize='compile' by default")
+        print("| task | particles | grid | steps | forward (s) | backward (s) | backward/forward "
+              "| forward/reference | first gradient (s) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for env_id in args.tasks or MPM_TASKS:
+            env_id = env_id if env_id.startswith("diffsim/") else f"diffsim/{env_id}"
+            r = bench_task(env_id, reps=min(args.reps, 3))
+            results.append(r)
+            print(f"| {r['task']} | {r['particles']} | {r['grid']}^3 | {r['steps']} | "
+                  f"{r['fwd_s']:.2f} | {r['bwd_s']:.2f} | {r['bwd_over_fwd']:.2f} | "
+                  f"{r['fwd_over_ref']:.2f} | {r['first_grad_s']:.1f} |", flush=True)
+        args.dims = []
     for dim in args.dims:
         case = dim if dim == "3-1M" else int(dim)
         r = bench_case(case, T=args.steps, reps=args.reps)

@@ -17,6 +17,7 @@ provides one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -260,8 +261,16 @@ class _Rollout(torch.autograd.Function):
         drive = inputs[n_s:n_s + n_d]
         params = inputs[n_s + n_d:]
         needs_grad = any(ctx.needs_input_grad[1:])
-        engine = plan.engine_for(plan.segment, needs_grad)
-        outputs, checkpoints = run_forward(engine, plan, state0, drive, params,
+        if needs_grad:
+            engine = plan.engine_for(plan.segment, True)
+            run_plan = plan
+        else:
+            # Without gradients no substep needs to stay resident: ask for the smallest
+            # engine (one control step of slots) and use whatever capacity it has.
+            engine = plan.engine_for(1, False)
+            run_plan = dataclasses.replace(plan, segment=max(1, min(plan.segment,
+                                                                    engine.segment)))
+        outputs, checkpoints = run_forward(engine, run_plan, state0, drive, params,
                                            keep_checkpoints=needs_grad)
         ctx.plan, ctx.checkpoints, ctx.engine = plan, checkpoints, engine
         ctx.save_for_backward(*drive, *params)

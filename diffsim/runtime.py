@@ -136,6 +136,7 @@ def init(arch: str | None = None, precision: str = "f32", debug: bool = False,
             )
     if arch is None:
         arch = _auto_arch()
+    pool.drop()  # ti.init destroys every field: pooled kernels die with them
     ti_arch = {"cpu": ti.cpu, "cuda": ti.cuda, "gpu": ti.gpu, "vulkan": ti.vulkan,
                "metal": ti.metal}[arch]
     with contextlib.redirect_stdout(io.StringIO()):  # ti.init prints "Starting on arch=..."
@@ -240,3 +241,55 @@ def free_fields(tree) -> None:
         _kept_trees.append(tree)
         return
     tree.destroy()
+
+
+class KernelPool:
+    """Compiled kernel objects of closed simulators, kept for the next simulator with the
+    same configuration.
+
+    Taichi compiles kernels per instance of a ``@ti.data_oriented`` class and never
+    frees compiled code, so building and closing the same simulator again and again
+    (``gym.make``/``close`` in a loop, a parameter sweep) recompiled everything each
+    time and grew the process by megabytes per cycle. ``close`` hands its kernel
+    object to this pool instead of freeing it (``give``); an engine built later with
+    an equal key takes it back (``take``) with its fields and compiled kernels.
+    Pooled objects are freed, oldest first, beyond ``budget_mb`` of field memory.
+    """
+
+    def __init__(self, budget_mb: float = 512.0):
+        self.budget_mb = budget_mb
+        self._items: list = []  # (key, obj, nbytes, destroy), oldest first
+
+    def take(self, key):
+        """A pooled object with this key (removed from the pool), or ``None``."""
+        for i, (k, obj, _, _) in enumerate(self._items):
+            if k == key:
+                del self._items[i]
+                return obj
+        return None
+
+    def give(self, key, obj, nbytes: int, destroy) -> None:
+        """Keep ``obj`` (``destroy()`` frees it) under ``key``; evict beyond the budget."""
+        self._items.append((key, obj, int(nbytes), destroy))
+        while self._items and self.nbytes > self.budget_mb * 2 ** 20:
+            self._items.pop(0)[3]()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(item[2] for item in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        """Free every pooled object."""
+        while self._items:
+            self._items.pop(0)[3]()
+
+    def drop(self) -> None:
+        """Forget every pooled object without freeing it (Taichi is being re-initialised)."""
+        self._items.clear()
+
+
+#: the process-wide pool (``diffsim.runtime.pool.budget_mb = 0`` disables it)
+pool = KernelPool()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import runtime
 from ..errors import SimulationError
 from .kernels import MPMKernels
 from .model import MPMModel
@@ -27,11 +28,16 @@ class MPMEngine:
         self.substeps = model.substeps
         self.requires_grad = requires_grad
         self.dtype, self.device = dtype, device
-        self.k = MPMKernels(model, segment * model.substeps + 1, requires_grad)
+        capacity = segment * model.substeps + 1
+        self._pool_key = ("MPMKernels", model.fingerprint(), capacity, requires_grad, dtype)
+        self.k = runtime.pool.take(self._pool_key) or MPMKernels(model, capacity, requires_grad)
         self.resident_run = None
 
     def close(self) -> None:
-        self.k.destroy()
+        """Hand the kernels (fields, compiled code) to the runtime's pool for reuse."""
+        if self.k is not None:
+            runtime.pool.give(self._pool_key, self.k, self.k.nbytes, self.k.destroy)
+            self.k = None
 
     # -- shapes
     def _state_like(self):

@@ -59,11 +59,20 @@ class MPMKernels:
         g = requires_grad
         fb = ti.FieldsBuilder()
 
+        self.nbytes = 0  # field memory (for the runtime's kernel pool)
+        itemsize = 8 if cfg.precision == "f64" else 4
+
         def place(shape, *fields):
             axes = ti.ij if len(shape) == 2 else (ti.i if len(shape) == 1 else ti.ijk)
             fb.dense(axes, shape).place(*fields)
             if g:
                 fb.dense(axes, shape).place(*[f.grad for f in fields])
+            n = 1
+            for k in shape:
+                n *= k
+            per = sum(f.n * f.m if isinstance(f, ti.Matrix) else
+                      (f.n if hasattr(f, "n") else 1) for f in fields)
+            self.nbytes += n * per * itemsize * (2 if g else 1)
 
         n_t = capacity
         self.x = ti.Vector.field(d, real, needs_grad=g)
@@ -405,7 +414,7 @@ class MPMKernels:
     @ti.kernel
     def clear_grid(self):
         """Zero the listed blocks' accumulators and gradients (see ``_clear_listed``)."""
-        self._clear_listed(True)
+        self._clear_listed(self.requires_grad)
 
     @ti.kernel
     def substep_forward(self, s: ti.i32):

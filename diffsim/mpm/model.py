@@ -86,6 +86,22 @@ class MPMModel:
     def n_particles(self) -> int:
         return self.groups[-1].end if self.groups else 0
 
+    def fingerprint(self) -> tuple:
+        """A hashable value equal for models the kernels compile identically for (the
+        collider arrays enter by content digest)."""
+        import hashlib
+
+        coll = None
+        if self.colliders is not None:
+            c = self.colliders
+            h = hashlib.sha1()
+            for a in (c.sdf, c.normal, c.friction):
+                h.update(np.ascontiguousarray(a).tobytes())
+            coll = (h.hexdigest(), c.contact_width)
+        return (self.dim, self.origin, self.dx, self.grid_shape, self.dt, self.substeps,
+                self.bound, self.gravity, self.groups, self.tools, coll, self.walls,
+                self.wall_friction, self.contact_skin)
+
     @property
     def inv_dx(self) -> float:
         return 1.0 / self.dx
