@@ -54,20 +54,31 @@ def in_precision(precision: str, calls: list):
         return ex.submit(_child, precision, list(calls)).result()
 
 
+def agreement(got: dict, want: dict) -> dict:
+    """``name -> (cosine, relative error)`` of each float32 gradient of ``got`` against the
+    float64 one of ``want`` (norms over the whole tensor; NaN where not finite)."""
+    out = {}
+    for name in want:
+        a = got[name].flatten().double()
+        b = want[name].flatten().double()
+        nb = float(b.norm())
+        rel = float((a - b).norm()) / nb if nb > 0 else float("inf")
+        cos = float(a @ b) / max(float(a.norm()) * nb, 1e-300)
+        out[name] = (cos, rel)
+    return out
+
+
 def assert_grads_close(got: dict, want: dict, cos_min: float = 0.999, rel_max: float = 1e-2,
                        what: str = ""):
     """Each gradient of ``got`` (float32 run) is finite, nonzero and close to ``want``
     (float64 run of the same case): cosine similarity >= ``cos_min`` and
     ``|got - want| / |want| <= rel_max`` (norms over the whole tensor)."""
     assert set(got) == set(want), f"{what}: gradients {sorted(got)} vs {sorted(want)}"
-    for name in want:
-        a = got[name].flatten().double()
-        b = want[name].flatten().double()
+    for name, (cos, rel) in agreement(got, want).items():
+        a = got[name]
         assert torch.isfinite(a).all(), f"{what} {name}: float32 gradient is not finite: {a}"
-        nb = float(b.norm())
-        assert nb > 0, f"{what} {name}: the float64 gradient is zero (the case tests nothing)"
-        rel = float((a - b).norm()) / nb
-        cos = float(a @ b) / max(float(a.norm()) * nb, 1e-300)
+        assert float(want[name].double().norm()) > 0, (
+            f"{what} {name}: the float64 gradient is zero (the case tests nothing)")
         assert cos >= cos_min and rel <= rel_max, (
             f"{what} {name}: float32 vs float64 gradient cosine {cos:.6f} (>= {cos_min}), "
             f"relative error {rel:.3g} (<= {rel_max})")

@@ -8,13 +8,23 @@ step solved by Newton's method:
   positive definite (quadratic convergence; the inertia term usually makes it so) and
   the projected one (element Hessians clamped to positive semi-definite) from the first
   sign of negative curvature on (``hessian="projected"`` always projects);
-* a backtracking line search (Armijo, halving) on the incremental potential;
-* convergence when the accepted step moves no node more than ``newton_tol`` times
-  the body size.
+* a backtracking line search (Armijo, halving) on the incremental potential, which
+  tolerates ``16 eps`` times the summed magnitude of the energy's terms (its rounding;
+  ``eps`` the machine epsilon of the runtime precision);
+* convergence when the Newton step moves no node more than ``newton_tol`` times the
+  body size, or than ``16 eps`` times the largest coordinate (no smaller step is
+  resolved), or when the gradient fell below ``1e3 eps`` times its value at the step's
+  start (the residual reached its rounding level).
 
 The backward pass of an implicit step solves the adjoint system with the exact
 Hessian (implicit function theorem) to ``adjoint_tol``; the backward pass of an
 explicit step runs Taichi's reverse kernels plus the hand-written elastic adjoint.
+
+Precision: the user's tolerances are floored at what the precision resolves (the
+``*_ULPS`` constants below). In float64 the floors lie far below every tolerance in
+use (1e-13 relative at the tightest), so they change nothing there; in float32
+(``eps = 1.2e-7``) they replace tolerances that no float32 solve can reach (a step
+of 1e-11 m among coordinates of 1e-2 m, whose spacing is 1e-9 m).
 """
 
 from __future__ import annotations
@@ -24,6 +34,18 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import SimulationError
+
+#: a Newton step below this many units of the last place of the largest coordinate
+#: is rounding noise (the iterate cannot move by less)
+STEP_ULPS = 16
+#: a gradient reduced by this many ``eps`` relative to the step's start is at its
+#: rounding level (its terms, of about the start's size, cancel to that accuracy)
+RESIDUAL_ULPS = 1e3
+#: Armijo's test accepts energies within this many ``eps`` of the summed magnitude of the
+#: energy's terms (float32 energies of a converging step differ by their rounding)
+ENERGY_ULPS = 16
+#: the relative residual of a CG solve cannot go below a few ``eps``
+CG_ULPS = 16
 
 
 @dataclass
@@ -79,6 +101,8 @@ class DeformableEngine:
         self.implicit = model.integrator == "implicit"
         self.resident_run = None
         self._failure: str | None = None
+        #: machine epsilon of the runtime precision (float32: 1.2e-7, float64: 2.2e-16)
+        self.eps = float(torch.finfo(dtype).eps)
 
     def close(self) -> None:
         self.k.destroy()
@@ -215,6 +239,7 @@ class DeformableEngine:
         rr0 = k.cg_start(1 if use_gradient else 0)
         if rr0 <= 0:
             return 0, False
+        rel_tol = max(rel_tol, CG_ULPS * self.eps)
         target = rel_tol * rel_tol * rr0
         for it in range(self.opts.max_cg):
             rr = k.cg_iter(it % 2)
@@ -228,11 +253,14 @@ class DeformableEngine:
         k, o, st = self.k, self.opts, self.stats
         k.iw[0] = 0.0 if quasi_static else 1.0
         k.begin_step(s, 0 if quasi_static else 1)
-        tol_x = o.newton_tol * o.length_scale
+        user_tol = o.newton_tol * o.length_scale
         converged = False
         project = o.hessian == "projected"
+        g0 = None
         for _ in range(o.max_newton):
-            k.gradient(s)
+            gmax = k.gradient(s)
+            g0 = gmax if g0 is None else g0
+            tol_x = max(user_tol, STEP_ULPS * self.eps * float(k.red[6]))
             self.node_hessian(s)
             k.prepare(project)
             n_cg, neg = self.cg(True, o.cg_tol)
@@ -247,20 +275,22 @@ class DeformableEngine:
             st.newton_iters += 1
             st.cg_iters += n_cg
             dxmax = float(k.red[9])
-            if dxmax <= tol_x:
+            if dxmax <= tol_x or gmax <= RESIDUAL_ULPS * self.eps * g0:
                 k.energy(s, 1.0)
                 k.accept_trial()
                 converged = True
                 break
             E0 = k.energy(s, 0.0)
+            mag = float(k.red[14])   # sum of |terms|: the scale of the energy's rounding
             # below this expected decrease, energy differences are round-off noise: the
             # line search could accept a meaningless tiny step, so take the Newton step
-            noise = 1e-13 * float(k.red[14])
+            noise = 1e-13 * mag
+            slack = ENERGY_ULPS * self.eps * mag
             alpha, searched = 1.0, False
             if -gdx > noise:
                 for _ls in range(40):
                     E1 = k.energy(s, alpha)   # leaves the trial point in xt
-                    if E1 <= E0 + 1e-4 * alpha * gdx:
+                    if E1 <= E0 + 1e-4 * alpha * gdx + slack:
                         searched = True
                         break
                     alpha *= 0.5
@@ -272,7 +302,8 @@ class DeformableEngine:
         if not converged:
             st.unconverged_steps += 1
             self._failure = (f"Newton's method did not converge in {o.max_newton} iterations "
-                             f"(last step {dxmax:.3g} m, tolerance {tol_x:.3g} m)")
+                             f"(last step {dxmax:.3g} m, tolerance {tol_x:.3g} m; gradient "
+                             f"{gmax:.3g} m/s^2, {gmax / max(g0, 1e-300):.3g} of the start)")
         st.steps += 1
         if quasi_static:
             k.iw[0] = 1.0

@@ -477,23 +477,32 @@ class DeformableKernels:
 
     @ti.kernel
     def gradient(self, s: ti.i32) -> ti.f64:
-        """``gvec = dE/dx`` at ``xk`` (zero on fixed nodes); returns ``max |g_i| / m_i``."""
+        """``gvec = dE/dx`` at ``xk`` (zero on fixed nodes); returns ``max |g_i| / m_i``
+        (m/s^2). ``red[6]``: the largest coordinate ``max |xk_i|`` (m), the scale of the
+        positions' rounding."""
         self._elem_grad(self.xk)
         for blk in range(self.nb):
             acc = 0.0
+            xmax = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
                 gi = ti.Vector.zero(float, self.dim)
                 if self.fixed[i] == 0:
                     gn, _E = self._node_terms(i, self.xk[i], s, True)
                     gi = gn + self._gather(i, self.contrib) + self._pair_gather(i)
                     acc = ti.max(acc, ti.sqrt(gi.dot(gi)) / self.mass[i])
+                for a in ti.static(range(self.dim)):
+                    xmax = ti.max(xmax, ti.abs(self.xk[i][a]))
                 self.gvec[i] = gi
             self.part[blk] = acc
+            self.part2[blk] = xmax
         for _ in range(1):
             a = 0.0
+            xm = 0.0
             for blk in range(self.nb):
                 a = ti.max(a, self.part[blk])
+                xm = ti.max(xm, self.part2[blk])
             self.red[0] = a
+            self.red[6] = xm
         return self.red[0]
 
     @ti.kernel
