@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import SimulationError
+from ..errors import ConvergenceError, SimulationError
 
 #: a Newton step below this many units of the last place of the largest coordinate
 #: is rounding noise (the iterate cannot move by less)
@@ -131,6 +131,8 @@ class DeformableEngine:
 
     def load_state(self, slot: int, state) -> None:
         self.resident_run = None
+        # a rollout that did not check its steps (check=False) leaves no stale failure
+        self._failure = None
         self.k.load_nodes(slot, self._c(state[0]), self._c(state[1]))
         if self.model.kind == "shell":
             self.k.load_rest_angle(slot, self._c(state[2]))
@@ -176,7 +178,7 @@ class DeformableEngine:
     def check_step(self, slot: int, step: int) -> None:
         if self._failure is not None:
             msg, self._failure = self._failure, None
-            raise SimulationError(msg, step=step, quantity="x", hint=(
+            raise ConvergenceError(msg, step=step, quantity="x", hint=(
                 "lower dt (or raise substeps), soften the contact (contact_stiffness), or raise "
                 "max_newton / loosen newton_tol"))
         bad = self.k.check(slot)
