@@ -161,19 +161,35 @@ class DeformableEngine:
             self.k.explicit_nodes(s, False)
         self.k.after_substep(s)
 
-    def backward_substep(self, s: int) -> None:
+    def backward_stages(self, s: int) -> list:
+        """The reverse of substep ``s -> s + 1`` as named stages ``(name, run)``, in order
+        (``diffsim.adjoint`` runs them one by one to name where a non-finite gradient
+        first appeared)."""
         k = self.k
-        k.before_substep(s)
-        k.after_substep_grad(s)
+        stages = [("before_substep (self-contact pairs)", lambda: k.before_substep(s)),
+                  (k.AFTER_SUBSTEP_STAGE + " (reverse)", lambda: k.after_substep_grad(s))]
         if self.implicit:
-            self.implicit_backward(s)
-        else:
-            k.element_forces(s, True)
-            k.gather_forces()
+            return stages + self._implicit_stages(s, False)
+
+        def nodes():
             k.fel.grad.fill(0)
             k.explicit_nodes.grad(s, True)
-            k.scatter_force_grads()
-            k.element_forces_adjoint(s)
+
+        return stages + [
+            ("element_forces (forward replay)", lambda: (k.element_forces(s, True),
+                                                         k.gather_forces())),
+            ("explicit_nodes (reverse)", nodes),
+            ("scatter_force_grads", k.scatter_force_grads),
+            ("element_forces (reverse)", lambda: k.element_forces_adjoint(s))]
+
+    def backward_substep(self, s: int) -> None:
+        for _, run in self.backward_stages(s):
+            run()
+
+    def nonfinite_fields(self) -> dict:
+        """Field name -> count of non-finite entries over the kernels' fields and their
+        gradients (slow: copies every field; used only to locate a non-finite gradient)."""
+        return self.k.nonfinite_fields()
 
     def check_step(self, slot: int, step: int) -> None:
         if self._failure is not None:
@@ -315,31 +331,53 @@ class DeformableEngine:
 
     def implicit_backward(self, s: int, quasi_static: bool = False) -> None:
         """Adjoint of the implicit step ``s -> s + 1`` (``x[s + 1]`` resident in its slot)."""
+        for _, run in self._implicit_stages(s, quasi_static):
+            run()
+
+    def _implicit_stages(self, s: int, quasi_static: bool) -> list:
+        """``implicit_backward`` as named stages: the adjoint system ``H lam = x_bar + v_bar /
+        h`` at the solution, then ``-lam^T dg/d(inputs)``."""
         k, o, st = self.k, self.opts, self.stats
-        k.iw[0] = 0.0 if quasi_static else 1.0
-        k.begin_step(s, 0)
-        k.set_iterate_from_slot(s + 1)
-        k.implicit_rhs(s)
-        self.node_hessian(s)
         exact = getattr(k, "exact_hessian", None)
-        if exact is not None:
-            exact(s)
-        k.prepare(False)
-        n_cg, neg = self.cg(False, o.adjoint_tol)
-        if exact is not None:
-            k.end_exact()
-        if neg:
-            # the exact Hessian is indefinite here (e.g. a buckling sheet): fall back to the
-            # projected one, an approximation of the gradient, and count it
-            st.adjoint_fallbacks += 1
-            k.prepare(True)
-            n2, _ = self.cg(False, o.adjoint_tol)
-            n_cg += n2
-        st.adjoint_solves += 1
-        st.adjoint_cg_iters += n_cg
-        k.copy_lambda_to_p()
-        k.matvec_full()
-        k.seed_vjp(s)
-        k.vjp_nodes.grad(s)
-        k.element_vjp(s)
-        k.iw[0] = 1.0
+
+        def rhs():
+            k.iw[0] = 0.0 if quasi_static else 1.0
+            k.begin_step(s, 0)
+            k.set_iterate_from_slot(s + 1)
+            k.implicit_rhs(s)
+
+        def hessian():
+            self.node_hessian(s)
+            if exact is not None:
+                exact(s)
+            k.prepare(False)
+
+        def solve():
+            n_cg, neg = self.cg(False, o.adjoint_tol)
+            if exact is not None:
+                k.end_exact()
+            if neg:
+                # the exact Hessian is indefinite here (e.g. a buckling sheet): fall back to
+                # the projected one, an approximation of the gradient, and count it
+                st.adjoint_fallbacks += 1
+                k.prepare(True)
+                n2, _ = self.cg(False, o.adjoint_tol)
+                n_cg += n2
+            st.adjoint_solves += 1
+            st.adjoint_cg_iters += n_cg
+
+        def seed():
+            k.copy_lambda_to_p()
+            k.matvec_full()
+            k.seed_vjp(s)
+
+        def elements():
+            k.element_vjp(s)
+            k.iw[0] = 1.0
+
+        return [("implicit_rhs (adjoint right-hand side)", rhs),
+                ("node and element Hessians (prepare)", hessian),
+                ("adjoint CG solve", solve),
+                ("seed_vjp", seed),
+                ("vjp_nodes (reverse)", lambda: k.vjp_nodes.grad(s)),
+                ("element_vjp (reverse)", elements)]

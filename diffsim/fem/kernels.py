@@ -52,6 +52,8 @@ class DeformableKernels:
 
     #: index of the mass-damping coefficient alpha in the internal parameter vector
     ALPHA_INDEX = 2
+    #: what ``after_substep`` does (the name of its reverse stage in a ``GradientError``)
+    AFTER_SUBSTEP_STAGE = "after_substep"
 
     def __init__(self, model, capacity: int, requires_grad: bool):
         cfg = ensure_init()
@@ -206,6 +208,25 @@ class DeformableKernels:
 
     def _upload_static(self):
         """Subclasses copy their static element data to the fields here."""
+
+    def nonfinite_fields(self) -> dict:
+        """Field name -> count of non-finite entries, over every Taichi field of this
+        instance and every gradient field (``"<name>.grad"``); only those that have any."""
+        import numpy as np
+        from taichi.lang.field import Field
+
+        out = {}
+        for name, f in vars(self).items():
+            if not isinstance(f, Field):
+                continue
+            for label, g in ((name, f), (name + ".grad", f.grad)):
+                # a field without a placed gradient has a grad placeholder with no SNode
+                if g is None or g.snode.ptr is None or g.dtype not in (ti.f32, ti.f64):
+                    continue
+                count = int((~np.isfinite(g.to_numpy())).sum())
+                if count:
+                    out[label] = count
+        return out
 
     def destroy(self) -> None:
         if self._tree is not None:

@@ -24,6 +24,7 @@ from .shell_physics import (
 @ti.data_oriented
 class ShellKernels(DeformableKernels):
     ALPHA_INDEX = 3  # internal vector: (mu t, lam t, D, alpha, beta, 0)
+    AFTER_SUBSTEP_STAGE = "plastic_update (hinge rest angles)"
 
     def _build_fields(self):
         real, place, g = self.real, self._place, self.requires_grad
