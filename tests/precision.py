@@ -46,6 +46,24 @@ def _child(precision: str, calls):
     return [_as_f64(fn(*args)) for fn, args in calls]
 
 
+def start_in_precision(precision: str, calls: list):
+    """``in_precision`` that returns at once: a ``concurrent.futures.Future`` of the
+    results, computed in the child while this process does other work (the float64
+    references: on two cores the child's kernel compilation overlaps this process's)."""
+    ex = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    future = ex.submit(_child, precision, list(calls))
+    ex.shutdown(wait=False)
+    return future
+
+
+def compare_in_precisions(cases: dict, precision: str = "f32") -> dict:
+    """``case -> (result in precision, result here)`` for ``cases`` (``name -> (fn,
+    args)``): the child computes all cases while this process computes them too."""
+    pending = start_in_precision(precision, list(cases.values()))
+    here = {name: fn(*args) for name, (fn, args) in cases.items()}
+    return {name: (got, here[name]) for name, got in zip(cases, pending.result())}
+
+
 def in_precision(precision: str, calls: list):
     """Results of ``fn(*args)`` for each ``(fn, args)`` of ``calls``, computed in one
     fresh process initialised in ``precision``; tensors come back as float64 on the CPU.

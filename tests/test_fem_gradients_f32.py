@@ -4,14 +4,14 @@ The cases are those of ``test_fem_gradients.py`` (exact there by finite differen
 float64), with the same solver settings: the tolerances of 1e-13 that the finite
 differences need are below what float32 resolves, and the solver floors them at the
 precision (``diffsim/fem/engine.py``), so the same call runs in both precisions. The fast
-cases run in one child process (a module fixture); the 3D and all-model implicit cases
-are slow.
+cases (one child process, overlapping the float64 references) are the default implicit
+integrator and the quasi-static solve; the explicit, all-model and 3D cases are slow.
 """
 
 import pytest
 import test_fem_gradients as base
 import torch
-from precision import assert_grads_close, in_precision
+from precision import assert_grads_close, compare_in_precisions
 
 import diffsim as ds
 
@@ -67,26 +67,25 @@ def equilibrium_grads():
         sim.close()
 
 
+#: fast: the default integrator (Newton's floors, the adjoint solve) and the quasi-static solve
 CASES = {"implicit-2d": (rollout_grads, ("implicit", False)),
-         "explicit-2d-all-models": (rollout_grads, ("explicit", True, 2, 2)),
          "equilibrium": (equilibrium_grads, ())}
-SLOW_CASES = {"implicit-2d-all-models": (rollout_grads, ("implicit", True)),
+SLOW_CASES = {"explicit-2d-all-models": (rollout_grads, ("explicit", True, 2, 2)),
+              "implicit-2d-all-models": (rollout_grads, ("implicit", True)),
               "implicit-3d": (rollout_grads, ("implicit", True, 3, 2))}
 
 
 @pytest.fixture(scope="module")
-def f32_grads():
-    return dict(zip(CASES, in_precision("f32", CASES.values())))
+def results():
+    return compare_in_precisions(CASES)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_float32_gradients_match_float64(case, f32_grads):
-    fn, args = CASES[case]
-    assert_grads_close(f32_grads[case], fn(*args), what=case)
+def test_float32_gradients_match_float64(case, results):
+    assert_grads_close(*results[case], what=case)
 
 
 @pytest.mark.slow
 def test_float32_gradients_match_float64_slow():
-    got = dict(zip(SLOW_CASES, in_precision("f32", SLOW_CASES.values())))
-    for case, (fn, args) in SLOW_CASES.items():
-        assert_grads_close(got[case], fn(*args), what=case)
+    for case, (got, want) in compare_in_precisions(SLOW_CASES).items():
+        assert_grads_close(got, want, what=case)

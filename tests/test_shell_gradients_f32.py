@@ -2,14 +2,14 @@
 
 The cases are those of ``test_shell_gradients.py`` (exact there by finite differences in
 float64), with the same solver settings (the tolerances below float32's resolution are
-floored by the solver). The tiny plastic flap runs in the fast suite; the three-sheet
-scene with self-contact (implicit and explicit) is slow.
+floored by the solver): the tiny plastic flap and the three-sheet scene with
+self-contact (implicit and explicit), slow (a minute or more of compilation each).
 """
 
 import pytest
 import test_shell_gradients as base
 import torch
-from precision import assert_grads_close, in_precision
+from precision import assert_grads_close, compare_in_precisions
 
 import diffsim as ds
 
@@ -78,19 +78,12 @@ def sheets_grads(integrator):
         sim.close()
 
 
-CASES = {"tiny-plastic-flap": (flap_grads, ())}
-SLOW_CASES = {"sheets-implicit": (sheets_grads, ("implicit",)),
-              "sheets-explicit": (sheets_grads, ("explicit",))}
-
-
-def test_float32_gradients_match_float64():
-    (got,) = in_precision("f32", CASES.values())
-    fn, args = CASES["tiny-plastic-flap"]
-    assert_grads_close(got, fn(*args), what="tiny-plastic-flap")
+CASES = {"tiny-plastic-flap": (flap_grads, ()),
+         "sheets-implicit": (sheets_grads, ("implicit",)),
+         "sheets-explicit": (sheets_grads, ("explicit",))}
 
 
 @pytest.mark.slow
-def test_float32_gradients_match_float64_slow():
-    got = dict(zip(SLOW_CASES, in_precision("f32", SLOW_CASES.values())))
-    for case, (fn, args) in SLOW_CASES.items():
-        assert_grads_close(got[case], fn(*args), what=case)
+def test_float32_gradients_match_float64():
+    for case, (got, want) in compare_in_precisions(CASES).items():
+        assert_grads_close(got, want, what=case)
