@@ -65,7 +65,10 @@ def sheets_grads(integrator):
         wv = torch.randn(n, 3, generator=g, dtype=F64) * 0.1
         wr = torch.randn(sim.n_hinges, generator=g, dtype=F64)
         U = base._controls(sim).requires_grad_()
-        P = {k: torch.tensor(v, dtype=F64, requires_grad=True) for k, v in base.PARAMS.items()}
+        # the explicit steps do not bring the lower sheet onto the ground (its friction's
+        # gradient is exactly zero in float64 too)
+        names = [k for k in base.PARAMS if integrator == "implicit" or k != "ground.friction"]
+        P = {k: torch.tensor(base.PARAMS[k], dtype=F64, requires_grad=True) for k in names}
         x0, v0, r0 = (s0.x.double().requires_grad_(), s0.v.double().requires_grad_(),
                       s0.rest_angle.double().requires_grad_())
         prob = ds.SimulationProblem(sim, controls=U, params=P,
