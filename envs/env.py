@@ -16,8 +16,19 @@ Observation Space:
 Rewards:
     ``loss(previous state) - loss(state)``: dense, and summing to the decrease of
     the same task loss that ``rollout_loss`` differentiates. ``info`` holds ``loss``,
-    ``goal_loss`` (the loss without shaping terms, which ``success`` tests) and
-    ``success``.
+    ``goal_loss`` (the loss without shaping terms, which ``success`` tests),
+    ``success`` and ``solver_converged`` (below).
+
+Simulator failures (``step`` never raises for an action in ``action_space``):
+    * An implicit solve (``ds.FEM``, ``ds.Shell``, ``ds.Tactile``) that does not reach its
+      tolerance within its iteration limit (``ds.ConvergenceError``): the step keeps
+      the last Newton iterate (finite; the line search decreased its energy), as a
+      simulator with a fixed iteration budget would. ``info["solver_converged"]`` is
+      then ``False`` and ``info["solver_message"]`` says how far the solve got.
+    * Any other ``ds.SimulationError`` (a blow-up: non-finite positions or velocities;
+      an unconverged step whose iterate is not finite): the state stays where it was,
+      the reward is 0, ``truncated`` is ``True`` and ``info["truncation_reason"]``
+      holds the error's message. Call ``reset()`` then, as after any truncation.
 
 Starting State:
     ``Task.initial_state`` (the scene at rest; tasks may randomise tool poses or
@@ -26,7 +37,7 @@ Starting State:
 Episode End:
     ``terminated`` when the task's success test holds; ``truncated`` after the
     task's ``horizon`` steps (also the ``max_episode_steps`` of the registered
-    ``TimeLimit``).
+    ``TimeLimit``), or when the simulator failed on the step (above).
 
 Arguments:
     ``task``: a registered task name or a ``Task`` instance; ``render_mode``:
@@ -108,11 +119,12 @@ class DiffSimEnv(gym.Env):
         with torch.no_grad():
             self._loss = float(self.task.loss(self.sim, state))
 
-    def _info(self, state) -> dict:
+    def _info(self, state, converged: bool = True) -> dict:
         with torch.no_grad():
             goal = float(self.task.goal_loss(self.sim, state))
         return {"loss": self._loss, "goal_loss": goal,
-                "success": self.task.success(self.sim, state), "step": state.step}
+                "success": self.task.success(self.sim, state), "step": state.step,
+                "solver_converged": converged}
 
     def _physical(self, actions: torch.Tensor) -> torch.Tensor:
         return actions.to(self._A.dtype) @ self._A
@@ -125,20 +137,46 @@ class DiffSimEnv(gym.Env):
             raise ValueError(f"action {a.tolist()} holds non-finite values")
         return torch.as_tensor(np.clip(a, -1.0, 1.0), dtype=self.sim.dtype)
 
+    def _advance(self, u: torch.Tensor):
+        """One control step of the simulator: ``(state or None, solver message, failure)``
+        (see the module docstring: Simulator failures)."""
+        with torch.no_grad():
+            try:
+                return self.sim.step(self._state, u), None, None
+            except ds.ConvergenceError as e:
+                note = str(e)
+            except ds.SimulationError as e:
+                return None, None, str(e)
+            try:
+                state = self.sim.rollout(self._state, u[None], segment=1, check=False)[0]
+            except ds.SimulationError as e:
+                return None, note, str(e)
+        if not all(bool(torch.isfinite(t).all()) for _, t in state.items()):
+            return None, note, f"{note}; its last iterate is not finite"
+        return state, note, None
+
     def step(self, action):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
         a = self._check_action(action)
         prev = self._loss
-        with torch.no_grad():
-            state = self.sim.step(self._state, self._physical(a))
+        state, note, failure = self._advance(self._physical(a))
+        if failure is not None:
+            info = self._info(self._state, converged=note is None)
+            info["truncation_reason"] = failure
+            if note is not None:
+                info["solver_message"] = note
+            return self._obs(self._state), 0.0, False, True, info
         self._set(state)
         reward = prev - self._loss
         success = self.task.success(self.sim, state)
         # the task's horizon ends the episode even when the registered TimeLimit is
         # longer (e.g. gym.make(..., horizon=20))
         truncated = state.step - self._start.step >= self.horizon
-        return self._obs(state), float(reward), bool(success), bool(truncated), self._info(state)
+        info = self._info(state, converged=note is None)
+        if note is not None:
+            info["solver_message"] = note
+        return self._obs(state), float(reward), bool(success), bool(truncated), info
 
     def render(self):
         if self.render_mode is None:
