@@ -25,21 +25,25 @@ from .adjoint import (
 )
 from .control import (
     CEM,
+    LBFGS,
     MPC,
     MPPI,
     AbstractControlAlgorithm,
     AbstractGradientMethod,
     AbstractOptimizer,
     AbstractSampler,
+    ActionBasis,
     Adam,
     ControlError,
     ControlHistory,
     ControlProblem,
     ControlResult,
     ControlReturnCode,
+    ExpandingHorizon,
     Hybrid,
     MPCResult,
     receding_horizon,
+    step_weights,
 )
 from .neural import ModuleField, NeuralODE, NeuralSDE
 from .ode import (
@@ -89,5 +93,6 @@ __all__ = [
     "NeuralODE", "NeuralSDE", "ModuleField",
     "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
     "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod", "AbstractSampler",
-    "Adam", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+    "Adam", "LBFGS", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+    "ActionBasis", "ExpandingHorizon", "step_weights",
 ]

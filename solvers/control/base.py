@@ -1,7 +1,7 @@
 """Abstract trajectory optimizers and what one iteration hands back.
 
 An optimizer is a small immutable value with ``init`` and ``step``; the loop in
-``solve.py`` owns the budget (``maxiters``/``maxevals``), the history, the callback,
+``solve.py`` owns the budget (``maxiters``/``maxevals``/``maxtime``), the history, the callback,
 the progress bar and the return code. Capabilities are marker bases:
 :class:`AbstractGradientMethod` differentiates the loss, :class:`AbstractSampler`
 only evaluates it (populations, vectorised through ``batch_loss_fn``).
@@ -27,11 +27,13 @@ class Context:
         generator: the run's ``torch.Generator`` (on ``u0``'s device), seeded by ``solve``.
         maxiters: the iteration budget of this run, or None.
         maxevals: the evaluation budget of this run, or None.
+        maxtime: the wall-clock budget of this run (s), or None.
     """
 
     generator: torch.Generator
     maxiters: int | None
     maxevals: int | None
+    maxtime: float | None = None
 
 
 @dataclasses.dataclass
@@ -71,7 +73,8 @@ class AbstractOptimizer(AbstractControlAlgorithm, abc.ABC):
 
 
 class AbstractGradientMethod(AbstractOptimizer):
-    """Marker: each iteration evaluates the loss and its gradient (1 eval + 1 backward)."""
+    """Marker: the method differentiates the loss (each evaluation is a rollout and a
+    backward pass; ``Adam`` makes one per iteration, ``LBFGS`` several)."""
 
 
 class AbstractSampler(AbstractOptimizer):
