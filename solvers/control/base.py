@@ -43,10 +43,14 @@ class StepInfo:
     Attributes:
         losses: ``(n,)`` losses of the iteration's evaluations (``inf`` where non-finite).
         failed: the iteration hit a non-finite value that ends the run.
+        converged: the method cannot make progress any more (e.g. L-BFGS at a zero
+            projected gradient): the run ends with ``SUCCESS`` and saves the rest of the
+            budget (a ``Hybrid`` hands it to its next start).
     """
 
     losses: torch.Tensor
     failed: bool = False
+    converged: bool = False
 
 
 class AbstractControlAlgorithm:

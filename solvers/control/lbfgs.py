@@ -41,7 +41,8 @@ class LBFGS(AbstractGradientMethod):
     gradient) and the iterate is clipped after each step. This is projected L-BFGS by
     clipping, not L-BFGS-B (Byrd et al. 1995, scipy's ``L-BFGS-B``): with many active
     bounds its quasi-Newton model is poorer. It shines on smooth losses (few
-    evaluations to high accuracy) and stalls, like any gradient method, on flat ones.
+    evaluations to high accuracy) and stalls, like any gradient method, on flat ones. A
+    step that does not move the iterate ends the run (``SUCCESS``, budget left unspent).
 
     Args:
         lr: step length of torch's L-BFGS (1 is the natural step with a line search).
@@ -80,6 +81,7 @@ class LBFGS(AbstractGradientMethod):
 
     def step(self, prob: ControlProblem, state: LBFGSState, ev: Evaluator) -> tuple[LBFGSState, StepInfo]:
         x = state.x
+        x_before = x.detach().clone()
         losses: list[float] = []
         failed = False
 
@@ -100,7 +102,10 @@ class LBFGS(AbstractGradientMethod):
             pass
         with torch.no_grad():
             x.copy_(prob.project(x))
-        info = StepInfo(losses=torch.tensor(losses, dtype=x.dtype), failed=failed)
+        # torch's step returns without moving when the (clipped) gradient is below
+        # tolerance_grad or the step below tolerance_change: nothing more to gain
+        info = StepInfo(losses=torch.tensor(losses, dtype=x.dtype), failed=failed,
+                        converged=not failed and torch.equal(x.detach(), x_before))
         if not losses:
             info.losses = torch.full((1,), float("inf"), dtype=x.dtype)
         return state, info

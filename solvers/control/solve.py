@@ -190,6 +190,8 @@ def run(prob: ControlProblem, alg: AbstractOptimizer, u: torch.Tensor, opts: Opt
                 retcode = ControlReturnCode.NON_FINITE
                 message = f"{ev.failure or 'non-finite loss'} in iteration {it + offset[0]} ({name})"
                 break
+            if info.converged and (sched is None or sched.horizon >= sched.steps):
+                break
             if opts.callback is not None and opts.callback(Iteration(
                     it + offset[0], name, ev.best_u, best, hist.mean[-1], ev.nevals + offset[1],
                     ev.nbackward + offset[2], elapsed, None if sched is None else sched.horizon)):
