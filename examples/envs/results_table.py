@@ -57,28 +57,40 @@ def run(args) -> int:
     if args.precision or args.arch:
         ds.init(arch=args.arch, precision=args.precision or "f32")
     options = {k: v for k, v in (("grid_res", args.grid_res), ("horizon", args.horizon)) if v}
+    import gymnasium as gym
+
     for name in args.tasks:
         tid = task_id(name)
-        for method in args.methods:
-            max_rollouts = args.max_rollouts
-            if method in RL_METHODS and max_rollouts is None:
-                max_rollouts = rl_rollouts(read_rows(results), tid, args.rl_factor)
-                if max_rollouts is None:
-                    print(f"skip {tid} {method}: no 'auto' rows to size the RL budget from "
-                          "(run auto first, or give --max-rollouts)", file=sys.stderr)
-                    continue
-            for seed in args.seeds:
-                out = results / "runs" / name / method / f"seed{seed}"
-                s = solve_task(tid, seed=seed, method=method, budget_s=args.budget_s,
-                               max_rollouts=max_rollouts, out=out, options=options,
-                               progress=not args.quiet, gif=not args.no_gif)
-                s["artifacts"] = os.path.relpath(out, results)
-                with open(results / "rows.jsonl", "a") as f:
-                    f.write(json.dumps(s, default=str) + "\n")
-                print(f"{tid} {method} seed {seed}: success={s['success']} goal_loss="
-                      f"{s['goal_loss']:.4g} {s['seconds']:.0f} s {s['rollouts']} rollouts "
-                      f"{s['backward_passes']} backward {s['retcode']}", flush=True)
+        # an env held open keeps the task's compiled simulator alive between the solves
+        # (envs/cache.py): the kernels compile once per task, not once per solve
+        keep = gym.make(tid, **options)
+        try:
+            run_task(args, results, name, tid, options)
+        finally:
+            keep.close()
     return 0
+
+
+def run_task(args, results: Path, name: str, tid: str, options: dict) -> None:
+    for method in args.methods:
+        max_rollouts = args.max_rollouts
+        if method in RL_METHODS and max_rollouts is None:
+            max_rollouts = rl_rollouts(read_rows(results), tid, args.rl_factor)
+            if max_rollouts is None:
+                print(f"skip {tid} {method}: no 'auto' rows to size the RL budget from "
+                      "(run auto first, or give --max-rollouts)", file=sys.stderr)
+                continue
+        for seed in args.seeds:
+            out = results / "runs" / name / method / f"seed{seed}"
+            s = solve_task(tid, seed=seed, method=method, budget_s=args.budget_s,
+                           max_rollouts=max_rollouts, out=out, options=options,
+                           progress=not args.quiet, gif=not args.no_gif)
+            s["artifacts"] = os.path.relpath(out, results)
+            with open(results / "rows.jsonl", "a") as f:
+                f.write(json.dumps(s, default=str) + "\n")
+            print(f"{tid} {method} seed {seed}: success={s['success']} goal_loss="
+                  f"{s['goal_loss']:.4g} {s['seconds']:.0f} s {s['rollouts']} rollouts "
+                  f"{s['backward_passes']} backward {s['retcode']}", flush=True)
 
 
 def _fmt(x: float) -> str:
