@@ -77,7 +77,8 @@ def main(argv=None) -> int:
                    max_rollouts=args.max_rollouts, out=args.out, options=options,
                    progress=not args.quiet, gif=not args.no_gif)
     print(f"{s['task']} seed {s['seed']} {s['method']}: success={s['success']} "
-          f"goal_loss={s['goal_loss']:.6g} (start {s['start_goal_loss']:.6g}) in "
+          f"goal_loss={s['goal_loss']:.6g} (start {s['start_goal_loss']:.6g}, zero actions "
+          f"{s['zero_actions_goal_loss']:.6g}) in "
           f"{s['seconds']:.1f} s, {s['rollouts']} rollouts, {s['backward_passes']} backward "
           f"passes, retcode {s['retcode']}")
     if s.get("gif_skipped"):

@@ -100,11 +100,12 @@ def replay(env, actions: np.ndarray, seed: int, frames: list | None = None, rend
     """Step ``actions`` through ``env`` from ``env.reset(seed=seed)`` (the Gymnasium path).
 
     Returns ``success``, ``goal_loss`` and ``objective`` after the last action,
-    ``first_success_step`` (1-based, None if never) and ``return`` (summed rewards).
+    ``first_success_step`` (1-based, None if never), ``return`` (summed rewards) and
+    ``start_goal_loss`` (at the reset state).
     With a ``renderer`` and a ``frames`` list, the start and every step are drawn into it.
     """
     u = env.unwrapped
-    env.reset(seed=seed)
+    _, start = env.reset(seed=seed)
     if renderer is not None:
         frames.append(renderer.render(u.sim, u.get_state()))
     first, ret, info = None, 0.0, {}
@@ -116,7 +117,8 @@ def replay(env, actions: np.ndarray, seed: int, frames: list | None = None, rend
         if renderer is not None:
             frames.append(renderer.render(u.sim, u.get_state()))
     return {"success": bool(info["success"]), "goal_loss": float(info["goal_loss"]),
-            "objective": float(info["loss"]), "first_success_step": first, "return": ret}
+            "objective": float(info["loss"]), "first_success_step": first, "return": ret,
+            "start_goal_loss": float(start["goal_loss"])}
 
 
 def provenance() -> dict:
@@ -179,7 +181,9 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
 
     Returns:
         The summary (also ``out/summary.json``): task, seed, method, success, goal_loss,
-        seconds, rollouts, backward passes, retcode, commit and date, among others.
+        seconds, rollouts, backward passes, retcode, commit and date, among others;
+        ``start_goal_loss`` is the goal loss of the reset state, ``zero_actions_goal_loss``
+        that after T zero actions (the do-nothing baseline).
 
     Raises:
         ValueError, TypeError, ImportError: bad input, before any simulation.
@@ -231,8 +235,9 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
         summary.update({"success": after["success"], "goal_loss": after["goal_loss"],
                         "objective": after["objective"],
                         "first_success_step": after["first_success_step"],
-                        "return": after["return"], "start_goal_loss": before["goal_loss"],
-                        "start_success": before["success"]})
+                        "return": after["return"], "start_goal_loss": after["start_goal_loss"],
+                        "zero_actions_goal_loss": before["goal_loss"],
+                        "zero_actions_success": before["success"]})
         summary.update(provenance())
         summary["total_seconds"] = time.perf_counter() - t_start
         if folder is not None:

@@ -105,9 +105,10 @@ def markdown(rows: list[dict]) -> str:
         groups[key].append(r)
     order = {task_id(n): i for i, n in enumerate(TASKS)}
     morder = {m: i for i, m in enumerate(METHODS)}
-    lines = ["| task | method | success | goal loss: median (min-max) | start | wall s (median) | "
+    lines = ["| task | method | success | goal loss: median (min-max) | start | zero actions | "
+             "wall s (median) | "
              "rollouts | backward | retcodes | budget s | seeds | commit, date |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (task, method, opts), rs in sorted(groups.items(), key=lambda kv: (
             order.get(kv[0][0], 99), morder.get(kv[0][1], 99), kv[0][2])):
         g = [r["goal_loss"] for r in rs]
@@ -122,6 +123,7 @@ def markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {name} | {method} | {ok}/{len(rs)} | {_fmt(statistics.median(g))} ({_fmt(min(g))}-"
             f"{_fmt(max(g))}) | {_fmt(statistics.median(r['start_goal_loss'] for r in rs))} | "
+            f"{_fmt(statistics.median(r['zero_actions_goal_loss'] for r in rs))} | "
             f"{statistics.median(r['seconds'] for r in rs):.0f} | "
             f"{statistics.median(r['rollouts'] for r in rs):.0f} | "
             f"{statistics.median(r['backward_passes'] for r in rs):.0f} | "
