@@ -23,6 +23,7 @@ class _Stop(Exception):
 class LBFGSState:
     x: torch.Tensor
     opt: torch.optim.LBFGS
+    fresh: bool = True   # no curvature pairs yet (just made or reset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +38,15 @@ class LBFGS(AbstractGradientMethod):
     budget or the time is spent, so budgets are never exceeded).
 
     Bounds: torch's L-BFGS is unconstrained, so the loss is evaluated at the controls
-    clipped into the bounds (``loss(clip(x))``: a coordinate beyond a bound has zero
-    gradient) and the iterate is clipped after each step. This is projected L-BFGS by
-    clipping, not L-BFGS-B (Byrd et al. 1995, scipy's ``L-BFGS-B``): with many active
-    bounds its quasi-Newton model is poorer. It shines on smooth losses (few
-    evaluations to high accuracy) and stalls, like any gradient method, on flat ones. A
-    step that does not move the iterate ends the run (``SUCCESS``, budget left unspent).
+    clipped into the bounds (``loss(clip(x))``), the gradient handed to torch is the
+    projected one (zero for a coordinate on a bound whose descent direction leaves the
+    box) and the iterate is clipped after each step. This is projected L-BFGS, not
+    L-BFGS-B (Byrd et al. 1995, scipy's ``L-BFGS-B``): with many active bounds its
+    quasi-Newton model is poorer. When a step does not move the iterate, the curvature
+    pairs are dropped and the next step starts afresh; a fresh step that does not move
+    either ends the run (``SUCCESS``, the rest of the budget unspent). It shines on
+    smooth losses (few evaluations to high accuracy) and stalls, like any gradient
+    method, on flat ones.
 
     Args:
         lr: step length of torch's L-BFGS (1 is the natural step with a line search).
@@ -72,12 +76,14 @@ class LBFGS(AbstractGradientMethod):
         number("tolerance_grad", self.tolerance_grad, lo=0.0)
         number("tolerance_change", self.tolerance_change, lo=0.0)
 
+    def _optimizer(self, x: torch.Tensor) -> torch.optim.LBFGS:
+        return torch.optim.LBFGS([x], lr=self.lr, max_iter=self.inner, history_size=self.history_size,
+                                 line_search_fn=self.line_search, tolerance_grad=self.tolerance_grad,
+                                 tolerance_change=self.tolerance_change)
+
     def init(self, prob: ControlProblem, u: torch.Tensor, ctx: Context) -> LBFGSState:
         x = u.detach().clone().requires_grad_(True)
-        opt = torch.optim.LBFGS([x], lr=self.lr, max_iter=self.inner, history_size=self.history_size,
-                                line_search_fn=self.line_search, tolerance_grad=self.tolerance_grad,
-                                tolerance_change=self.tolerance_change)
-        return LBFGSState(x, opt)
+        return LBFGSState(x, self._optimizer(x))
 
     def step(self, prob: ControlProblem, state: LBFGSState, ev: Evaluator) -> tuple[LBFGSState, StepInfo]:
         x = state.x
@@ -94,6 +100,9 @@ class LBFGS(AbstractGradientMethod):
             if grad is None:
                 failed = True
                 raise _Stop
+            with torch.no_grad():   # the projected gradient: no push out of the box
+                xd = x.detach()
+                grad[((xd <= prob.lo) & (grad > 0)) | ((xd >= prob.hi) & (grad < 0))] = 0.0
             return torch.tensor(value, dtype=x.dtype)
 
         try:
@@ -102,10 +111,16 @@ class LBFGS(AbstractGradientMethod):
             pass
         with torch.no_grad():
             x.copy_(prob.project(x))
-        # torch's step returns without moving when the (clipped) gradient is below
-        # tolerance_grad or the step below tolerance_change: nothing more to gain
+        # torch's step returns without moving when the projected gradient is below
+        # tolerance_grad or the line search finds no decrease: drop the curvature pairs
+        # (they may describe directions the bounds now block) and try once afresh
+        stalled = not failed and torch.equal(x.detach(), x_before)
+        converged = stalled and state.fresh
+        if stalled and not state.fresh:
+            state.opt = self._optimizer(x)
+        state.fresh = stalled
         info = StepInfo(losses=torch.tensor(losses, dtype=x.dtype), failed=failed,
-                        converged=not failed and torch.equal(x.detach(), x_before))
+                        converged=converged)
         if not losses:
             info.losses = torch.full((1,), float("inf"), dtype=x.dtype)
         return state, info
