@@ -14,10 +14,11 @@ Observation Space:
     per-body centroids, spreads and a fixed subset of particle positions.
 
 Rewards:
-    ``loss(previous state) - loss(state)``: dense, and summing to the decrease of
-    the same task loss that ``rollout_loss`` differentiates. ``info`` holds ``loss``,
-    ``goal_loss`` (the loss without shaping terms, which ``success`` tests),
-    ``success`` and ``solver_converged`` (below).
+    ``objective(previous state) - objective(state)``: dense, and summing to the
+    decrease of the same task objective that ``rollout_loss`` differentiates (the
+    task's ``loss`` plus the contact-seeking term of its declared ``contacts``).
+    ``info`` holds ``loss`` (the objective), ``goal_loss`` (the loss without shaping
+    terms, which ``success`` tests), ``success`` and ``solver_converged`` (below).
 
 Simulator failures (``step`` never raises for an action in ``action_space``):
     * An implicit solve (``ds.FEM``, ``ds.Shell``, ``ds.Tactile``) that does not reach its
@@ -117,7 +118,7 @@ class DiffSimEnv(gym.Env):
     def _set(self, state: ds.State) -> None:
         self._state = state
         with torch.no_grad():
-            self._loss = float(self.task.loss(self.sim, state))
+            self._loss = float(self.task.objective(self.sim, state))
 
     def _info(self, state, converged: bool = True) -> dict:
         with torch.no_grad():
@@ -198,8 +199,8 @@ class DiffSimEnv(gym.Env):
 
     # ------------------------------------------------------------------ planners
     def rollout_loss(self, actions: torch.Tensor, state: ds.State | None = None,
-                     segment: int | None = None) -> torch.Tensor:
-        """Task loss after applying ``actions`` from ``state``; differentiable.
+                     segment: int | None = None, *, weights=None) -> torch.Tensor:
+        """Task objective of the rollout of ``actions`` from ``state``; differentiable.
 
         Args:
             actions: (T, act_dim) normalised actions (T is usually ``horizon``);
@@ -208,10 +209,16 @@ class DiffSimEnv(gym.Env):
             segment: checkpoint segment length (steps) of ``ds.CheckpointAdjoint``
                 (default: ``sim.default_segment(T)``, the whole rollout when it fits in
                 the simulator's memory budget, so the backward pass recomputes nothing).
+            weights: how the trajectory is weighted: None or ``"final"`` (the objective
+                of the final state: the default), ``"sum"`` / ``"mean"`` (the task's
+                ``step_loss`` summed / averaged over the T states after each action), or
+                a (T,) tensor ``w``: ``sum_t w[t] * step_loss(state after t + 1
+                actions)``. The rollout stops after the last nonzero weight, so a
+                truncated horizon (``dss.ExpandingHorizon``) is also cheaper.
 
         Returns:
-            The scalar loss at the final state (a torch tensor with a graph to
-            ``actions``, the task parameters and ``state``).
+            A scalar tensor with a graph to ``actions``, the task parameters and
+            ``state``.
         """
         state = self._start if state is None else state
         if state is None:
@@ -223,12 +230,42 @@ class DiffSimEnv(gym.Env):
                              f"{self.act_dim})")
         if not torch.isfinite(actions).all():
             raise ValueError("actions holds non-finite values")
-        prob = ds.SimulationProblem(self.sim, controls=self._physical(actions), state0=state)
+        w = self._step_weights(weights, len(actions), actions)
+        nz = None if w is None else torch.nonzero(w).flatten()
+        # actions after the last weighted state cannot change the loss
+        n = len(actions) if nz is None else (int(nz[-1]) + 1 if len(nz) else 0)
         if segment is None:
-            segment = self.sim.default_segment(len(actions))
-        sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment,
-                                                                        len(actions))))
-        return self.task.loss(self.sim, sol.u[-1])
+            segment = self.sim.default_segment(max(n, 1))
+        if w is None:
+            prob = ds.SimulationProblem(self.sim, controls=self._physical(actions), state0=state)
+            sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment,
+                                                                            len(actions))))
+            return self.task.objective(self.sim, sol.u[-1])
+        if n == 0:
+            return actions.sum() * 0.0
+        prob = ds.SimulationProblem(self.sim, controls=self._physical(actions[:n]), state0=state)
+        sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment, n)),
+                       saveat=[int(t) + 1 for t in nz])
+        terms = [w[t].to(self.sim.dtype) * self.task.step_loss(self.sim, s, int(t) + 1)
+                 for t, s in zip(nz, sol.u)]
+        return torch.stack(terms).sum()
+
+    @staticmethod
+    def _step_weights(weights, T: int, actions: torch.Tensor) -> torch.Tensor | None:
+        """``weights`` of ``rollout_loss`` as a (T,) tensor, or None for the final state."""
+        if weights is None or (isinstance(weights, str) and weights == "final"):
+            return None
+        if isinstance(weights, str):
+            from diffsim.solvers import step_weights
+
+            return step_weights(weights, T, dtype=torch.float64)
+        w = torch.as_tensor(weights).detach()
+        if w.shape != (T,) or not w.is_floating_point():
+            raise ValueError(f"weights must be 'final', 'sum', 'mean' or a real ({T},) tensor "
+                             f"(one weight per action), got {weights!r:.80}")
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError("weights holds non-finite values")
+        return w.to(torch.float64)
 
     def get_state(self) -> ds.State:
         """A copy of the current simulator state (for planners and MPC)."""
