@@ -124,7 +124,9 @@ class MPPDE(AbstractFieldModel):
     def _edges(self, n: int, B: int, device) -> torch.Tensor:
         key = (n, B, str(device))
         if key not in self._graph_cache:
-            self._graph_cache = {key: grid_graph_1d(n, self.neighbors, B, periodic=self.periodic, device=device)}
+            with torch.inference_mode(False):  # a normal tensor: usable in training after an inference call
+                self._graph_cache = {key: grid_graph_1d(n, self.neighbors, B, periodic=self.periodic,
+                                                           device=device)}
         return self._graph_cache[key]
 
     def _predict(self, u, t, cond, pos, edge_index=None):

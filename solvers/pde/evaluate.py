@@ -63,7 +63,7 @@ def step_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2).flatten(2).sum(-1) / points
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def rollout(model, u: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, time_window: int, warmup: int = 2,
             n_windows: int | None = None, dt: float | None = None) -> torch.Tensor:
     """Autoregressive rollout from the ``warmup``-th ground-truth window.
@@ -95,7 +95,7 @@ def rollout(model, u: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, time_wi
     return torch.cat(out, 1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model, data: FieldData, time_window: int, *, warmup: int = 2, batch_size: int = 32,
              one_step: bool = True, dtype=None) -> EvalResult:
     """Rollout and one-step errors of ``model`` on ``data`` (and of ``data.baseline``).
