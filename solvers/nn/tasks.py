@@ -87,7 +87,7 @@ class FieldTask(Task):
 
     def __init__(self, data: FieldData, time_window: int, unrolling: int = 1, valid: FieldData | None = None,
                  warmup: int = 2, augment=None, valid_samples: int | None = 64, valid_batch: int = 32,
-                 loss: str = "mse", noise_std: float = 0.0, pushforward_start: int = 1):
+                 loss: str = "l2", noise_std: float = 0.0, pushforward_start: int = 1):
         if time_window < 1 or data.nt < (2 + unrolling) * time_window:
             raise ValueError(f"trajectories of nt={data.nt} are too short for time_window={time_window} with "
                              f"unrolling={unrolling}: need nt >= (2 + unrolling) * time_window")

@@ -72,7 +72,7 @@ def test_loss_unrolls_the_model_then_scores_the_bundled_window(r):
     gradient); target = the tw states r windows later; time = that of the last input."""
     d = field_data(nt=30)
     tw = 4
-    task = dnn.FieldTask(d, tw, unrolling=2)
+    task = dnn.FieldTask(d, tw, unrolling=2, loss="mse")
     model = Affine(tw)
     batch = {"idx": torch.tensor([1, 3]), "start": torch.tensor([4, 9]), "r": r}
     loss = task.loss(model, batch)
