@@ -201,7 +201,7 @@ def main(argv=None):
     ap.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
     ap.add_argument("--loss", default="l2", choices=dnn.FieldTask.LOSSES)
     ap.add_argument("--unrolling", type=int, default=1)
-    ap.add_argument("--pushforward-start", type=float, default=0.0,
+    ap.add_argument("--pushforward-start", type=float, default=0.5,
                     help="fraction of the planned epochs trained one-step only before pushforward")
     ap.add_argument("--noise", type=float, default=0.0, help="std of Gaussian input noise")
     ap.add_argument("--select", default="best", choices=("best", "last"),
