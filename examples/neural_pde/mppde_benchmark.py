@@ -86,7 +86,7 @@ def seconds_per_step(model, task, args) -> float:
     gen = torch.Generator().manual_seed(123)
     task.loss(model, task.sample(gen, args.batch_size, 0)).backward()  # warm-up
     times = []
-    for _ in range(5):
+    for _ in range(20):
         t0 = time.process_time()
         task.loss(model, task.sample(gen, args.batch_size, 10**6)).backward()
         times.append(time.process_time() - t0)
@@ -102,8 +102,9 @@ def plan(ck: Path, model, task, budget: float, args) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     per_step = seconds_per_step(model, task, args)
-    # validation rollouts and checkpoints take ~5-10 % of the budget at these settings
-    epochs = max(1, int(0.92 * budget / per_step) // args.steps_per_epoch)
+    # validation rollouts, checkpoints and the optimizer step take ~10-15 % beyond the timed steps; a
+    # schedule planned too long is cut by the budget before its learning rate has decayed
+    epochs = max(1, int(0.85 * budget / per_step) // args.steps_per_epoch)
     p = {"epochs": epochs, "pushforward_start": int(round(args.pushforward_start * epochs)),
          "seconds_per_step": per_step, "budget": budget}
     ck.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +201,7 @@ def main(argv=None):
     ap.add_argument("--n-train", type=int, default=2048)
     ap.add_argument("--n-valid", type=int, default=128)
     ap.add_argument("--n-test", type=int, default=128)
-    ap.add_argument("--seconds", type=float, nargs=2, default=[1800.0, 1800.0], metavar=("MPPDE", "FNO"),
+    ap.add_argument("--seconds", type=float, nargs=2, default=[1800.0, 600.0], metavar=("MPPDE", "FNO"),
                     help="training budget per model and seed in CPU seconds of this process (1 thread)")
     ap.add_argument("--steps-per-epoch", type=int, default=1000, help="steps between validation rollouts")
     ap.add_argument("--batch-size", type=int, default=16)
