@@ -65,6 +65,24 @@ def test_mppde_is_equivariant_to_translations_without_absolute_positions():
     assert torch.allclose(m(torch.roll(u, 7, -1), t=torch.zeros(2)), torch.roll(out, 7, -1), atol=1e-10)
 
 
+@pytest.mark.parametrize("n, neighbors", [(20, 3), (7, 3), (9, 1)])
+def test_mppde_grid_path_equals_the_edge_path(n, neighbors):
+    """On a periodic regular grid MPPDE gathers neighbours by rolls; the result (and its
+    gradient) equals message passing over the explicit grid graph."""
+    torch.manual_seed(0)
+    m = dnn.MPPDE(time_window=5, hidden=16, layers=2, n_cond=2, length=16.0, neighbors=neighbors).double()
+    u = torch.randn(3, 5, 1, n)
+    t, c = torch.rand(3), torch.rand(3, 2)
+    grid = m._predict(u, t, c, None)
+    edge = m._predict(u, t, c, None, edge_index=dnn.grid_graph_1d(n, neighbors, 3))
+    assert torch.allclose(grid, edge, atol=1e-13)
+    g1 = torch.autograd.grad(grid.square().sum(), m.layers[0].message_in.weight)[0]
+    g2 = torch.autograd.grad(edge.square().sum(), m.layers[0].message_in.weight)[0]
+    assert torch.allclose(g1, g2, atol=1e-12)
+    with pytest.raises(ValueError, match="neighbors=4"):
+        dnn.MPPDE(time_window=5, hidden=8, layers=1, neighbors=4)(torch.randn(1, 5, 1, 8))
+
+
 def test_gns_is_permutation_equivariant():
     torch.manual_seed(0)
     m = dnn.GNS(dim=2, history=3, n_types=3, radius=0.15, hidden=16, message_steps=2)
