@@ -9,7 +9,7 @@ import sys
 COMMANDS = {
     "demo": ("diffsim.demo", "push a jelly blob to a target by gradient descent (main demo)"),
     "solve": ("diffsim.envs.cli", "optimise a task's actions from its start state (diffsim solve "
-              "diffsim/Pinch-v0 --seed 7 --out DIR)"),
+              "diffsim/Pinch-v1 --seed 7 --out DIR)"),
     "train": ("diffsim.solvers.nn.cli", "train a neural PDE surrogate (MPPDE, FNO, UNet, GNS) on generated data"),
 }
 

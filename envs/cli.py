@@ -1,13 +1,13 @@
 """``diffsim solve TASK``: optimise a task's actions from its start state, with artifacts.
 
-    diffsim solve diffsim/Pinch-v0 --seed 7 --out runs/pinch [--method auto|adam|lbfgs|cem|
+    diffsim solve diffsim/Pinch-v1 --seed 7 --out runs/pinch [--method auto|adam|lbfgs|cem|
         mppi|hybrid|ppo|sac] [--budget-s N] [--max-rollouts N] [--grid-res N] [--horizon N]
         [--option KEY=VALUE ...] [--precision f32|f64] [--arch cpu|cuda] [--no-gif]
 
 Writes ``actions.npy``, ``summary.json``, ``loss.png`` and ``before_after.gif`` into
 ``--out`` and prints the summary's main lines. Replay the actions with Gymnasium::
 
-    env = gym.make("diffsim/Pinch-v0"); env.reset(seed=7)
+    env = gym.make("diffsim/Pinch-v1"); env.reset(seed=7)
     for a in np.load("runs/pinch/actions.npy"): obs, r, term, trunc, info = env.step(a)
     info["success"]       # == summary.json's "success"
 """
@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 
     ap = argparse.ArgumentParser(prog="diffsim solve", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("task", help="a registered id, e.g. diffsim/Pinch-v0")
+    ap.add_argument("task", help="a registered id, e.g. diffsim/Pinch-v1")
     ap.add_argument("--seed", type=int, default=0, help="reset seed and optimiser seed (default 0)")
     ap.add_argument("--out", required=True, help="folder for the artifacts (created)")
     ap.add_argument("--method", default="auto", choices=METHODS,

@@ -168,7 +168,7 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
     """Optimise a task's actions from its own start state and replay the result.
 
     Args:
-        task: a registered id, e.g. ``"diffsim/Pinch-v0"``.
+        task: a registered id, e.g. ``"diffsim/Pinch-v1"``.
         seed: the ``env.reset`` seed (task variation) and the optimiser's seed.
         method: ``"auto"`` (the task's recipe), a plain method (``PLAIN_METHODS``: every
             step's action, final-state loss) or ``"ppo"`` / ``"sac"`` (stable-baselines3).

@@ -177,7 +177,10 @@ def test_recipes():
     assert r.action_basis(4) is None                       # fewer steps than knots: per-step
     cubic = Recipe(algorithm=dss.Adam(), knots=3, basis="cubic")
     assert cubic.action_basis(10).kind == "linear"         # 3 knots cannot make a cubic
-    assert de.registry.task_class("Pour")().solve_recipe() == default_recipe()
+    assert de.registry.task_class("Stir")().solve_recipe() == default_recipe()
+    # a task's declared recipe wins
+    pinch = de.registry.task_class("Pinch")
+    assert pinch().solve_recipe() is pinch.recipe and isinstance(pinch.recipe.algorithm, dss.Adam)
     for m in ("adam", "lbfgs", "cem", "mppi", "hybrid"):
         assert isinstance(plain_algorithm(m), dss.AbstractControlAlgorithm)
     with pytest.raises(ValueError, match="unknown method 'newton'"):
@@ -238,17 +241,17 @@ def test_solve_rejects_bad_input_before_simulating(tmp_path, capsys):
     blocker.write_text("x")
     cases = [
         (["diffsim/Knit-v0", "--out", str(tmp_path)], "unknown task 'diffsim/Knit-v0'"),
-        (["Pinch", "--out", str(tmp_path)], "did you mean 'diffsim/Pinch-v0'"),
-        (["diffsim/Pinch-v0", "--out", str(tmp_path), "--budget-s", "0"],
+        (["Pinch", "--out", str(tmp_path)], "did you mean 'diffsim/Pinch-v1'"),
+        (["diffsim/Pinch-v1", "--out", str(tmp_path), "--budget-s", "0"],
          "budget_s must be a number of seconds > 0, got 0.0"),
-        (["diffsim/Pinch-v0", "--out", str(tmp_path), "--budget-s", "-5"], "budget_s must be"),
-        (["diffsim/Pinch-v0", "--out", str(blocker / "sub")], "is not a writable folder"),
-        (["diffsim/Pinch-v0", "--out", str(tmp_path), "--method", "newton"],
+        (["diffsim/Pinch-v1", "--out", str(tmp_path), "--budget-s", "-5"], "budget_s must be"),
+        (["diffsim/Pinch-v1", "--out", str(blocker / "sub")], "is not a writable folder"),
+        (["diffsim/Pinch-v1", "--out", str(tmp_path), "--method", "newton"],
          "argument --method: invalid choice: 'newton'"),
-        (["diffsim/Pinch-v0", "--out", str(tmp_path), "--option", "stiffness=3"],
+        (["diffsim/Pinch-v1", "--out", str(tmp_path), "--option", "stiffness=3"],
          "unknown option\\(s\\) \\['stiffness'\\] for task Pinch"),
-        (["diffsim/Pinch-v0", "--out", str(tmp_path), "--seed", "-1"], "seed must be an int >= 0"),
-        (["diffsim/Pinch-v0", "--out", str(tmp_path), "--max-rollouts", "0"], "max_rollouts must be"),
+        (["diffsim/Pinch-v1", "--out", str(tmp_path), "--seed", "-1"], "seed must be an int >= 0"),
+        (["diffsim/Pinch-v1", "--out", str(tmp_path), "--max-rollouts", "0"], "max_rollouts must be"),
     ]
     for args, msg in cases:
         with pytest.raises(SystemExit) as e:
@@ -259,7 +262,7 @@ def test_solve_rejects_bad_input_before_simulating(tmp_path, capsys):
         assert re.search(msg, capsys.readouterr().err), msg
     assert cache._SIMS == before      # no simulator was built
     with pytest.raises(ValueError, match="method must be one of"):
-        solve_task("diffsim/Pinch-v0", method="newton")
+        solve_task("diffsim/Pinch-v1", method="newton")
 
 
 def test_python_m_diffsim_solve_reports_errors(capsys):
@@ -299,15 +302,16 @@ def test_results_table_merges_rows_of_separate_runs(tmp_path, pour):
 
 @pytest.mark.slow
 def test_auto_recipe_with_gradients_on_a_tiny_pinch(tmp_path):
-    """The default recipe (CEM then Adam on hat functions) end to end on Pinch with
-    gradients through the MPM rollout (compiles the reverse kernels: about a minute), and
-    the replay through Gymnasium gives the reported numbers."""
-    s = solve_task("diffsim/Pinch-v0", seed=1, method="auto", budget_s=40, out=tmp_path,
+    """Pinch's recipe (Adam on 8 hat functions per action, the contact term steering the
+    fingers) end to end with gradients through the MPM rollout (compiles the reverse
+    kernels: about a minute), and the replay through Gymnasium gives the reported numbers."""
+    s = solve_task("diffsim/Pinch-v1", seed=1, method="auto", budget_s=40, out=tmp_path,
                    options={"grid_res": 20, "horizon": 10})
-    assert s["backward_passes"] > 0 and s["rollouts"] > s["backward_passes"]
+    assert s["backward_passes"] > 1 and s["rollouts"] >= s["backward_passes"]
+    assert s["algorithm"].startswith("Adam(lr=0.1")
     assert s["retcode"] == "SUCCESS" and s["basis"].startswith("ActionBasis(steps=10, knots=8")
     assert s["goal_loss"] < s["zero_actions_goal_loss"]
-    env = gym.make("diffsim/Pinch-v0", grid_res=20, horizon=10)
+    env = gym.make("diffsim/Pinch-v1", grid_res=20, horizon=10)
     env.reset(seed=1)
     for a in np.load(tmp_path / "actions.npy"):
         *_, info = env.step(a)

@@ -107,7 +107,7 @@ PLASTICINE = notebook("""# Plasticine tasks: shaping with contact
 makes the loss landscape flat until the fingers touch; `Hybrid` samples first (CEM), then
 refines the best sample with gradients, the scheme ThinShellLab found necessary.""", [
     ("code", '''options = dict(grid_res=20, horizon=4) if TINY else {}
-env = gym.make("diffsim/Pinch-v0", render_mode="rgb_array", **options)
+env = gym.make("diffsim/Pinch-v1", render_mode="rgb_array", **options)
 u = env.unwrapped
 env.reset(seed=0)
 T, A = u.horizon, u.act_dim
