@@ -143,12 +143,15 @@ def _uses_gradients(alg) -> bool:
 
 
 def warm_up(u, gradients: bool) -> float:
-    """Compile the simulator's kernels before the budget's clock starts: a 2-step rollout of
-    zero actions from the start state (and its backward pass for gradient methods).
-    Returns the seconds it took (Taichi compiles each kernel on first use, tens of
-    seconds for the reverse kernels, which would otherwise eat a short budget)."""
+    """Compile the simulator's kernels before the budget's clock starts: a rollout of zero
+    actions over the whole horizon from the start state (and its backward pass for
+    gradient methods). Returns the seconds it took (Taichi compiles each kernel on first
+    use, tens of seconds for the reverse kernels, which would otherwise eat a short
+    budget). The whole horizon, not a short rollout: the engine is sized by the rollout's
+    checkpoint segment (``sim.default_segment(T)``), and an engine of another size
+    allocates new fields, for which Taichi compiles the kernels again."""
     t0 = time.perf_counter()
-    A = torch.zeros(min(2, u.horizon), u.act_dim, dtype=u.sim.dtype, requires_grad=gradients)
+    A = torch.zeros(u.horizon, u.act_dim, dtype=u.sim.dtype, requires_grad=gradients)
     if gradients:
         u.rollout_loss(A).backward()
     else:
