@@ -18,7 +18,6 @@ from diffsim.dispatch import solve
 from diffsim.implicit import ImplicitGradientError
 
 from . import detest, implicit, nn, pde
-from . import solve_ode as _solve_ode  # noqa: F401  (registers ODEProblem methods)
 from .adjoint import (
     AbstractContinuousAdjoint,
     AbstractSensitivity,
@@ -45,7 +44,6 @@ from .control import (
     MPCResult,
     receding_horizon,
 )
-from .events import Event
 from .implicit import (
     AbstractNonlinearSolver,
     Anderson,
@@ -74,14 +72,14 @@ from .ode import (
     AbstractStiffSolver,
     ButcherTableau,
     Euler,
+    Event,
     Heun,
     Midpoint,
-    PIController,
+    ODEProblem,
     Rodas5P,
     Rosenbrock23,
     Tsit5,
 )
-from .problems import ODEProblem, SDEProblem
 from .regularization import GlobalRegularization, LocalRegularization
 from .retcode import ReturnCode, SolveError
 from .sde import (
@@ -91,8 +89,10 @@ from .sde import (
     BrownianPath,
     EulerMaruyama,
     Milstein,
+    SDEProblem,
 )
 from .solution import ODESolution, Stats
+from .stepping.controller import PIController
 
 __all__ = [
     "solve", "detest", "pde", "nn", "implicit",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ..forward import Forward, run_forward
-from ..job import ODEJob
-from ..ode.base import AbstractODESolver
+from ..ode.methods.base import AbstractODESolver
+from ..stepping.forward import Forward, run_forward
+from ..stepping.job import ODEJob
 from .base import AbstractContinuousAdjoint
 from .direct import needs_grad
 from .sweep import apply_adjoint, sweep

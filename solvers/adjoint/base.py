@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import abc
 
-from ..forward import Forward
-from ..job import ODEJob
+from ..stepping.forward import Forward
+from ..stepping.job import ODEJob
 
 
 class AbstractSensitivity(abc.ABC):

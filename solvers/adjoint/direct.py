@@ -6,9 +6,9 @@ import dataclasses
 
 import torch
 
-from ..forward import Forward, run_forward
-from ..job import ODEJob
-from ..rhs import RecordingNeeded
+from ..stepping.forward import Forward, run_forward
+from ..stepping.job import ODEJob
+from ..stepping.rhs import RecordingNeeded
 from .base import AbstractSensitivity
 
 

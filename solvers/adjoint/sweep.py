@@ -8,11 +8,11 @@ import dataclasses
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..forward import Forward
-from ..integrate import StepOptions, integrate
-from ..job import ODEJob
-from ..ode.base import AbstractExplicitRK
+from ..ode.methods.base import AbstractExplicitRK
 from ..retcode import ReturnCode, SolveError
+from ..stepping.forward import Forward
+from ..stepping.integrate import StepOptions, integrate
+from ..stepping.job import ODEJob
 from .dynamics import AdjointDynamics, GaussLegendreAccumulator
 
 

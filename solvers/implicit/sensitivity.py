@@ -21,7 +21,7 @@ import torch
 from diffsim.implicit import ImplicitGradientError, ImplicitLinearization
 
 from .._checks import one_of
-from ..ode.jacobian import _rows
+from ..ode.methods.jacobian import _rows
 from .linsolve import cg_definite, gmres
 from .residual import Residual
 from .retcode import NonlinearReturnCode

@@ -12,19 +12,19 @@ from diffsim.dispatch import register, register_default
 
 from .._checks import no_unknown_kwargs
 from ..adjoint import AbstractSensitivity, DirectAdjoint
-from ..forward import collect
-from ..job import ODEJob
-from ..ode.controller import PIController
-from ..problems import SDEProblem
+from ..ode.solve import adjoint_params, check_saveat, step_options
 from ..regularization import GlobalRegularization, LocalRegularization, draw_time
 from ..retcode import ReturnCode, SolveError
-from ..rhs import RHS, check_rhs_output
 from ..solution import ODESolution, Stats
-from ..solve_ode import adjoint_params, check_saveat, step_options
-from .adaptive_milstein import AdaptiveMilstein
-from .base import AbstractAdaptiveSDESolver, AbstractSDESolver
+from ..stepping.controller import PIController
+from ..stepping.forward import collect
+from ..stepping.job import ODEJob
+from ..stepping.rhs import RHS, check_rhs_output
+from ..stepping.sde_loop import error_of, integrate_sde
 from .brownian import BrownianPath
-from .integrate import error_of, integrate_sde
+from .methods.adaptive_milstein import AdaptiveMilstein
+from .methods.base import AbstractAdaptiveSDESolver, AbstractSDESolver
+from .problem import SDEProblem
 
 ALLOWED = (
     "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "max_steps", "controller", "dense",

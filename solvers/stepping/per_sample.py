@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from ..ode.methods.base import AbstractAdaptiveSolver, dense_eval
+from ..retcode import ReturnCode
+from .controller import error_ratio, initial_step
 from .integrate import Trajectory
-from .ode.base import AbstractAdaptiveSolver, dense_eval
-from .ode.controller import error_ratio, initial_step
-from .retcode import ReturnCode
 
 
 class BatchedDenseOutput:

@@ -6,7 +6,7 @@ import bisect
 
 import torch
 
-from .ode.base import dense_eval
+from ..ode.methods.base import dense_eval
 
 
 class DenseOutput:

@@ -7,10 +7,10 @@ import math
 
 import torch
 
-from ..integrate import StepOptions, Trajectory
-from ..ode.controller import error_ratio
 from ..retcode import ReturnCode
-from .base import AbstractAdaptiveSDESolver
+from ..sde.methods.base import AbstractAdaptiveSDESolver
+from .controller import error_ratio
+from .integrate import StepOptions, Trajectory
 
 _EPS = 2.220446049250313e-16
 

@@ -13,10 +13,15 @@ from collections.abc import Callable
 
 import torch
 
+from ..ode.methods.base import (
+    AbstractAdaptiveSolver,
+    AbstractExplicitRK,
+    AbstractODESolver,
+    dense_eval,
+)
+from ..retcode import ReturnCode
+from .controller import PIController, error_ratio, initial_step
 from .dense import DenseOutput
-from .ode.base import AbstractAdaptiveSolver, AbstractExplicitRK, AbstractODESolver, dense_eval
-from .ode.controller import PIController, error_ratio, initial_step
-from .retcode import ReturnCode
 from .rhs import SegmentRHS
 
 _EPS = 2.220446049250313e-16

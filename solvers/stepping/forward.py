@@ -41,7 +41,7 @@ class Forward:
 def run_forward(job: ODEJob, *, dense: bool, grad: bool, checkpoint_times=None) -> Forward:
     """Integrate the problem of ``job`` and collect its saved points."""
     if job.per_sample:
-        from .integrate_batched import integrate_per_sample
+        from .per_sample import integrate_per_sample
 
         traj = integrate_per_sample(job, dense=dense, grad=grad)
     else:

@@ -11,27 +11,27 @@ import torch
 
 from diffsim.dispatch import register, register_default
 
-from ._checks import no_unknown_kwargs, param_tensors, positive, tolerance
-from .adjoint import AbstractSensitivity, DirectAdjoint
-from .adjoint.closure import check_closure
-from .events import Event, EventTracker, as_events, event_time
-from .integrate import StepOptions
-from .job import ODEJob
-from .ode.base import AbstractAdaptiveSolver, AbstractODESolver
-from .ode.controller import PIController, max_norm, max_norm_per_sample
-from .ode.tsit5 import Tsit5
-from .problems import ODEProblem
-from .pytree import StateLayout, flat_field
-from .regularization import (
+from .._checks import no_unknown_kwargs, param_tensors, positive, tolerance
+from ..adjoint import AbstractSensitivity, DirectAdjoint
+from ..adjoint.closure import check_closure
+from ..regularization import (
     GlobalRegularization,
     LocalRegularization,
     check_regularization,
     draw_time,
     local_step_error,
 )
-from .retcode import ReturnCode, SolveError
-from .rhs import RHS, check_rhs_output
-from .solution import ODESolution, Stats
+from ..retcode import ReturnCode, SolveError
+from ..solution import ODESolution, Stats
+from ..stepping.controller import PIController, max_norm, max_norm_per_sample
+from ..stepping.integrate import StepOptions
+from ..stepping.job import ODEJob
+from ..stepping.rhs import RHS, check_rhs_output
+from .events import Event, EventTracker, as_events, event_time
+from .methods.base import AbstractAdaptiveSolver, AbstractODESolver
+from .methods.tsit5 import Tsit5
+from .problem import ODEProblem
+from .pytree import StateLayout, flat_field
 from .timegrad import at_times, needs_time_grad, shift_start
 
 ALLOWED = (
@@ -247,7 +247,7 @@ def solve_ode(
             with ``per_sample=True``.
 
     Time gradients: ``tspan`` entries and a ``saveat`` tensor that require grad get
-    ``dL/dt`` under every ``sensealg`` (see :mod:`solvers.timegrad`).
+    ``dL/dt`` under every ``sensealg`` (see :mod:`solvers.ode.timegrad`).
 
     Returns:
         :class:`ODESolution`.

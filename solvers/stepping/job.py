@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
+from ..ode.methods.base import AbstractODESolver
+from ..regularization import GlobalRegularization, LocalRegularization
+from ..solution import Stats
 from .integrate import EVENT_TAG, StepOptions
-from .ode.base import AbstractODESolver
-from .regularization import GlobalRegularization, LocalRegularization
 from .rhs import RHS
-from .solution import Stats
 
 #: tags of saved points: the user's save times, the local regularizer's point, events
 USER, REG, EVENT = 0, 1, EVENT_TAG
