@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from ..ode.methods.base import AbstractODESolver
 from ..stepping.forward import Forward, run_forward
-from ..stepping.job import ODEJob
+from ..stepping.job import SolveJob
 from .base import AbstractContinuousAdjoint
 from .direct import needs_grad
 from .sweep import apply_adjoint, sweep
@@ -44,7 +44,7 @@ class BacksolveAdjoint(AbstractContinuousAdjoint):
     def __post_init__(self):
         self._check_norm()
 
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         if not needs_grad(job):
             return run_forward(job, dense=job.dense, grad=False)
         return apply_adjoint(self, job)

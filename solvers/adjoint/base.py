@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 
 from ..stepping.forward import Forward
-from ..stepping.job import ODEJob
+from ..stepping.job import SolveJob
 
 
 class AbstractSensitivity(abc.ABC):
@@ -16,7 +16,7 @@ class AbstractSensitivity(abc.ABC):
     """
 
     @abc.abstractmethod
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         """Forward pass with gradients attached."""
 
     def __repr__(self) -> str:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 
 from ..ode.methods.base import AbstractODESolver
 from ..stepping.forward import Forward, run_forward
-from ..stepping.integrate import integrate
-from ..stepping.job import ODEJob
+from ..stepping.job import SolveJob
+from ..stepping.shared import integrate
 from .base import AbstractContinuousAdjoint
 from .direct import needs_grad
 from .sweep import apply_adjoint, sweep
@@ -55,7 +55,7 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
         if not isinstance(c, int):
             object.__setattr__(self, "checkpoints", tuple(float(x) for x in c))
 
-    def checkpoint_times(self, job: ODEJob) -> list[float] | None:
+    def checkpoint_times(self, job: SolveJob) -> list[float] | None:
         c = self.checkpoints
         if c is None:
             return None
@@ -69,7 +69,7 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
             times = sorted(c, key=lambda x: job.direction * x)
         return times
 
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         if self.checkpoints is not None and job.per_sample:
             raise ValueError("InterpolatingAdjoint(checkpoints=...) does not support per_sample=True; "
                              "use checkpoints=None or BacksolveAdjoint")

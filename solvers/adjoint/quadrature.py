@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from ..ode.methods.base import AbstractODESolver
 from ..stepping.forward import Forward, run_forward
-from ..stepping.job import ODEJob
+from ..stepping.job import SolveJob
 from .base import AbstractContinuousAdjoint
 from .direct import needs_grad
 from .sweep import apply_adjoint, sweep
@@ -50,7 +50,7 @@ class QuadratureAdjoint(AbstractContinuousAdjoint):
         if isinstance(self.nodes, bool) or not isinstance(self.nodes, int) or not 1 <= self.nodes <= 16:
             raise ValueError(f"nodes must be an int in [1, 16], got {self.nodes!r}")
 
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         if not needs_grad(job):
             return run_forward(job, dense=job.dense, grad=False)
         return apply_adjoint(self, job)

@@ -11,8 +11,9 @@ from torch.autograd.function import once_differentiable
 from ..ode.methods.base import AbstractExplicitRK
 from ..retcode import ReturnCode, SolveError
 from ..stepping.forward import Forward
-from ..stepping.integrate import StepOptions, integrate
-from ..stepping.job import ODEJob
+from ..stepping.job import SolveJob
+from ..stepping.options import StepOptions
+from ..stepping.shared import integrate
 from .dynamics import AdjointDynamics, GaussLegendreAccumulator
 
 
@@ -33,7 +34,7 @@ class _AdjointFunction(torch.autograd.Function):
         return (None, None, None, g_u0, *g_params)
 
 
-def apply_adjoint(sens, job: ODEJob) -> Forward:
+def apply_adjoint(sens, job: SolveJob) -> Forward:
     holder: list[Forward] = []
     values = _AdjointFunction.apply(sens, job, holder, job.u0, *job.params)
     fwd = holder[0]
@@ -41,7 +42,7 @@ def apply_adjoint(sens, job: ODEJob) -> Forward:
     return fwd
 
 
-def backward_options(sens, job: ODEJob) -> StepOptions:
+def backward_options(sens, job: SolveJob) -> StepOptions:
     opts = job.opts
     changes = {"norm": None}  # the forward norm does not apply to the augmented state
     if sens.rtol is not None:
@@ -53,7 +54,7 @@ def backward_options(sens, job: ODEJob) -> StepOptions:
     return dataclasses.replace(opts, **changes)
 
 
-def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: str, u_provider=None,
+def sweep(sens, job: SolveJob, fwd: Forward, grad_values: torch.Tensor, *, mode: str, u_provider=None,
           breakpoints=None, quad_nodes: int = 3):
     """Integrate the adjoint from the last saved time back to ``t0``.
 
