@@ -20,6 +20,7 @@ from diffsim.implicit import ImplicitGradientError
 from . import detest, implicit, nn, pde
 from .adjoint import (
     AbstractContinuousAdjoint,
+    AbstractODESensitivity,
     AbstractSensitivity,
     BacksolveAdjoint,
     DirectAdjoint,
@@ -101,7 +102,7 @@ __all__ = [
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
     "AbstractRosenbrock", "ButcherTableau", "PIController",
     "Euler", "Midpoint", "Heun", "RK4", "BS3", "DP5", "Tsit5", "DP8", "Rosenbrock23", "Rodas5P",
-    "AbstractSensitivity", "AbstractContinuousAdjoint",
+    "AbstractSensitivity", "AbstractODESensitivity", "AbstractContinuousAdjoint",
     "DirectAdjoint", "BacksolveAdjoint", "InterpolatingAdjoint", "QuadratureAdjoint",
     "GlobalRegularization", "LocalRegularization",
     "AbstractSDESolver", "AbstractAdaptiveSDESolver", "BrownianPath", "EulerMaruyama", "Milstein",

@@ -9,7 +9,7 @@ import torch
 from ..stepping.forward import Forward, run_forward
 from ..stepping.job import SolveJob
 from ..stepping.rhs import RecordingNeeded
-from .base import AbstractSensitivity
+from .base import AbstractODESensitivity
 
 
 def needs_grad(job: SolveJob) -> bool:
@@ -18,7 +18,7 @@ def needs_grad(job: SolveJob) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class DirectAdjoint(AbstractSensitivity):
+class DirectAdjoint(AbstractODESensitivity):
     """Discrete adjoint by backpropagation through every step ("discretize-then-optimize").
 
     Exact gradients of the computed solution (to round-off), whatever the tolerances;

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
+import torch
+
 from ..ode.methods.base import AbstractODESolver
 from ..stepping.forward import Forward, run_forward
 from ..stepping.job import SolveJob
@@ -77,12 +79,13 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
             return run_forward(job, dense=job.dense, grad=False)
         return apply_adjoint(self, job)
 
-    def forward_pass(self, job):
+    def forward_pass(self, job: SolveJob) -> Forward:
         if self.checkpoints is None:
             return run_forward(job, dense=True, grad=False)
         return run_forward(job, dense=job.dense, grad=False, checkpoint_times=self.checkpoint_times(job))
 
-    def backward_sweep(self, job, fwd, grad_values):
+    def backward_sweep(self, job: SolveJob, fwd: Forward, grad_values: torch.Tensor
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if self.checkpoints is None:
             dense = fwd.dense
             return sweep(self, job, fwd, grad_values, mode="interp", u_provider=lambda hi, lo: dense.eval)

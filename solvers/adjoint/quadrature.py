@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import torch
+
 from ..ode.methods.base import AbstractODESolver
 from ..stepping.forward import Forward, run_forward
 from ..stepping.job import SolveJob
@@ -55,10 +57,11 @@ class QuadratureAdjoint(AbstractContinuousAdjoint):
             return run_forward(job, dense=job.dense, grad=False)
         return apply_adjoint(self, job)
 
-    def forward_pass(self, job):
+    def forward_pass(self, job: SolveJob) -> Forward:
         return run_forward(job, dense=True, grad=False)
 
-    def backward_sweep(self, job, fwd, grad_values):
+    def backward_sweep(self, job: SolveJob, fwd: Forward, grad_values: torch.Tensor
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         dense = fwd.dense
         return sweep(self, job, fwd, grad_values, mode="quad", u_provider=lambda hi, lo: dense.eval,
                      quad_nodes=self.nodes)

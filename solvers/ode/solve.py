@@ -10,9 +10,10 @@ from typing import Any
 import torch
 
 from diffsim.dispatch import register, register_default
+from diffsim.sensitivity import check_sensealg
 
 from .._checks import no_unknown_kwargs
-from ..adjoint import AbstractSensitivity, DirectAdjoint
+from ..adjoint import AbstractODESensitivity, DirectAdjoint
 from ..adjoint.closure import check_closure
 from ..regularization import (
     GlobalRegularization,
@@ -61,7 +62,7 @@ def solve_ode(
     max_steps: int = 100_000,
     controller: PIController | None = None,
     dense: bool | None = None,
-    sensealg: AbstractSensitivity | None = None,
+    sensealg: AbstractODESensitivity | None = None,
     regularization: GlobalRegularization | LocalRegularization | None = None,
     per_sample: bool = False,
     throw: bool = False,
@@ -160,11 +161,9 @@ def solve_ode(
                         norm=error_norm(norm, u0, per_sample))
     if sensealg is None:
         sensealg = DirectAdjoint()
-    elif not isinstance(sensealg, AbstractSensitivity):
-        raise TypeError(
-            f"sensealg must be DirectAdjoint(), BacksolveAdjoint(), InterpolatingAdjoint() or "
-            f"QuadratureAdjoint(), got {type(sensealg).__name__}"
-        )
+    else:
+        check_sensealg(sensealg, AbstractODESensitivity, "ODE solves",
+                       "DirectAdjoint(), BacksolveAdjoint(), InterpolatingAdjoint() or QuadratureAdjoint()")
     if per_sample and u0.dim() < 1:
         raise ValueError("per_sample=True needs u0 with a leading batch dimension, got a 0-d u0")
     if events and per_sample:

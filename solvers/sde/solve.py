@@ -11,7 +11,7 @@ import torch
 from diffsim.dispatch import register, register_default
 
 from .._checks import no_unknown_kwargs
-from ..adjoint import AbstractSensitivity, DirectAdjoint
+from ..adjoint import AbstractODESensitivity, DirectAdjoint
 from ..regularization import GlobalRegularization, LocalRegularization, draw_time
 from ..retcode import ReturnCode, SolveError
 from ..solution import ODESolution, Stats
@@ -54,7 +54,7 @@ def solve_sde(
     max_steps: int = 100_000,
     controller: PIController | None = None,
     dense: bool | None = None,
-    sensealg: AbstractSensitivity | None = None,
+    sensealg: AbstractODESensitivity | None = None,
     regularization: GlobalRegularization | LocalRegularization | None = None,
     throw: bool = False,
     seed: int | None = None,
