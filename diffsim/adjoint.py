@@ -55,17 +55,18 @@ class CheckpointAdjoint(AbstractSensitivity):
         return _Rollout.apply(plan, *job.state0, *job.drive, *job.params)
 
 
-def checkpointing(T: int, segment: int | None, sensealg) -> CheckpointAdjoint:
-    """The sensitivity of a rollout of ``T`` steps from ``rollout``'s arguments: a
-    ``sensealg`` (a ``CheckpointAdjoint``), or the shorthand ``segment=K`` (the same as
-    ``sensealg=CheckpointAdjoint(segment=K)``); default ``CheckpointAdjoint(min(T, 32))``.
+def checkpointing(default: int, segment: int | None, sensealg) -> CheckpointAdjoint:
+    """The sensitivity of a rollout from ``rollout``'s arguments: a ``sensealg`` (a
+    ``CheckpointAdjoint``), or the shorthand ``segment=K`` (the same as
+    ``sensealg=CheckpointAdjoint(segment=K)``); with neither,
+    ``CheckpointAdjoint(segment=default)`` (the simulator's ``default_segment(T)``).
 
     Raises:
         TypeError: ``sensealg`` is not a ``CheckpointAdjoint``.
         ValueError: both are given, or ``segment`` is not an int >= 1.
     """
     if sensealg is None:
-        return CheckpointAdjoint(segment=min(T, 32) if segment is None else int(segment))
+        return CheckpointAdjoint(segment=default if segment is None else int(segment))
     if segment is not None:
         raise ValueError(f"rollout got segment={segment!r} and sensealg={sensealg!r}: pass one of them "
                          "(segment=K is short for sensealg=ds.CheckpointAdjoint(segment=K))")

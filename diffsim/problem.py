@@ -98,7 +98,9 @@ def _solve_simulation(prob: SimulationProblem, alg=None, *,
 
     Args:
         alg: ``None`` (the simulator's integrator).
-        sensealg: ``CheckpointAdjoint(segment=K)`` (default ``K = min(T, 32)``).
+        sensealg: ``CheckpointAdjoint(segment=K)`` (default ``K =
+            sim.default_segment(T)``: for ``ds.MPM`` the whole rollout if it fits in the
+            simulator's ``memory_budget_mb``).
         saveat: control-step indices in ``[0, T]`` to keep (default ``[T]``);
             ``"all"`` keeps every step.
         check: raise ``ds.SimulationError`` on blow-ups (a cheap per-step check).
@@ -108,7 +110,7 @@ def _solve_simulation(prob: SimulationProblem, alg=None, *,
                         f"got {type(alg).__name__}")
     T = prob.n_steps
     if sensealg is None:
-        sensealg = CheckpointAdjoint(segment=min(T, 32))
+        sensealg = CheckpointAdjoint(segment=prob.sim.default_segment(T))
     check_sensealg(sensealg, CheckpointAdjoint, "SimulationProblem", "ds.CheckpointAdjoint(segment=K)")
     if sensealg.segment > T:  # a segment longer than the rollout would only size a larger engine
         sensealg = dataclasses.replace(sensealg, segment=T)

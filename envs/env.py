@@ -160,14 +160,16 @@ class DiffSimEnv(gym.Env):
 
     # ------------------------------------------------------------------ planners
     def rollout_loss(self, actions: torch.Tensor, state: ds.State | None = None,
-                     segment: int = 16) -> torch.Tensor:
+                     segment: int | None = None) -> torch.Tensor:
         """Task loss after applying ``actions`` from ``state``; differentiable.
 
         Args:
             actions: (T, act_dim) normalised actions (T is usually ``horizon``);
                 values are used as given (no clipping, so gradients are exact).
             state: start state (default: the state of the last ``reset``).
-            segment: checkpoint segment length (steps) of ``ds.CheckpointAdjoint``.
+            segment: checkpoint segment length (steps) of ``ds.CheckpointAdjoint``
+                (default: ``sim.default_segment(T)``, the whole rollout when it fits in
+                the simulator's memory budget, so the backward pass recomputes nothing).
 
         Returns:
             The scalar loss at the final state (a torch tensor with a graph to
@@ -184,6 +186,8 @@ class DiffSimEnv(gym.Env):
         if not torch.isfinite(actions).all():
             raise ValueError("actions holds non-finite values")
         prob = ds.SimulationProblem(self.sim, controls=self._physical(actions), state0=state)
+        if segment is None:
+            segment = self.sim.default_segment(len(actions))
         sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment,
                                                                         len(actions))))
         return self.task.loss(self.sim, sol.u[-1])

@@ -268,8 +268,8 @@ class DeformableSimulator(Simulator):
         """
         state = self.validate_state(state)
         U = self.validate_controls(controls)
-        return self._simulate(state, U, params, checkpointing(U.shape[0], segment, sensealg), saveat,
-                              check)
+        sensealg = checkpointing(self.default_segment(U.shape[0]), segment, sensealg)
+        return self._simulate(state, U, params, sensealg, saveat, check)
 
     def _simulate(self, state: State, U: torch.Tensor, params, sensealg: CheckpointAdjoint, saveat,
                   check) -> list[State]:

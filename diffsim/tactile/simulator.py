@@ -501,7 +501,7 @@ class Tactile(FEM):
         state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
-        sensealg = checkpointing(T, segment, sensealg)
+        sensealg = checkpointing(self.default_segment(T), segment, sensealg)
         if self.coupling is not None:
             return self.coupling.rollout(self, self.attach(state), U, params, saveat, check)
         if not self.free:
