@@ -156,6 +156,10 @@ def test_rollout_sensealg_is_the_segment_shorthand_and_refuses_others(sim, monke
         assert torch.equal(a, b)
     other = run(sensealg=ds.CheckpointAdjoint(segment=5))   # no recomputation: same numbers
     assert asked[-2:] == [5, 5]
+    run()                                                     # neither: the simulator's default
+    assert asked[-2:] == [sim.default_segment(5)] * 2
+    run(segment=None, sensealg=None)
+    assert asked[-2:] == [sim.default_segment(5)] * 2
     assert torch.allclose(other[1], full[1], rtol=1e-12, atol=0) and torch.allclose(other[2], full[2], rtol=1e-12)
     assert full[2] != 0 and full[1].abs().sum() > 0
 
