@@ -26,6 +26,7 @@ from .mpm import MPM
 from .problem import SimulationProblem, SimulationSolution
 from .runtime import init
 from .scene import Scene
+from .sensitivity import AbstractSensitivity
 from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Polygon, Shape, Sphere
 from .state import State
 from .tactile import (
@@ -43,6 +44,7 @@ from .tactile import (
 __all__ = [
     "init", "solve", "SimulationError", "ConvergenceError", "GradientError", "asset_path",
     "Scene", "State", "MPM", "SimulationProblem", "SimulationSolution", "CheckpointAdjoint",
+    "AbstractSensitivity",
     "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
     "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Compound", "Polygon", "Mesh",
     # FEM solids and thin shells

@@ -11,22 +11,27 @@ not with ``T``; the price is about one extra forward pass.
 
 The bridge is ``_Rollout``, a ``torch.autograd.Function``: its forward runs
 Taichi, its backward seeds the ``.grad`` fields and runs the reverse kernels.
-It is generic over a *rollout backend* (see ``RolloutBackend``); ``ds.MPM``
-provides one.
+It is generic over the simulator: a simulator describes one rollout as a
+``RolloutPlan`` whose ``engine_for`` hands out a ``SegmentEngine`` (the Taichi
+primitives of one segment), and ``CheckpointAdjoint.run`` runs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
+from .sensitivity import AbstractSensitivity, check_sensealg
+
 
 @dataclass(frozen=True)
-class CheckpointAdjoint:
-    """Reverse mode with segment checkpoints.
+class CheckpointAdjoint(AbstractSensitivity):
+    """Reverse mode with segment checkpoints: the ``sensealg`` of simulator rollouts
+    (``ds.solve(ds.SimulationProblem(...), sensealg=...)`` and ``sim.rollout(...,
+    sensealg=...)``).
 
     Args:
         segment: control steps per checkpoint segment (>= 1). Memory is about
@@ -36,9 +41,37 @@ class CheckpointAdjoint:
 
     segment: int = 32
 
+    differentiates: ClassVar[str] = "simulator rollouts (ds.SimulationProblem, sim.rollout)"
+
     def __post_init__(self):
         if not (isinstance(self.segment, int) and self.segment >= 1):
             raise ValueError(f"segment={self.segment!r} is not allowed: it must be an int >= 1")
+
+    def run(self, job: Rollout) -> tuple[torch.Tensor, ...]:
+        """Run ``job`` in segments of ``self.segment`` steps; returns the stacked saved
+        states (one tensor per state array, leading axis ``len(plan.saveat)``),
+        differentiable in the start state, the drive and the parameters."""
+        plan = dataclasses.replace(job.plan, segment=self.segment)
+        return _Rollout.apply(plan, *job.state0, *job.drive, *job.params)
+
+
+def checkpointing(default: int, segment: int | None, sensealg) -> CheckpointAdjoint:
+    """The sensitivity of a rollout from ``rollout``'s arguments: a ``sensealg`` (a
+    ``CheckpointAdjoint``), or the shorthand ``segment=K`` (the same as
+    ``sensealg=CheckpointAdjoint(segment=K)``); with neither,
+    ``CheckpointAdjoint(segment=default)`` (the simulator's ``default_segment(T)``).
+
+    Raises:
+        TypeError: ``sensealg`` is not a ``CheckpointAdjoint``.
+        ValueError: both are given, or ``segment`` is not an int >= 1.
+    """
+    if sensealg is None:
+        return CheckpointAdjoint(segment=default if segment is None else int(segment))
+    if segment is not None:
+        raise ValueError(f"rollout got segment={segment!r} and sensealg={sensealg!r}: pass one of them "
+                         "(segment=K is short for sensealg=ds.CheckpointAdjoint(segment=K))")
+    check_sensealg(sensealg, CheckpointAdjoint, "simulator rollouts", "ds.CheckpointAdjoint(segment=K)")
+    return sensealg
 
 
 class SegmentEngine(Protocol):
@@ -67,6 +100,21 @@ class SegmentEngine(Protocol):
     def store_state_grads(self, slot: int) -> list: ...
     def store_drive_grads(self, n: int) -> list: ...
     def store_param_grads(self) -> list: ...
+
+
+@runtime_checkable
+class StagedSegmentEngine(Protocol):
+    """What a ``SegmentEngine`` may offer besides: a reverse substep split into named
+    stages, so that a non-finite gradient is traced to the stage (and the fields) where
+    it first appeared (``ds.MPM``'s engine does; others report the substep only)."""
+
+    def backward_stages(self, s: int) -> list:
+        """``[(name, run), ...]``: the reverse stages of substep ``s`` in the order they run."""
+        ...
+
+    def nonfinite_fields(self) -> dict:
+        """Gradient fields holding NaN/Inf now: name -> number of entries."""
+        ...
 
 
 def _segments(n_steps: int, segment: int):
@@ -229,7 +277,7 @@ def _locate_nonfinite(engine, plan, save_index, checkpoint, drive, params, start
     except Found as e:
         bad_s = e.args[0]
     stage, fields = "backward_substep", {}
-    if bad_s is not None and hasattr(engine, "backward_stages"):
+    if bad_s is not None and isinstance(engine, StagedSegmentEngine):
         replay(stop=bad_s)  # the reverse of every later substep, which was finite
         for name, run in engine.backward_stages(bad_s):
             run()
@@ -296,18 +344,28 @@ class _Rollout(torch.autograd.Function):
 
 @dataclass
 class RolloutPlan:
-    """What one rollout does: horizon, segment length, which steps to save."""
+    """What one rollout does: horizon, which steps to save, the engine to run it on.
+
+    A simulator builds it without ``segment``: that is the sensitivity's choice, set by
+    ``CheckpointAdjoint.run``."""
 
     engine_for: object  # callable (segment, requires_grad) -> SegmentEngine
     n_steps: int
-    segment: int
     saveat: tuple
     n_state: int
     n_drive: int
     check: bool = True
     step0: int = 0  # step count of the start state (for error messages)
+    segment: int | None = None  # steps per checkpoint segment (CheckpointAdjoint.run sets it)
 
 
-def rollout(plan: RolloutPlan, state0, drive, params):
-    """Run ``plan``; returns the tuple of stacked saved state tensors (differentiable)."""
-    return _Rollout.apply(plan, *state0, *drive, *params)
+@dataclass(frozen=True)
+class Rollout:
+    """The job of a ``CheckpointAdjoint``: a plan and its input tensors (state arrays in
+    the engine's order, per-substep drive arrays, internal parameter arrays)."""
+
+    plan: RolloutPlan
+    state0: tuple
+    drive: tuple
+    params: tuple
+

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import torch
 
 from .adjoint import CheckpointAdjoint
 from .dispatch import register
+from .sensitivity import check_sensealg
 from .state import State
 
 
@@ -106,22 +108,21 @@ def _solve_simulation(prob: SimulationProblem, alg=None, *,
     if alg is not None:
         raise TypeError(f"SimulationProblem takes no algorithm (the simulator integrates); "
                         f"got {type(alg).__name__}")
-    if sensealg is None:
-        sensealg = CheckpointAdjoint(segment=prob.sim.default_segment(prob.n_steps))
-    if not isinstance(sensealg, CheckpointAdjoint):
-        raise TypeError(f"sensealg={sensealg!r} is not supported for SimulationProblem; "
-                        "use ds.CheckpointAdjoint(segment=K)")
     T = prob.n_steps
+    if sensealg is None:
+        sensealg = CheckpointAdjoint(segment=prob.sim.default_segment(T))
+    check_sensealg(sensealg, CheckpointAdjoint, "SimulationProblem", "ds.CheckpointAdjoint(segment=K)")
+    if sensealg.segment > T:  # a segment longer than the rollout would only size a larger engine
+        sensealg = dataclasses.replace(sensealg, segment=T)
     if isinstance(saveat, str):
         if saveat != "all":
             raise ValueError(f"saveat={saveat!r} is not allowed: use 'all' or step indices")
         saveat = range(T + 1)
     t0 = time.perf_counter()
-    states = prob.sim.rollout(prob.state0, prob.controls, params=prob.params,
-                              segment=min(sensealg.segment, T), saveat=saveat, check=check)
+    states = prob.sim.rollout(prob.state0, prob.controls, params=prob.params, sensealg=sensealg,
+                              saveat=saveat, check=check)
     steps = [s.step - prob.state0.step for s in states]
-    stats = SimulationStats(steps=T, substeps=T * prob.sim.substeps,
-                            segments=-(-T // min(sensealg.segment, T)),
+    stats = SimulationStats(steps=T, substeps=T * prob.sim.substeps, segments=-(-T // sensealg.segment),
                             wall_time=time.perf_counter() - t0)
     t = torch.tensor([s.time for s in states], dtype=torch.float64)
     return SimulationSolution(t=t, steps=steps, u=states, stats=stats)

@@ -8,9 +8,10 @@ therefore serve many episodes and environments at once (compiling its
 kernels once), which matters because Taichi compiles kernels per instance.
 
 Subclasses implement ``reset``, ``state_spec``, ``param_names``,
-``internal_params`` and ``rollout`` (usually through ``diffsim.adjoint``'s
-checkpointed ``rollout`` and a ``SegmentEngine``); this base provides input
-validation, ``step`` and the lifecycle.
+``internal_params`` and ``rollout`` (usually by describing the rollout as a
+``diffsim.adjoint.RolloutPlan`` over a ``SegmentEngine`` and running it with the
+``sensealg``, a ``ds.CheckpointAdjoint``); this base provides input validation,
+``step`` and the lifecycle.
 """
 
 from __future__ import annotations
@@ -66,8 +67,13 @@ class Simulator(abc.ABC):
 
     @abc.abstractmethod
     def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
-                segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
-        """Simulate ``len(controls)`` control steps; differentiable in torch."""
+                segment: int | None = None, saveat=None, check: bool = True,
+                sensealg=None) -> list[State]:
+        """Simulate ``len(controls)`` control steps; differentiable in torch.
+
+        ``sensealg`` (a ``ds.CheckpointAdjoint``) says how gradients are computed;
+        ``segment=K`` is short for ``sensealg=ds.CheckpointAdjoint(segment=K)`` (resolved
+        by ``diffsim.adjoint.checkpointing``; giving both is an error)."""
 
     @abc.abstractmethod
     def _release(self) -> None:

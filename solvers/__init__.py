@@ -18,9 +18,9 @@ from diffsim.dispatch import solve
 from diffsim.implicit import ImplicitGradientError
 
 from . import detest, implicit, nn, pde
-from . import solve_ode as _solve_ode  # noqa: F401  (registers ODEProblem methods)
 from .adjoint import (
     AbstractContinuousAdjoint,
+    AbstractODESensitivity,
     AbstractSensitivity,
     BacksolveAdjoint,
     DirectAdjoint,
@@ -49,7 +49,6 @@ from .control import (
     receding_horizon,
     step_weights,
 )
-from .events import Event
 from .implicit import (
     AbstractNonlinearSolver,
     Anderson,
@@ -78,14 +77,14 @@ from .ode import (
     AbstractStiffSolver,
     ButcherTableau,
     Euler,
+    Event,
     Heun,
     Midpoint,
-    PIController,
+    ODEProblem,
     Rodas5P,
     Rosenbrock23,
     Tsit5,
 )
-from .problems import ODEProblem, SDEProblem
 from .regularization import GlobalRegularization, LocalRegularization
 from .retcode import ReturnCode, SolveError
 from .sde import (
@@ -95,8 +94,10 @@ from .sde import (
     BrownianPath,
     EulerMaruyama,
     Milstein,
+    SDEProblem,
 )
 from .solution import ODESolution, Stats
+from .stepping.controller import PIController
 
 __all__ = [
     "solve", "detest", "pde", "nn", "implicit",
@@ -105,7 +106,7 @@ __all__ = [
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
     "AbstractRosenbrock", "ButcherTableau", "PIController",
     "Euler", "Midpoint", "Heun", "RK4", "BS3", "DP5", "Tsit5", "DP8", "Rosenbrock23", "Rodas5P",
-    "AbstractSensitivity", "AbstractContinuousAdjoint",
+    "AbstractSensitivity", "AbstractODESensitivity", "AbstractContinuousAdjoint",
     "DirectAdjoint", "BacksolveAdjoint", "InterpolatingAdjoint", "QuadratureAdjoint",
     "GlobalRegularization", "LocalRegularization",
     "AbstractSDESolver", "AbstractAdaptiveSDESolver", "BrownianPath", "EulerMaruyama", "Milstein",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from .problems import ODEProblem
+from .ode.problem import ODEProblem
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,8 @@ from torch import nn
 from diffsim.dispatch import solve
 
 from ._checks import as_tspan
-from .problems import ODEProblem, SDEProblem
+from .ode.problem import ODEProblem
+from .sde.problem import SDEProblem
 from .solution import ODESolution
 
 

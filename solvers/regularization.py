@@ -13,8 +13,8 @@ import dataclasses
 import torch
 
 from ._checks import one_of, positive
-from .ode.base import AbstractAdaptiveSolver, AbstractExplicitRK
-from .ode.controller import error_ratio, initial_step
+from .ode.methods.base import AbstractAdaptiveSolver, AbstractExplicitRK
+from .stepping.controller import error_ratio, initial_step
 
 
 @dataclasses.dataclass(frozen=True)

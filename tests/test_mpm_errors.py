@@ -127,3 +127,48 @@ def test_closed_simulator_refuses_work():
     with pytest.raises(RuntimeError, match="closed"):
         sim.reset()
     sim.close()  # idempotent
+
+
+def test_rollout_sensealg_is_the_segment_shorthand_and_refuses_others(sim, monkeypatch):
+    """``sim.rollout(..., sensealg=ds.CheckpointAdjoint(segment=K))`` is ``segment=K``:
+    the same states and gradients, bit for bit; giving both, or another family's
+    sensealg, is an error naming them."""
+    from diffsim import solvers as dss
+
+    U = torch.zeros(5, 3, dtype=torch.float64)
+    U[:, 0] = -0.2
+
+    def run(**how):
+        u = U.clone().requires_grad_(True)
+        E = torch.tensor(1e3, dtype=torch.float64, requires_grad=True)
+        end = sim.rollout(sim.reset(), u, params={"E": E}, saveat=[3, 5], **how)
+        loss = sum((s.x[:, 0] ** 2).sum() for s in end)
+        loss.backward()
+        return [s.x.detach() for s in end], u.grad, E.grad
+
+    asked = []   # the segment each rollout sizes its engine for: the sensealg's
+    engine_for = sim._engine_for
+    monkeypatch.setattr(sim, "_engine_for", lambda k, grad: asked.append(k) or engine_for(k, grad))
+    short = run(segment=2)
+    full = run(sensealg=ds.CheckpointAdjoint(segment=2))
+    assert asked == [2, 2, 2, 2]   # forward and backward of each
+    for a, b in zip(short[0] + list(short[1:]), full[0] + list(full[1:])):
+        assert torch.equal(a, b)
+    other = run(sensealg=ds.CheckpointAdjoint(segment=5))   # no recomputation: same numbers
+    assert asked[-2:] == [5, 5]
+    run()                                                     # neither: the simulator's default
+    assert asked[-2:] == [sim.default_segment(5)] * 2
+    run(segment=None, sensealg=None)
+    assert asked[-2:] == [sim.default_segment(5)] * 2
+    assert torch.allclose(other[1], full[1], rtol=1e-12, atol=0) and torch.allclose(other[2], full[2], rtol=1e-12)
+    assert full[2] != 0 and full[1].abs().sum() > 0
+
+    with pytest.raises(ValueError, match=r"segment=2 and sensealg=CheckpointAdjoint\(segment=3\): pass one"):
+        sim.rollout(sim.reset(), U, segment=2, sensealg=ds.CheckpointAdjoint(segment=3))
+    with pytest.raises(TypeError, match=r"BacksolveAdjoint\(.*\) differentiates ODE and SDE solves, not "
+                                        r"simulator rollouts; use ds.CheckpointAdjoint\(segment=K\)"):
+        sim.rollout(sim.reset(), U, sensealg=dss.BacksolveAdjoint())
+    with pytest.raises(TypeError, match="differentiates ODE and SDE solves, not SimulationProblem"):
+        ds.solve(ds.SimulationProblem(sim, controls=U), sensealg=dss.DirectAdjoint())
+    with pytest.raises(TypeError, match="sensealg must be ds.CheckpointAdjoint"):
+        ds.solve(ds.SimulationProblem(sim, controls=U), sensealg=4)

@@ -13,7 +13,7 @@ import math
 import torch
 
 from .. import runtime
-from ..adjoint import RolloutPlan, rollout
+from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan, checkpointing
 from ..errors import ConvergenceError
 from ..implicit import ImplicitLinearization, implicit_solution
 from ..mpm.model import ToolSpec
@@ -248,26 +248,30 @@ class DeformableSimulator(Simulator):
 
     # ------------------------------------------------------------------ simulate
     def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
-                segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
+                segment: int | None = None, saveat=None, check: bool = True,
+                sensealg=None) -> list[State]:
         """Simulate ``T = len(controls)`` control steps from ``state``; differentiable.
 
         Args:
             state: start state.
             controls: (T, action_dim) tool velocities per control step (m/s, rad/s).
             params: differentiable parameters by name (``param_names()``).
-            segment: checkpoint segment length in steps (default ``min(T, 32)``).
+            segment: checkpoint segment length in steps, short for
+                ``sensealg=ds.CheckpointAdjoint(segment=K)`` (default ``min(T, 32)``).
             saveat: control-step indices in ``[0, T]`` to return (default ``[T]``).
             check: raise ``ds.SimulationError`` on non-finite values or a Newton solve
                 that did not converge.
+            sensealg: how gradients are computed: ``ds.CheckpointAdjoint(segment=K)``.
 
         Returns:
             States at ``saveat``; gradients reach ``state``, ``controls`` and ``params``.
         """
         state = self.validate_state(state)
-        return self._simulate(state, self.validate_controls(controls), params, segment, saveat,
-                              check)
+        U = self.validate_controls(controls)
+        sensealg = checkpointing(self.default_segment(U.shape[0]), segment, sensealg)
+        return self._simulate(state, U, params, sensealg, saveat, check)
 
-    def _simulate(self, state: State, U: torch.Tensor, params, segment, saveat,
+    def _simulate(self, state: State, U: torch.Tensor, params, sensealg: CheckpointAdjoint, saveat,
                   check) -> list[State]:
         """``rollout`` after validation; ``U`` holds the velocities of all the model's tools."""
         T = U.shape[0]
@@ -275,16 +279,14 @@ class DeformableSimulator(Simulator):
         bad = [s for s in saveat if not 0 <= s <= T]
         if bad or not saveat:
             raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
-        segment = min(T, 32) if segment is None else int(segment)
         internal = self.internal_params(params)
         drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
         state0 = [state[n].to(self.dtype) for n in self.STATE_NAMES]
         if self.model.kind == "shell" and self.model.n_hinges == 0:
             state0[2] = state0[2].new_zeros(1)
-        plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, segment=segment,
-                           saveat=tuple(saveat), n_state=len(state0), n_drive=len(drive),
-                           check=check, step0=state.step)
-        outs = rollout(plan, state0, drive, list(internal))
+        plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, saveat=tuple(saveat),
+                           n_state=len(state0), n_drive=len(drive), check=check, step0=state.step)
+        outs = sensealg.run(Rollout(plan, tuple(state0), tuple(drive), tuple(internal)))
         S = self.substeps
         states = []
         for i, step in enumerate(saveat):

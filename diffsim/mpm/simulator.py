@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import runtime
-from ..adjoint import RolloutPlan, rollout
+from ..adjoint import Rollout, RolloutPlan, checkpointing
 from ..scene import Scene
 from ..shapes import Box, Capsule, Compound, Cylinder, Sphere
 from ..simulator import Simulator
@@ -295,17 +295,20 @@ class MPM(Simulator):
 
     # ------------------------------------------------------------------ simulate
     def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
-                segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
+                segment: int | None = None, saveat=None, check: bool = True,
+                sensealg=None) -> list[State]:
         """Simulate ``T = len(controls)`` steps from ``state``; differentiable in torch.
 
         Args:
             state: start state.
             controls: (T, action_dim) tool velocities per control step.
             params: differentiable parameters (see ``param_names``).
-            segment: checkpoint segment length in steps (default
+            segment: checkpoint segment length in steps, short for
+                ``sensealg=ds.CheckpointAdjoint(segment=K)`` (default
                 ``default_segment(T)``: as many as fit in ``memory_budget_mb``).
             saveat: control-step indices in ``[0, T]`` to return (default ``[T]``).
             check: raise ``SimulationError`` on non-finite values / CFL violations.
+            sensealg: how gradients are computed: ``ds.CheckpointAdjoint(segment=K)``.
 
         Returns:
             The states at ``saveat``; gradients flow to ``state``, ``controls``
@@ -318,14 +321,13 @@ class MPM(Simulator):
         bad = [s for s in saveat if not 0 <= s <= T]
         if bad or not saveat:
             raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
-        segment = self.default_segment(T) if segment is None else int(segment)
+        sensealg = checkpointing(self.default_segment(T), segment, sensealg)
         material, friction = self.internal_params(params)
         drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
         state0 = [state[n].to(self.dtype) for n in STATE_NAMES]
-        plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, segment=segment,
-                           saveat=tuple(saveat), n_state=len(state0), n_drive=len(drive),
-                           check=check, step0=state.step)
-        outs = rollout(plan, state0, drive, [material, friction])
+        plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, saveat=tuple(saveat),
+                           n_state=len(state0), n_drive=len(drive), check=check, step0=state.step)
+        outs = sensealg.run(Rollout(plan, tuple(state0), tuple(drive), (material, friction)))
         S = self.substeps
         states = []
         for i, step in enumerate(saveat):

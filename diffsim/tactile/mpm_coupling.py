@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..adjoint import RolloutPlan, rollout
+from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan
 from ..mpm.simulator import MPM
 from ..mpm.tools import tool_trajectory
 from ..scene import Scene
@@ -199,10 +199,10 @@ class LevelSetCoupling:
         internal = list(sim.internal_params(params)) + [phi, mom]
         drive, poses = tool_trajectory(sim.model, U1, cur.tool_pos, cur.tool_rot)
         state0 = [cur[n].to(sim.dtype) for n in PAD_STATE]
-        plan = RolloutPlan(engine_for=sim._engine_for, n_steps=1, segment=1, saveat=(1,),
+        plan = RolloutPlan(engine_for=sim._engine_for, n_steps=1, saveat=(1,),
                            n_state=len(state0), n_drive=len(drive), check=check,
                            step0=cur.step)
-        outs = rollout(plan, state0, drive, internal)
+        outs = CheckpointAdjoint(segment=1).run(Rollout(plan, tuple(state0), tuple(drive), tuple(internal)))
         tp, tr = poses(sim.substeps)
         out = {n: o[0] for n, o in zip(PAD_STATE, outs)}
         out.update(tool_pos=tp, tool_rot=tr)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..adjoint import CheckpointAdjoint, checkpointing
 from ..fem.base import DeformableSimulator, obstacle_geometry
 from ..fem.mesh import VolumeMesh
 from ..fem.simulator import FEM
@@ -490,18 +491,21 @@ class Tactile(FEM):
         return state.replace(x=x)
 
     def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
-                segment: int | None = None, saveat=None, check: bool = True) -> list[State]:
+                segment: int | None = None, saveat=None, check: bool = True,
+                sensealg=None) -> list[State]:
         """As ``ds.FEM.rollout``; controls are finger, then kinematic tool velocities (6 per
-        body). With free objects the rollout goes one step at a time (each step its own
-        checkpoint segment: memory grows with ``T``; ``segment`` is ignored), advancing the
-        bodies between steps in torch (``rigid.advance``)."""
+        body). With free objects, or an MPM or FEM object, the rollout goes one step at a
+        time (each step its own checkpoint segment: memory grows with ``T``; the segment of
+        ``segment`` / ``sensealg`` is checked but not used), advancing the bodies between
+        steps in torch (``rigid.advance``) or through the object's coupling."""
         state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
+        sensealg = checkpointing(self.default_segment(T), segment, sensealg)
         if self.coupling is not None:
             return self.coupling.rollout(self, self.attach(state), U, params, saveat, check)
         if not self.free:
-            return self._simulate(self.attach(state), U, params, segment, saveat, check)
+            return self._simulate(self.attach(state), U, params, sensealg, saveat, check)
         saveat = [T] if saveat is None else [int(s) for s in saveat]
         if not saveat or any(not 0 <= s <= T for s in saveat):
             raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
@@ -512,7 +516,7 @@ class Tactile(FEM):
         states = {0: cur}
         for t in range(T):
             full = torch.cat([U[t:t + 1], cur.body_vel.reshape(1, -1)], 1)[:, self._perm]
-            nxt = self._simulate(cur, full, params, 1, [1], check)[0]
+            nxt = self._simulate(cur, full, params, CheckpointAdjoint(segment=1), [1], check)[0]
             vel = advance(self.free, self.dt, g, self.user_scene.ground, self.model.contact.friction_eps,
                           nxt.tool_pos[tools], nxt.tool_rot[tools], cur.body_vel,
                           nxt.wrench[objs])
@@ -520,8 +524,8 @@ class Tactile(FEM):
             states[t + 1] = cur
         return [states[s] for s in saveat]
 
-    def _simulate(self, state, U, params, segment, saveat, check):
-        out = DeformableSimulator._simulate(self, state, U, params, segment, saveat, check)
+    def _simulate(self, state, U, params, sensealg, saveat, check):
+        out = DeformableSimulator._simulate(self, state, U, params, sensealg, saveat, check)
         return [State(s.time, s.step, **dict(s.items()), body_vel=state.body_vel) for s in out]
 
     def _release(self) -> None:

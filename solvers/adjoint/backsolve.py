@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ..forward import Forward, run_forward
-from ..job import ODEJob
-from ..ode.base import AbstractODESolver
+import torch
+
+from ..ode.methods.base import AbstractODESolver
+from ..stepping.forward import Forward, run_forward
+from ..stepping.job import SolveJob
 from .base import AbstractContinuousAdjoint
 from .direct import needs_grad
 from .sweep import apply_adjoint, sweep
@@ -44,13 +46,14 @@ class BacksolveAdjoint(AbstractContinuousAdjoint):
     def __post_init__(self):
         self._check_norm()
 
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         if not needs_grad(job):
             return run_forward(job, dense=job.dense, grad=False)
         return apply_adjoint(self, job)
 
-    def forward_pass(self, job):
+    def forward_pass(self, job: SolveJob) -> Forward:
         return run_forward(job, dense=job.dense, grad=False)
 
-    def backward_sweep(self, job, fwd, grad_values):
+    def backward_sweep(self, job: SolveJob, fwd: Forward, grad_values: torch.Tensor
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return sweep(self, job, fwd, grad_values, mode="backsolve")

@@ -1,31 +1,39 @@
-"""Abstract sensitivity algorithms (how ``solve`` is differentiated)."""
+"""Abstract sensitivity algorithms of ODE and SDE solves (how ``solve`` is differentiated).
+
+They share their root, :class:`diffsim.sensitivity.AbstractSensitivity`, with the
+physics core's ``ds.CheckpointAdjoint`` and with ``ImplicitAdjoint``; this family runs on
+a :class:`~solvers.stepping.job.SolveJob`.
+"""
 
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
-from ..forward import Forward
-from ..job import ODEJob
+import torch
+
+from diffsim.sensitivity import AbstractSensitivity
+
+from ..stepping.forward import Forward
+from ..stepping.job import SolveJob
 
 
-class AbstractSensitivity(abc.ABC):
-    """How gradients of a solve's outputs reach ``u0`` and ``p``.
+class AbstractODESensitivity(AbstractSensitivity):
+    """How gradients of an ODE solve's outputs reach ``u0``, ``p`` and the times
+    (``DirectAdjoint`` also serves SDE solves and, unrolled, root solves).
 
     ``run(job)`` performs the forward pass and returns a :class:`Forward` whose
     ``values`` are differentiable with respect to ``u0`` and the job's parameters.
     """
 
+    differentiates: ClassVar[str] = "ODE and SDE solves"
+
     @abc.abstractmethod
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         """Forward pass with gradients attached."""
 
-    def __repr__(self) -> str:
-        fields = getattr(self, "__dataclass_fields__", {})
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in fields)
-        return f"{type(self).__name__}({args})"
 
-
-class AbstractContinuousAdjoint(AbstractSensitivity):
+class AbstractContinuousAdjoint(AbstractODESensitivity):
     """Marker: gradients from an adjoint ODE solved backwards in time.
 
     Subclasses hold the options of the backward solve: ``solver`` (default: the
@@ -45,6 +53,18 @@ class AbstractContinuousAdjoint(AbstractSensitivity):
       integrate it outside, so there it is neither in ``parts`` nor affected by
       ``"full"``).
     """
+
+    @abc.abstractmethod
+    def forward_pass(self, job: SolveJob) -> Forward:
+        """The forward solve, without autograd, keeping what the backward sweep reads
+        (saved points; the dense output or checkpoints where the adjoint needs ``u(t)``)."""
+
+    @abc.abstractmethod
+    def backward_sweep(self, job: SolveJob, fwd: Forward, grad_values: torch.Tensor
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Solve the adjoint backwards from the last saved time to ``t0``, given ``dL/du``
+        at the saved points (``grad_values``, shaped like ``fwd.values``); returns
+        ``(dL/du0, [dL/dparam for each of job.params])``."""
 
     def _check_norm(self) -> None:
         norm = getattr(self, "norm", "seminorm")

@@ -6,19 +6,19 @@ import dataclasses
 
 import torch
 
-from ..forward import Forward, run_forward
-from ..job import ODEJob
-from ..rhs import RecordingNeeded
-from .base import AbstractSensitivity
+from ..stepping.forward import Forward, run_forward
+from ..stepping.job import SolveJob
+from ..stepping.rhs import RecordingNeeded
+from .base import AbstractODESensitivity
 
 
-def needs_grad(job: ODEJob) -> bool:
+def needs_grad(job: SolveJob) -> bool:
     """Autograd must record the solve: grad mode is on and something requires grad."""
     return torch.is_grad_enabled() and (job.u0.requires_grad or any(p.requires_grad for p in job.params))
 
 
 @dataclasses.dataclass(frozen=True)
-class DirectAdjoint(AbstractSensitivity):
+class DirectAdjoint(AbstractODESensitivity):
     """Discrete adjoint by backpropagation through every step ("discretize-then-optimize").
 
     Exact gradients of the computed solution (to round-off), whatever the tolerances;
@@ -30,7 +30,7 @@ class DirectAdjoint(AbstractSensitivity):
     as constants, as in diffrax). Fastest choice for small models and few steps.
     """
 
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         # Record when grad mode is on and u0, a tensor of p, a module parameter or the
         # first evaluation of f (tensors f closes over) requires grad. Otherwise the lean,
         # unrecorded path runs, in strict mode: should f start to depend on something

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..ode.base import dense_eval
-from ..ode.jacobian import jacobian
+from ..ode.methods.base import dense_eval
+from ..ode.methods.jacobian import jacobian
 
 
 def gauss_legendre(n: int) -> tuple[list[float], list[float]]:
@@ -26,7 +26,7 @@ def _zeros_if_none(grads, like):
 
 
 class AdjointDynamics:
-    """Right-hand sides of the backward solve, in the interface of :class:`~solvers.rhs.RHS`.
+    """Right-hand sides of the backward solve, in the interface of :class:`~solvers.stepping.rhs.RHS`.
 
     Args:
         f, p, params: the problem's ``f``, its ``p`` and the tensors whose gradients

@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from ..forward import Forward, run_forward
-from ..integrate import integrate
-from ..job import ODEJob
-from ..ode.base import AbstractODESolver
+import torch
+
+from ..ode.methods.base import AbstractODESolver
+from ..stepping.forward import Forward, run_forward
+from ..stepping.job import SolveJob
+from ..stepping.shared import integrate
 from .base import AbstractContinuousAdjoint
 from .direct import needs_grad
 from .sweep import apply_adjoint, sweep
@@ -55,7 +57,7 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
         if not isinstance(c, int):
             object.__setattr__(self, "checkpoints", tuple(float(x) for x in c))
 
-    def checkpoint_times(self, job: ODEJob) -> list[float] | None:
+    def checkpoint_times(self, job: SolveJob) -> list[float] | None:
         c = self.checkpoints
         if c is None:
             return None
@@ -69,7 +71,7 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
             times = sorted(c, key=lambda x: job.direction * x)
         return times
 
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         if self.checkpoints is not None and job.per_sample:
             raise ValueError("InterpolatingAdjoint(checkpoints=...) does not support per_sample=True; "
                              "use checkpoints=None or BacksolveAdjoint")
@@ -77,12 +79,13 @@ class InterpolatingAdjoint(AbstractContinuousAdjoint):
             return run_forward(job, dense=job.dense, grad=False)
         return apply_adjoint(self, job)
 
-    def forward_pass(self, job):
+    def forward_pass(self, job: SolveJob) -> Forward:
         if self.checkpoints is None:
             return run_forward(job, dense=True, grad=False)
         return run_forward(job, dense=job.dense, grad=False, checkpoint_times=self.checkpoint_times(job))
 
-    def backward_sweep(self, job, fwd, grad_values):
+    def backward_sweep(self, job: SolveJob, fwd: Forward, grad_values: torch.Tensor
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if self.checkpoints is None:
             dense = fwd.dense
             return sweep(self, job, fwd, grad_values, mode="interp", u_provider=lambda hi, lo: dense.eval)

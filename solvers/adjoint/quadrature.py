@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ..forward import Forward, run_forward
-from ..job import ODEJob
-from ..ode.base import AbstractODESolver
+import torch
+
+from ..ode.methods.base import AbstractODESolver
+from ..stepping.forward import Forward, run_forward
+from ..stepping.job import SolveJob
 from .base import AbstractContinuousAdjoint
 from .direct import needs_grad
 from .sweep import apply_adjoint, sweep
@@ -50,15 +52,16 @@ class QuadratureAdjoint(AbstractContinuousAdjoint):
         if isinstance(self.nodes, bool) or not isinstance(self.nodes, int) or not 1 <= self.nodes <= 16:
             raise ValueError(f"nodes must be an int in [1, 16], got {self.nodes!r}")
 
-    def run(self, job: ODEJob) -> Forward:
+    def run(self, job: SolveJob) -> Forward:
         if not needs_grad(job):
             return run_forward(job, dense=job.dense, grad=False)
         return apply_adjoint(self, job)
 
-    def forward_pass(self, job):
+    def forward_pass(self, job: SolveJob) -> Forward:
         return run_forward(job, dense=True, grad=False)
 
-    def backward_sweep(self, job, fwd, grad_values):
+    def backward_sweep(self, job: SolveJob, fwd: Forward, grad_values: torch.Tensor
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         dense = fwd.dense
         return sweep(self, job, fwd, grad_values, mode="quad", u_provider=lambda hi, lo: dense.eval,
                      quad_nodes=self.nodes)

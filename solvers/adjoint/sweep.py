@@ -8,17 +8,19 @@ import dataclasses
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..forward import Forward
-from ..integrate import StepOptions, integrate
-from ..job import ODEJob
-from ..ode.base import AbstractExplicitRK
+from ..ode.methods.base import AbstractExplicitRK
 from ..retcode import ReturnCode, SolveError
+from ..stepping.forward import Forward
+from ..stepping.job import SolveJob
+from ..stepping.options import StepOptions
+from ..stepping.shared import integrate
+from .base import AbstractContinuousAdjoint
 from .dynamics import AdjointDynamics, GaussLegendreAccumulator
 
 
 class _AdjointFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, sens, job, holder, u0, *params):
+    def forward(ctx, sens: AbstractContinuousAdjoint, job: SolveJob, holder, u0, *params):
         fwd = sens.forward_pass(job)
         holder.append(fwd)
         ctx.sens, ctx.job, ctx.fwd = sens, job, fwd
@@ -33,7 +35,8 @@ class _AdjointFunction(torch.autograd.Function):
         return (None, None, None, g_u0, *g_params)
 
 
-def apply_adjoint(sens, job: ODEJob) -> Forward:
+def apply_adjoint(sens: AbstractContinuousAdjoint, job: SolveJob) -> Forward:
+    """``sens.forward_pass(job)`` with ``sens.backward_sweep`` as its autograd backward."""
     holder: list[Forward] = []
     values = _AdjointFunction.apply(sens, job, holder, job.u0, *job.params)
     fwd = holder[0]
@@ -41,7 +44,7 @@ def apply_adjoint(sens, job: ODEJob) -> Forward:
     return fwd
 
 
-def backward_options(sens, job: ODEJob) -> StepOptions:
+def backward_options(sens: AbstractContinuousAdjoint, job: SolveJob) -> StepOptions:
     opts = job.opts
     changes = {"norm": None}  # the forward norm does not apply to the augmented state
     if sens.rtol is not None:
@@ -53,7 +56,7 @@ def backward_options(sens, job: ODEJob) -> StepOptions:
     return dataclasses.replace(opts, **changes)
 
 
-def sweep(sens, job: ODEJob, fwd: Forward, grad_values: torch.Tensor, *, mode: str, u_provider=None,
+def sweep(sens: AbstractContinuousAdjoint, job: SolveJob, fwd: Forward, grad_values: torch.Tensor, *, mode: str, u_provider=None,
           breakpoints=None, quad_nodes: int = 3):
     """Integrate the adjoint from the last saved time back to ``t0``.
 

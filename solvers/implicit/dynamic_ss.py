@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ..ode.base import AbstractODESolver
-from ..problems import ODEProblem
+from ..ode.methods.base import AbstractODESolver
+from ..ode.problem import ODEProblem
 from .base import AbstractNonlinearSolver, Step
 from .residual import Residual
 from .retcode import NonlinearReturnCode
@@ -69,7 +69,7 @@ class DynamicSS(AbstractNonlinearSolver):
     def step(self, F: Residual, u, Fu, carry, *, unrolled: bool) -> Step:
         from ..adjoint import DirectAdjoint
         from ..ode import Tsit5
-        from ..solve_ode import solve_ode
+        from ..ode.solve import solve_ode
 
         prob = F.problem
         t0, T = carry["t"], carry["T"]

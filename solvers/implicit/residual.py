@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..ode.jacobian import _rows
+from ..ode.methods.jacobian import _rows
 from .problems import FixedPointProblem, NonlinearProblem, SteadyStateProblem
 from .solution import NonlinearStats
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 
-from diffsim.implicit import ImplicitGradientError, ImplicitLinearization
+from diffsim.implicit import ImplicitGradientError, ImplicitLinearization, implicit_solution
+from diffsim.sensitivity import AbstractSensitivity
 
 from .._checks import one_of
-from ..ode.jacobian import _rows
+from ..ode.methods.jacobian import _rows
 from .linsolve import cg_definite, gmres
 from .residual import Residual
 from .retcode import NonlinearReturnCode
@@ -31,7 +33,20 @@ LinSolve = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torc
 
 
 @dataclasses.dataclass(frozen=True)
-class ImplicitAdjoint:
+class ImplicitJob:
+    """What the gradient of one root needs: the residual, the (best) iterate ``u`` and the
+    start ``u0``, how the forward solve ended, its statistics and the problem's name."""
+
+    F: Residual
+    u: torch.Tensor
+    u0: torch.Tensor
+    retcode: NonlinearReturnCode
+    stats: NonlinearStats
+    problem_name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ImplicitAdjoint(AbstractSensitivity):
     """Differentiate a root / steady state / fixed point by the implicit function theorem.
 
     The forward iterations run without autograd (memory independent of their number);
@@ -74,8 +89,26 @@ class ImplicitAdjoint:
         if isinstance(self.restart, bool) or not isinstance(self.restart, int) or self.restart < 1:
             raise ValueError(f"restart must be an int >= 1, got {self.restart!r}")
 
+    differentiates: ClassVar[str] = "root, steady-state and fixed-point solves"
+
     def tolerance(self, dtype: torch.dtype) -> float:
         return float(self.rtol) if self.rtol is not None else torch.finfo(dtype).eps ** (2.0 / 3.0)
+
+    def run(self, job: ImplicitJob) -> torch.Tensor:
+        """``job.u`` with gradients by the implicit function theorem, when anything needs them."""
+        F, u0, stats = job.F, job.u0, job.stats
+        u = job.u.detach()
+        if not torch.is_grad_enabled():
+            return u
+        with torch.enable_grad():
+            R = F.fn(u)   # one evaluation with the graph to p / modules / closures (u itself detached)
+        stats.nfev += 1
+        with_u0 = u0.requires_grad
+        if not R.requires_grad:
+            return u + 0.0 * u0 if with_u0 else u   # nothing but u0 requires grad: its gradient is zero
+        lin = TorchLinearization(F, u, self, stats, job.retcode, job.problem_name, with_u0)
+        inputs = (R, u0) if with_u0 else (R,)
+        return implicit_solution(lin, u, *inputs)
 
 
 class TorchLinearization(ImplicitLinearization):

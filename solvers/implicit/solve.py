@@ -12,10 +12,10 @@ import math
 import torch
 
 from diffsim.dispatch import register, register_default
-from diffsim.implicit import implicit_solution
+from diffsim.sensitivity import check_sensealg
 
 from .._checks import no_unknown_kwargs, positive
-from ..adjoint import AbstractSensitivity, DirectAdjoint
+from ..adjoint import AbstractODESensitivity, DirectAdjoint
 from .base import AbstractNonlinearSolver
 from .dynamic_ss import DynamicSS
 from .fixed_point import Anderson
@@ -23,7 +23,7 @@ from .newton import NewtonRaphson
 from .problems import FixedPointProblem, NonlinearProblem, SteadyStateProblem
 from .residual import Residual, residual_of
 from .retcode import NonlinearReturnCode, NonlinearSolveError
-from .sensitivity import ImplicitAdjoint, TorchLinearization
+from .sensitivity import ImplicitAdjoint, ImplicitJob
 from .solution import NonlinearSolution, NonlinearStats
 
 ALLOWED = ("abstol", "reltol", "maxiters", "sensealg", "per_sample", "throw")
@@ -41,10 +41,12 @@ def _check_sensealg(sensealg):
         return ImplicitAdjoint()
     if isinstance(sensealg, (ImplicitAdjoint, DirectAdjoint)):
         return sensealg
-    if isinstance(sensealg, AbstractSensitivity):
+    if isinstance(sensealg, AbstractODESensitivity):
         raise TypeError(f"sensealg={type(sensealg).__name__}() is an ODE adjoint; root and fixed-point solves take "
                         "ImplicitAdjoint() (implicit function theorem) or DirectAdjoint() (unrolled iterations)")
-    raise TypeError(f"sensealg must be ImplicitAdjoint(...), DirectAdjoint() or None, got {type(sensealg).__name__}")
+    check_sensealg(sensealg, (ImplicitAdjoint, DirectAdjoint), "root and fixed-point solves",
+                   "ImplicitAdjoint(...), DirectAdjoint() or None")
+    return sensealg
 
 
 def _positive_int(name, value):
@@ -107,8 +109,10 @@ def solve_nonlinear(prob, alg: AbstractNonlinearSolver, *, abstol: float | None 
         u, Fu, retcode, history = _iterate(F, alg, u0 if unrolled else u0.detach(), abstol, reltol, maxiters,
                                            unrolled)
     stats.residual = history[-1] if retcode is NonlinearReturnCode.SUCCESS else float(F.norm(Fu).max())
-    if not unrolled:
-        u = _attach_gradient(F, prob, u, u0, retcode, stats, sensealg)
+    if isinstance(sensealg, ImplicitAdjoint):
+        u = sensealg.run(ImplicitJob(F, u, u0, retcode, stats, type(prob).__name__))
+    elif not unrolled:  # DirectAdjoint without grad mode: nothing to differentiate
+        u = u.detach()
     if throw and retcode is not NonlinearReturnCode.SUCCESS:
         raise NonlinearSolveError(retcode, stats.iterations, stats.residual)
     return NonlinearSolution(u=u, resid=Fu.detach(), retcode=retcode, stats=stats, prob=prob, alg=alg,
@@ -161,23 +165,6 @@ def _iterate(F: Residual, alg: AbstractNonlinearSolver, u: torch.Tensor, abstol:
             best = (u, Fu, history[-1])
         best_history.append(best[2])
     return best[0], best[1], retcode, history
-
-
-def _attach_gradient(F: Residual, prob, u: torch.Tensor, u0: torch.Tensor, retcode, stats: NonlinearStats,
-                     sensealg: ImplicitAdjoint) -> torch.Tensor:
-    """``u`` with gradients by the implicit function theorem, when anything needs them."""
-    u = u.detach()
-    if not torch.is_grad_enabled():
-        return u
-    with torch.enable_grad():
-        R = F.fn(u)   # one evaluation with the graph to p / modules / closures (u itself detached)
-    stats.nfev += 1
-    with_u0 = u0.requires_grad
-    if not R.requires_grad:
-        return u + 0.0 * u0 if with_u0 else u   # nothing but u0 requires grad: its gradient is zero
-    lin = TorchLinearization(F, u, sensealg, stats, retcode, type(prob).__name__, with_u0)
-    inputs = (R, u0) if with_u0 else (R,)
-    return implicit_solution(lin, u, *inputs)
 
 
 # ---------------------------------------------------------------------- registration

@@ -21,9 +21,9 @@ from torch import nn
 
 from diffsim.dispatch import solve
 
-from ..ode.tsit5 import Tsit5
+from ..ode.methods.tsit5 import Tsit5
+from ..ode.problem import ODEProblem
 from ..pde.burgers import CombinedEquation, Forcing
-from ..problems import ODEProblem
 
 
 class StencilFlux(nn.Module):

@@ -1,22 +1,35 @@
-"""ODE methods: explicit Runge–Kutta pairs and Rosenbrock methods, one file each."""
+"""The ODE front-end: the problem (``problem.py``), ``solve`` for it (``solve.py``),
+events, time gradients and PyTree states, and the methods (``methods/``, one file each).
 
-from .base import AbstractAdaptiveSolver, AbstractExplicitRK, AbstractODESolver, AbstractStiffSolver
-from .bs3 import BS3
-from .controller import PIController
-from .dp5 import DP5
-from .dp8 import DP8
-from .euler import Euler
-from .heun import Heun
-from .midpoint import Midpoint
-from .rk4 import RK4
-from .rodas5p import Rodas5P
-from .rosenbrock import AbstractRosenbrock
-from .rosenbrock23 import Rosenbrock23
-from .tableau import ButcherTableau
-from .tsit5 import Tsit5
+The loop that steps a solve is shared with the SDE front-end (``solvers/stepping``);
+how a solve is differentiated is in ``solvers/adjoint``.
+"""
+
+from . import solve as _solve  # noqa: F401  (registers the ODEProblem methods of solve)
+from .events import Event
+from .methods import (
+    BS3,
+    DP5,
+    DP8,
+    RK4,
+    AbstractAdaptiveSolver,
+    AbstractExplicitRK,
+    AbstractODESolver,
+    AbstractRosenbrock,
+    AbstractStiffSolver,
+    ButcherTableau,
+    Euler,
+    Heun,
+    Midpoint,
+    Rodas5P,
+    Rosenbrock23,
+    Tsit5,
+)
+from .problem import ODEProblem
 
 __all__ = [
+    "ODEProblem", "Event",
     "AbstractODESolver", "AbstractAdaptiveSolver", "AbstractStiffSolver", "AbstractExplicitRK",
-    "AbstractRosenbrock", "ButcherTableau", "PIController",
+    "AbstractRosenbrock", "ButcherTableau",
     "Euler", "Midpoint", "Heun", "RK4", "BS3", "DP5", "Tsit5", "DP8", "Rosenbrock23", "Rodas5P",
 ]

@@ -32,8 +32,8 @@ import time
 import numpy as np
 import torch
 
-from ..ode.tsit5 import Tsit5
-from ..problems import ODEProblem
+from ..ode.methods.tsit5 import Tsit5
+from ..ode.problem import ODEProblem
 from .burgers import CombinedEquation, Forcing, cell_centres
 
 

@@ -11,20 +11,22 @@ import torch
 from diffsim.dispatch import register, register_default
 
 from .._checks import no_unknown_kwargs
-from ..adjoint import AbstractSensitivity, DirectAdjoint
-from ..forward import collect
-from ..job import ODEJob
-from ..ode.controller import PIController
-from ..problems import SDEProblem
+from ..adjoint import AbstractODESensitivity, DirectAdjoint
 from ..regularization import GlobalRegularization, LocalRegularization, draw_time
 from ..retcode import ReturnCode, SolveError
-from ..rhs import RHS, check_rhs_output
 from ..solution import ODESolution, Stats
-from ..solve_ode import adjoint_params, check_saveat, step_options
-from .adaptive_milstein import AdaptiveMilstein
-from .base import AbstractAdaptiveSDESolver, AbstractSDESolver
+from ..stepping.controller import PIController
+from ..stepping.forward import collect
+from ..stepping.job import SolveJob, adjoint_params
+from ..stepping.loop import run
+from ..stepping.options import check_saveat, step_options
+from ..stepping.rhs import RHS, check_rhs_output
+from ..stepping.shared import SharedSteps
+from ..stepping.steppers import SDEStepper, sde_error_ratio
 from .brownian import BrownianPath
-from .integrate import error_of, integrate_sde
+from .methods.adaptive_milstein import AdaptiveMilstein
+from .methods.base import AbstractAdaptiveSDESolver, AbstractSDESolver
+from .problem import SDEProblem
 
 ALLOWED = (
     "saveat", "rtol", "atol", "dt", "adaptive", "dtmin", "dtmax", "max_steps", "controller", "dense",
@@ -52,7 +54,7 @@ def solve_sde(
     max_steps: int = 100_000,
     controller: PIController | None = None,
     dense: bool | None = None,
-    sensealg: AbstractSensitivity | None = None,
+    sensealg: AbstractODESensitivity | None = None,
     regularization: GlobalRegularization | LocalRegularization | None = None,
     throw: bool = False,
     seed: int | None = None,
@@ -124,7 +126,7 @@ def solve_sde(
         check_rhs_output("f", drift(t0, u0), u0)
         check_rhs_output("g", diffusion(t0, u0), u0)
     drift.nfe = diffusion.nfe = 0
-    job = ODEJob(prob=prob, u0=u0, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
+    job = SolveJob(prob=prob, u0=u0, alg=alg, opts=opts, t0=t0, t1=t1, direction=direction, saveat=save, dense=dense,
                  reg=regularization, stats=stats, per_sample=False, params=adjoint_params(prob.f, prob.p),
                  rhs=drift, f0=u0, generator=generator)  # f0 is unused by the SDE path
     if isinstance(regularization, LocalRegularization):
@@ -132,10 +134,11 @@ def solve_sde(
             job.t_reg = draw_time(t0, t1, generator)
         else:
             job.reservoir = random.Random(int(torch.randint(0, 2**62, (), generator=generator)))
-    traj = integrate_sde(alg, drift, diffusion, noise, t0, t1, u0, opts, saves=job.save_list(),
-                         save_steps=save is None, dense=dense,
-                         reg_kind="error" if isinstance(regularization, GlobalRegularization) else None,
-                         reservoir=job.reservoir)
+    # The shared-step loop with the SDE's step-size rules (``SharedSteps(sde_rules=True)``).
+    stepper = SDEStepper(alg, drift, diffusion, noise, adaptive=opts.adaptive)
+    traj = run(SharedSteps(stepper, t0, t1, u0, opts, saveat=job.save_list(), save_steps=save is None, dense=dense,
+                           reg="error" if isinstance(regularization, GlobalRegularization) else None,
+                           sample_step=job.reservoir, sde_rules=True))
     fwd = collect(job, traj)
     stats.nfe, stats.ng, stats.naccept, stats.nreject = drift.nfe, diffusion.nfe, traj.naccept, traj.nreject
     stats.niters = traj.naccept + traj.nreject
@@ -150,7 +153,7 @@ def solve_sde(
         rd = RHS(prob.f, prob.p, u0.dtype, u0.device)
         rg = RHS(prob.g, prob.p, u0.dtype, u0.device, name="g")
         step = alg.step(rd, rg, t_r, u_r, h, noise(t_r + h) - noise(t_r), None, None)
-        reg_val = regularization.coeff * error_of(step.err, u_r, step.u1, rtol, atol) * abs(h)
+        reg_val = regularization.coeff * sde_error_ratio(step.err, u_r, step.u1, rtol, atol) * abs(h)
         stats.nfe_reg = rd.nfe
     if throw and traj.retcode is not ReturnCode.SUCCESS:
         raise SolveError(traj.retcode, traj.t_end)

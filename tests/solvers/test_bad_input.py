@@ -161,3 +161,25 @@ def test_sde_input_errors():
         dss.solve(ok, dss.EulerMaruyama(), dt=0.1, noise=dss.BrownianPath(0.0, (3,)))
     with pytest.raises(TypeError, match="seed must be an int"):
         dss.BrownianPath(0.0, (2,), seed=1.5)
+
+
+def test_every_sensealg_shares_one_base_and_is_refused_by_other_families():
+    """ODE adjoints, ImplicitAdjoint and the simulators' CheckpointAdjoint are one kind of
+    value (``AbstractSensitivity``); a solve handed another family's sensealg names what
+    that sensealg differentiates and what the solve takes."""
+    family = [dss.DirectAdjoint(), dss.BacksolveAdjoint(), dss.InterpolatingAdjoint(), dss.QuadratureAdjoint(),
+              dss.ImplicitAdjoint(), diffsim.CheckpointAdjoint(segment=4)]
+    assert dss.AbstractSensitivity is diffsim.AbstractSensitivity
+    assert all(isinstance(s, dss.AbstractSensitivity) for s in family)
+    assert not isinstance(diffsim.CheckpointAdjoint(), dss.AbstractODESensitivity)
+    assert not isinstance(dss.ImplicitAdjoint(), dss.AbstractODESensitivity)
+    with pytest.raises(TypeError, match=r"CheckpointAdjoint\(segment=4\) differentiates simulator rollouts.*"
+                                        r"not ODE solves; use DirectAdjoint\(\), BacksolveAdjoint"):
+        dss.solve(prob(), dss.Tsit5(), sensealg=diffsim.CheckpointAdjoint(segment=4))
+    with pytest.raises(TypeError, match="ImplicitAdjoint.*differentiates root, steady-state and fixed-point"):
+        dss.solve(prob(), dss.Tsit5(), sensealg=dss.ImplicitAdjoint())
+    root = dss.NonlinearProblem(lambda u, p: u ** 3 - 2.0, torch.ones(1, dtype=torch.float64))
+    with pytest.raises(TypeError, match="differentiates simulator rollouts.*not root and fixed-point solves"):
+        dss.solve(root, dss.NewtonRaphson(), sensealg=diffsim.CheckpointAdjoint())
+    with pytest.raises(TypeError, match="is an ODE adjoint"):
+        dss.solve(root, dss.NewtonRaphson(), sensealg=dss.BacksolveAdjoint())

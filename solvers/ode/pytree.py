@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ._checks import as_state
+from .._checks import as_state
 
 
 def is_tree(x: Any) -> bool:

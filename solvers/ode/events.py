@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .ode.base import dense_eval
+from .methods.base import dense_eval
 
 
 @dataclasses.dataclass(frozen=True)

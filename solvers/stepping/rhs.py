@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .ode.jacobian import jacobian
+from ..ode.methods.jacobian import jacobian
 
 
 class RecordingNeeded(Exception):
@@ -51,7 +51,7 @@ class RHS:
         return out
 
     def jacobian(self, t, u, *, batch: bool, create_graph: bool):
-        """``(f(t, u), df/du, df/dt)``; see :func:`solvers.ode.jacobian.jacobian`."""
+        """``(f(t, u), df/du, df/dt)``; see :func:`solvers.ode.methods.jacobian.jacobian`."""
         self.nfe += 1
         self.njac += 1
         return jacobian(lambda x, tt: self.f(x, self.p, tt), t, u, batch=batch, create_graph=create_graph)

@@ -1,5 +1,5 @@
-"""Everything one ODE solve needs, gathered once by ``solve`` and handed to the
-sensitivity algorithms (internal)."""
+"""Everything one solve needs, gathered once by ``solve`` (ODE or SDE) and handed to
+the sensitivity algorithms (internal)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,33 @@ from typing import Any
 
 import torch
 
-from .integrate import EVENT_TAG, StepOptions
-from .ode.base import AbstractODESolver
-from .regularization import GlobalRegularization, LocalRegularization
+from .._checks import param_tensors
+from ..regularization import GlobalRegularization, LocalRegularization
+from ..solution import Stats
+from .options import StepOptions
 from .rhs import RHS
-from .solution import Stats
+from .trajectory import REG, USER
 
-#: tags of saved points: the user's save times, the local regularizer's point, events
-USER, REG, EVENT = 0, 1, EVENT_TAG
+
+def adjoint_params(f: Any, p: Any) -> list[torch.Tensor]:
+    """Tensors that receive gradients: those in ``p`` and the parameters of an
+    ``nn.Module`` right-hand side, each once."""
+    out, seen = [], set()
+    candidates = list(param_tensors(p))
+    if isinstance(f, torch.nn.Module):
+        candidates += list(f.parameters())
+    for t in candidates:
+        if t.requires_grad and id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
 
 
 @dataclasses.dataclass
-class ODEJob:
+class SolveJob:
     prob: Any  # the (flat) problem: f and p
     u0: torch.Tensor  # the solve's input state (flat; carries the t0 gradient if wanted)
-    alg: AbstractODESolver
+    alg: Any  # the method: an AbstractODESolver (or an AbstractSDESolver)
     opts: StepOptions
     t0: float
     t1: float

@@ -1,7 +1,7 @@
 """Abstract ODE solvers and the stage storage their steps share.
 
 A solver is a small immutable value with ``order()``, ``step`` and
-``dense_coeffs``; the integration loop (``solvers/integrate.py``) owns time,
+``dense_coeffs``; the integration loop (``solvers/stepping``) owns time,
 step-size control and saving. Capabilities are marker bases:
 :class:`AbstractAdaptiveSolver` has an embedded error estimate,
 :class:`AbstractStiffSolver` uses the Jacobian of ``f``.

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from .integrate import Trajectory, integrate
-from .job import EVENT, REG, USER, ODEJob
+from .job import SolveJob
+from .shared import integrate
+from .trajectory import EVENT, REG, USER, Trajectory
 
 
 class Forward:
@@ -15,7 +16,7 @@ class Forward:
     Attributes:
         ts: all saved times in integration order; ``tags[i]`` says whose point it is.
         values: ``(len(ts), *shape)`` states at ``ts``.
-        traj: the raw :class:`~solvers.integrate.Trajectory`.
+        traj: the raw :class:`~solvers.stepping.trajectory.Trajectory`.
         dense: dense output of the whole solve, or None.
         reg_dt: size of the forward step that produced the regularizer's point.
     """
@@ -38,10 +39,10 @@ class Forward:
         return None
 
 
-def run_forward(job: ODEJob, *, dense: bool, grad: bool, checkpoint_times=None) -> Forward:
+def run_forward(job: SolveJob, *, dense: bool, grad: bool, checkpoint_times=None) -> Forward:
     """Integrate the problem of ``job`` and collect its saved points."""
     if job.per_sample:
-        from .integrate_batched import integrate_per_sample
+        from .per_sample import integrate_per_sample
 
         traj = integrate_per_sample(job, dense=dense, grad=grad)
     else:
@@ -54,7 +55,7 @@ def run_forward(job: ODEJob, *, dense: bool, grad: bool, checkpoint_times=None) 
     return collect(job, traj)
 
 
-def collect(job: ODEJob, traj: Trajectory) -> Forward:
+def collect(job: SolveJob, traj: Trajectory) -> Forward:
     ts, us, tags, hs = list(traj.ts), list(traj.us), list(traj.tags), list(traj.save_h)
     if traj.sampled is not None:
         # The biased sampler's point (a step start) joins the saved points in time order.
