@@ -231,7 +231,10 @@ def _task_page(name: str, rel: str, cls: str, record: dict | None, command: str)
         lines += [f"Default options: {opts}. Source: `{rel}` (class `{cls}`).", ""]
     for section in TASK_SECTIONS:
         if section in sections:
-            lines += [f"## {section}", "", _md(sections[section]), ""]
+            body = _md(sections[section])
+            if section == "Version History":   # one bullet per version
+                body = re.sub(r"^(v\d+:)", r"* \1", body, flags=re.M)
+            lines += [f"## {section}", "", body, ""]
     return "\n".join(lines)
 
 
