@@ -371,7 +371,7 @@ def run_task_item(item: TaskItem, args) -> dict:
             raise SystemExit(f"--reuse: {cache} holds a run with other settings; delete it or drop --reuse")
         U_before, U_after = np.load(cache / "before.npy"), np.load(cache / "actions.npy")
         record.update({k: v for k, v in meta.items() if k not in ("options", "precision", "seed")},
-                      source="dss.solve (reused from " + str(cache) + ")")
+                      source="dss.solve (the last run's actions, --reuse)")
     else:
         U_before, U_after, meta = optimise(item, u, 1 if args.tiny else item.iters, not args.quiet)
         cache.mkdir(parents=True, exist_ok=True)   # re-render later with --reuse
