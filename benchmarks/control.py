@@ -17,8 +17,11 @@ control tensor U of shape (T, act_dim) in [-1, 1] through a T-step rollout:
 Every method gets the same number of loss evaluations (rollouts, ``--evals``): Adam one
 per iteration (plus one backward pass each), CEM and MPPI their populations (vectorised
 through ``batch_loss_fn``), Hybrid half sampler and half Adam, L-BFGS-B ``maxfun``
-(each function call is one rollout plus one backward pass). A second Adam row gets a
-third of the rollouts, i.e. equal work if a backward pass costs two forward passes.
+(each function call is one rollout plus one backward pass), ``dss.LBFGS`` (torch's
+L-BFGS) the same. A second Adam row gets a third of the rollouts, i.e. equal work if a
+backward pass costs two forward passes. The "8 hat" rows optimise 8 weights per action of
+a piecewise-linear ``dss.ActionBasis`` instead of the 40 per-step actions; the restarts
+row runs 4 CEM restarts (each a quarter of the sampler budget) before Adam.
 Samplers are random: median (min-max) over ``--seeds`` seeds; Adam and L-BFGS-B are
 deterministic. Times are wall seconds of one run (median over seeds).
 
@@ -119,13 +122,18 @@ def lbfgsb(prob: dss.ControlProblem, maxfun: int):
 
 
 def methods(evals: int):
+    """(label, algorithm, rollouts, random, knots of a hat basis or None)."""
     cem = dss.CEM(population=64, elites=8, min_std=0.02)
     return [
-        ("Adam lr=0.05", dss.Adam(lr=0.05), evals, False),
-        ("Adam lr=0.05, 1/3 rollouts", dss.Adam(lr=0.05), evals // 3, False),
-        ("CEM 64/8", cem, evals, True),
-        ("MPPI 64, T=0.05", dss.MPPI(samples=64, temperature=0.05, noise_std=0.3), evals, True),
-        ("Hybrid(CEM, Adam) 50/50", dss.Hybrid(cem, dss.Adam(lr=0.05)), evals, True),
+        ("Adam lr=0.05", dss.Adam(lr=0.05), evals, False, None),
+        ("Adam lr=0.05, 1/3 rollouts", dss.Adam(lr=0.05), evals // 3, False, None),
+        ("dss.LBFGS (torch)", dss.LBFGS(), evals, False, None),
+        ("CEM 64/8", cem, evals, True, None),
+        ("MPPI 64, T=0.05", dss.MPPI(samples=64, temperature=0.05, noise_std=0.3), evals, True, None),
+        ("Hybrid(CEM, Adam) 50/50", dss.Hybrid(cem, dss.Adam(lr=0.05)), evals, True, None),
+        ("Hybrid, 4 CEM restarts", dss.Hybrid(cem, dss.Adam(lr=0.05), restarts=4), evals, True, None),
+        ("CEM 64/8, 8 hat", cem, evals, True, 8),
+        ("Hybrid(CEM, Adam), 8 hat", dss.Hybrid(cem, dss.Adam(lr=0.05)), evals, True, 8),
     ]
 
 
@@ -142,10 +150,15 @@ def run_problem(name: str, evals: int, seeds: int):
                               batch_loss_fn=loss_fn)
     start = float(loss_fn(prob.u0))
     rows = []
-    for label, alg, budget, random in methods(evals):
+    for label, alg, budget, random, knots in methods(evals):
         losses, times = [], []
+        p = prob
+        if knots is not None:
+            p = dss.ControlProblem(loss_fn, torch.zeros((knots, *shape[1:]), dtype=torch.float64),
+                                   bounds=(-1.0, 1.0), batch_loss_fn=loss_fn,
+                                   basis=dss.ActionBasis(shape[0], knots))
         for seed in range(seeds if random else 1):
-            res = dss.solve(prob, alg, maxevals=budget, seed=seed)
+            res = dss.solve(p, alg, maxevals=budget, seed=seed)
             losses.append(res.loss)
             times.append(res.time)
         rows.append((label, fmt(losses), res.nevals, res.nbackward, f"{statistics.median(times):.2f}",

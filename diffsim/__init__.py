@@ -8,7 +8,7 @@ from diffsim.assets import asset_path
 from . import render  # noqa: F401  (the submodule ds.render)
 from .adjoint import CheckpointAdjoint
 from .dispatch import solve
-from .errors import GradientError, SimulationError
+from .errors import ConvergenceError, GradientError, SimulationError
 from .fem import FEM, Rectangle, Shell, TriMesh, VolumeMesh
 from .materials import (
     Elastic,
@@ -41,7 +41,7 @@ from .tactile import (
 )
 
 __all__ = [
-    "init", "solve", "SimulationError", "GradientError", "asset_path",
+    "init", "solve", "SimulationError", "ConvergenceError", "GradientError", "asset_path",
     "Scene", "State", "MPM", "SimulationProblem", "SimulationSolution", "CheckpointAdjoint",
     "Material", "Elastic", "NeoHookean", "Plasticine", "Fluid", "Sand", "Snow",
     "Shape", "Box", "Sphere", "Capsule", "Cylinder", "Compound", "Polygon", "Mesh",

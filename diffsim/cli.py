@@ -1,4 +1,5 @@
-"""Command line: ``diffsim demo`` (also ``python -m diffsim demo``)."""
+"""Command line: ``diffsim demo``, ``diffsim solve TASK``, ``diffsim train`` (also
+``python -m diffsim ...``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 
 COMMANDS = {
     "demo": ("diffsim.demo", "push a jelly blob to a target by gradient descent (main demo)"),
+    "solve": ("diffsim.envs.cli", "optimise a task's actions from its start state (diffsim solve "
+              "diffsim/Pinch-v1 --seed 7 --out DIR)"),
     "train": ("diffsim.solvers.nn.cli", "train a neural PDE surrogate (MPPDE, FNO, UNet, GNS) on generated data"),
 }
 

@@ -21,6 +21,16 @@ class SimulationError(RuntimeError):
         super().__init__(" ".join(parts))
 
 
+class ConvergenceError(SimulationError):
+    """An implicit solve (Newton's method of ``ds.FEM``, ``ds.Shell``, ``ds.Tactile``) did
+    not reach its tolerance within its iteration limit.
+
+    The state it leaves is finite: the last Newton iterate, whose energy the line search
+    decreased. ``rollout(..., check=False)`` returns it instead of raising; the
+    environments do that and say so in ``info`` (``diffsim.envs.DiffSimEnv.step``).
+    """
+
+
 class GradientError(SimulationError):
     """A reverse pass produced a non-finite gradient.
 

@@ -97,7 +97,9 @@ def _solve_simulation(prob: SimulationProblem, alg=None, *,
 
     Args:
         alg: ``None`` (the simulator's integrator).
-        sensealg: ``CheckpointAdjoint(segment=K)`` (default ``K = min(T, 32)``).
+        sensealg: ``CheckpointAdjoint(segment=K)`` (default ``K =
+            sim.default_segment(T)``: for ``ds.MPM`` the whole rollout if it fits in the
+            simulator's ``memory_budget_mb``).
         saveat: control-step indices in ``[0, T]`` to keep (default ``[T]``);
             ``"all"`` keeps every step.
         check: raise ``ds.SimulationError`` on blow-ups (a cheap per-step check).
@@ -106,7 +108,7 @@ def _solve_simulation(prob: SimulationProblem, alg=None, *,
         raise TypeError(f"SimulationProblem takes no algorithm (the simulator integrates); "
                         f"got {type(alg).__name__}")
     if sensealg is None:
-        sensealg = CheckpointAdjoint(segment=min(prob.n_steps, 32))
+        sensealg = CheckpointAdjoint(segment=prob.sim.default_segment(prob.n_steps))
     if not isinstance(sensealg, CheckpointAdjoint):
         raise TypeError(f"sensealg={sensealg!r} is not supported for SimulationProblem; "
                         "use ds.CheckpointAdjoint(segment=K)")

@@ -74,6 +74,11 @@ class Simulator(abc.ABC):
         """Free the Taichi fields (called once by ``close``)."""
 
     # ---------------------------------------------------------------- shared
+    def default_segment(self, n_steps: int) -> int:
+        """Checkpoint segment (control steps) for a gradient through ``n_steps`` steps when
+        the caller gives none; simulators that know their memory use override it."""
+        return max(1, min(n_steps, 32))
+
     @property
     def control_dt(self) -> float:
         """Duration of one control step (s)."""

@@ -14,10 +14,22 @@ Observation Space:
     per-body centroids, spreads and a fixed subset of particle positions.
 
 Rewards:
-    ``loss(previous state) - loss(state)``: dense, and summing to the decrease of
-    the same task loss that ``rollout_loss`` differentiates. ``info`` holds ``loss``,
-    ``goal_loss`` (the loss without shaping terms, which ``success`` tests) and
-    ``success``.
+    ``objective(previous state) - objective(state)``: dense, and summing to the
+    decrease of the same task objective that ``rollout_loss`` differentiates (the
+    task's ``loss`` plus the contact-seeking term of its declared ``contacts``).
+    ``info`` holds ``loss`` (the objective), ``goal_loss`` (the loss without shaping
+    terms, which ``success`` tests), ``success`` and ``solver_converged`` (below).
+
+Simulator failures (``step`` never raises for an action in ``action_space``):
+    * An implicit solve (``ds.FEM``, ``ds.Shell``, ``ds.Tactile``) that does not reach its
+      tolerance within its iteration limit (``ds.ConvergenceError``): the step keeps
+      the last Newton iterate (finite; the line search decreased its energy), as a
+      simulator with a fixed iteration budget would. ``info["solver_converged"]`` is
+      then ``False`` and ``info["solver_message"]`` says how far the solve got.
+    * Any other ``ds.SimulationError`` (a blow-up: non-finite positions or velocities;
+      an unconverged step whose iterate is not finite): the state stays where it was,
+      the reward is 0, ``truncated`` is ``True`` and ``info["truncation_reason"]``
+      holds the error's message. Call ``reset()`` then, as after any truncation.
 
 Starting State:
     ``Task.initial_state`` (the scene at rest; tasks may randomise tool poses or
@@ -26,7 +38,7 @@ Starting State:
 Episode End:
     ``terminated`` when the task's success test holds; ``truncated`` after the
     task's ``horizon`` steps (also the ``max_episode_steps`` of the registered
-    ``TimeLimit``).
+    ``TimeLimit``), or when the simulator failed on the step (above).
 
 Arguments:
     ``task``: a registered task name or a ``Task`` instance; ``render_mode``:
@@ -106,13 +118,14 @@ class DiffSimEnv(gym.Env):
     def _set(self, state: ds.State) -> None:
         self._state = state
         with torch.no_grad():
-            self._loss = float(self.task.loss(self.sim, state))
+            self._loss = float(self.task.objective(self.sim, state))
 
-    def _info(self, state) -> dict:
+    def _info(self, state, converged: bool = True) -> dict:
         with torch.no_grad():
             goal = float(self.task.goal_loss(self.sim, state))
         return {"loss": self._loss, "goal_loss": goal,
-                "success": self.task.success(self.sim, state), "step": state.step}
+                "success": self.task.success(self.sim, state), "step": state.step,
+                "solver_converged": converged}
 
     def _physical(self, actions: torch.Tensor) -> torch.Tensor:
         return actions.to(self._A.dtype) @ self._A
@@ -125,20 +138,46 @@ class DiffSimEnv(gym.Env):
             raise ValueError(f"action {a.tolist()} holds non-finite values")
         return torch.as_tensor(np.clip(a, -1.0, 1.0), dtype=self.sim.dtype)
 
+    def _advance(self, u: torch.Tensor):
+        """One control step of the simulator: ``(state or None, solver message, failure)``
+        (see the module docstring: Simulator failures)."""
+        with torch.no_grad():
+            try:
+                return self.sim.step(self._state, u), None, None
+            except ds.ConvergenceError as e:
+                note = str(e)
+            except ds.SimulationError as e:
+                return None, None, str(e)
+            try:
+                state = self.sim.rollout(self._state, u[None], segment=1, check=False)[0]
+            except ds.SimulationError as e:
+                return None, note, str(e)
+        if not all(bool(torch.isfinite(t).all()) for _, t in state.items()):
+            return None, note, f"{note}; its last iterate is not finite"
+        return state, note, None
+
     def step(self, action):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
         a = self._check_action(action)
         prev = self._loss
-        with torch.no_grad():
-            state = self.sim.step(self._state, self._physical(a))
+        state, note, failure = self._advance(self._physical(a))
+        if failure is not None:
+            info = self._info(self._state, converged=note is None)
+            info["truncation_reason"] = failure
+            if note is not None:
+                info["solver_message"] = note
+            return self._obs(self._state), 0.0, False, True, info
         self._set(state)
         reward = prev - self._loss
         success = self.task.success(self.sim, state)
         # the task's horizon ends the episode even when the registered TimeLimit is
         # longer (e.g. gym.make(..., horizon=20))
         truncated = state.step - self._start.step >= self.horizon
-        return self._obs(state), float(reward), bool(success), bool(truncated), self._info(state)
+        info = self._info(state, converged=note is None)
+        if note is not None:
+            info["solver_message"] = note
+        return self._obs(state), float(reward), bool(success), bool(truncated), info
 
     def render(self):
         if self.render_mode is None:
@@ -160,18 +199,26 @@ class DiffSimEnv(gym.Env):
 
     # ------------------------------------------------------------------ planners
     def rollout_loss(self, actions: torch.Tensor, state: ds.State | None = None,
-                     segment: int = 16) -> torch.Tensor:
-        """Task loss after applying ``actions`` from ``state``; differentiable.
+                     segment: int | None = None, *, weights=None) -> torch.Tensor:
+        """Task objective of the rollout of ``actions`` from ``state``; differentiable.
 
         Args:
             actions: (T, act_dim) normalised actions (T is usually ``horizon``);
                 values are used as given (no clipping, so gradients are exact).
             state: start state (default: the state of the last ``reset``).
-            segment: checkpoint segment length (steps) of ``ds.CheckpointAdjoint``.
+            segment: checkpoint segment length (steps) of ``ds.CheckpointAdjoint``
+                (default: ``sim.default_segment(T)``, the whole rollout when it fits in
+                the simulator's memory budget, so the backward pass recomputes nothing).
+            weights: how the trajectory is weighted: None or ``"final"`` (the objective
+                of the final state: the default), ``"sum"`` / ``"mean"`` (the task's
+                ``step_loss`` summed / averaged over the T states after each action), or
+                a (T,) tensor ``w``: ``sum_t w[t] * step_loss(state after t + 1
+                actions)``. The rollout stops after the last nonzero weight, so a
+                truncated horizon (``dss.ExpandingHorizon``) is also cheaper.
 
         Returns:
-            The scalar loss at the final state (a torch tensor with a graph to
-            ``actions``, the task parameters and ``state``).
+            A scalar tensor with a graph to ``actions``, the task parameters and
+            ``state``.
         """
         state = self._start if state is None else state
         if state is None:
@@ -183,10 +230,42 @@ class DiffSimEnv(gym.Env):
                              f"{self.act_dim})")
         if not torch.isfinite(actions).all():
             raise ValueError("actions holds non-finite values")
-        prob = ds.SimulationProblem(self.sim, controls=self._physical(actions), state0=state)
-        sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment,
-                                                                        len(actions))))
-        return self.task.loss(self.sim, sol.u[-1])
+        w = self._step_weights(weights, len(actions), actions)
+        nz = None if w is None else torch.nonzero(w).flatten()
+        # actions after the last weighted state cannot change the loss
+        n = len(actions) if nz is None else (int(nz[-1]) + 1 if len(nz) else 0)
+        if segment is None:
+            segment = self.sim.default_segment(max(n, 1))
+        if w is None:
+            prob = ds.SimulationProblem(self.sim, controls=self._physical(actions), state0=state)
+            sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment,
+                                                                            len(actions))))
+            return self.task.objective(self.sim, sol.u[-1])
+        if n == 0:
+            return actions.sum() * 0.0
+        prob = ds.SimulationProblem(self.sim, controls=self._physical(actions[:n]), state0=state)
+        sol = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=min(segment, n)),
+                       saveat=[int(t) + 1 for t in nz])
+        terms = [w[t].to(self.sim.dtype) * self.task.step_loss(self.sim, s, int(t) + 1)
+                 for t, s in zip(nz, sol.u)]
+        return torch.stack(terms).sum()
+
+    @staticmethod
+    def _step_weights(weights, T: int, actions: torch.Tensor) -> torch.Tensor | None:
+        """``weights`` of ``rollout_loss`` as a (T,) tensor, or None for the final state."""
+        if weights is None or (isinstance(weights, str) and weights == "final"):
+            return None
+        if isinstance(weights, str):
+            from diffsim.solvers import step_weights
+
+            return step_weights(weights, T, dtype=torch.float64)
+        w = torch.as_tensor(weights).detach()
+        if w.shape != (T,) or not w.is_floating_point():
+            raise ValueError(f"weights must be 'final', 'sum', 'mean' or a real ({T},) tensor "
+                             f"(one weight per action), got {weights!r:.80}")
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError("weights holds non-finite values")
+        return w.to(torch.float64)
 
     def get_state(self) -> ds.State:
         """A copy of the current simulator state (for planners and MPC)."""

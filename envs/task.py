@@ -4,8 +4,14 @@ A task says how to build its scene, how normalised actions in [-1, 1] map to the
 simulator's tool velocities (``action_map``), what the agent observes, the
 differentiable loss of a state, and when the task is solved. ``DiffSimEnv``
 turns any task into a Gymnasium environment; rewards are the decrease of the
-task loss per step, so an episode's return is ``loss(start) - loss(end)`` and
-``rollout_loss`` differentiates exactly the quantity RL maximises.
+task's objective per step, so an episode's return is ``objective(start) -
+objective(end)`` and ``rollout_loss`` differentiates exactly the quantity RL maximises.
+
+The objective is ``loss`` plus the framework's contact-seeking term for the
+``contacts`` a task declares (``envs/contact.py``); ``goal_loss`` (the success metric)
+never includes that term. ``step_loss`` is the per-step loss of temporal weightings
+(``rollout_loss(actions, weights="sum")``), and ``recipe`` says how ``diffsim solve
+--method auto`` optimises the task (``envs/recipe.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ import numpy as np
 import torch
 
 import diffsim as ds
+
+from .contact import contact_shaping
+from .recipe import Recipe, default_recipe
 
 
 class Task(abc.ABC):
@@ -36,6 +45,19 @@ class Task(abc.ABC):
     success_threshold: ClassVar[float] = 0.0
     #: particles per body in the observation (a fixed random subset)
     obs_particles: ClassVar[int] = 16
+    #: ``(tool name, body name)`` pairs: tools that must reach those bodies. The framework
+    #: adds ``contact_weight * sum max(gap - contact_tolerance, 0)^2 / contact_scale^2``
+    #: (``gap``: the tool surface's distance to the body's nearest point) to the
+    #: objective; the term is zero once every tool touches its body.
+    contacts: ClassVar[tuple] = ()
+    #: length (m) at which one pair's contact term is ``contact_weight``
+    contact_scale: ClassVar[float] = 0.01
+    #: gap (m) that already counts as contact (e.g. the soft-contact width of ds.MPM tools)
+    contact_tolerance: ClassVar[float] = 0.0
+    #: weight of the contact term
+    contact_weight: ClassVar[float] = 1.0
+    #: how ``diffsim solve --method auto`` optimises the task (None: ``default_recipe``)
+    recipe: ClassVar[Recipe | None] = None
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.defaults))
@@ -103,6 +125,28 @@ class Task(abc.ABC):
         (a ``camera``, ``colors``, ``tactile_image``); default none: the renderer frames
         the scene itself."""
         return {}
+
+    def shaping(self, sim: ds.MPM, state: ds.State) -> torch.Tensor:
+        """The contact-seeking term of the declared ``contacts`` (0 without any)."""
+        if not self.contacts:
+            return state.x.new_zeros(())
+        return contact_shaping(sim, state, self.contacts, self.contact_scale,
+                               self.contact_tolerance, self.contact_weight)
+
+    def objective(self, sim: ds.MPM, state: ds.State) -> torch.Tensor:
+        """What rewards and ``rollout_loss`` use: ``loss + shaping`` (a scalar tensor)."""
+        out = self.loss(sim, state)
+        return out + self.shaping(sim, state) if self.contacts else out
+
+    def step_loss(self, sim: ds.MPM, state: ds.State, t: int) -> torch.Tensor:
+        """Loss of the state after ``t`` control steps (1-based), used by temporal
+        weightings of ``rollout_loss``; default: ``objective``. Tasks may override it (a
+        time-varying target, a running cost)."""
+        return self.objective(sim, state)
+
+    def solve_recipe(self) -> Recipe:
+        """The task's ``recipe``, or ``default_recipe`` when it declares none."""
+        return self.recipe if self.recipe is not None else default_recipe()
 
     # ------------------------------------------------------------------ observations
     def _obs_indices(self, sim: ds.MPM) -> list:

@@ -29,21 +29,25 @@ from .adjoint import (
 )
 from .control import (
     CEM,
+    LBFGS,
     MPC,
     MPPI,
     AbstractControlAlgorithm,
     AbstractGradientMethod,
     AbstractOptimizer,
     AbstractSampler,
+    ActionBasis,
     Adam,
     ControlError,
     ControlHistory,
     ControlProblem,
     ControlResult,
     ControlReturnCode,
+    ExpandingHorizon,
     Hybrid,
     MPCResult,
     receding_horizon,
+    step_weights,
 )
 from .events import Event
 from .implicit import (
@@ -112,5 +116,6 @@ __all__ = [
     "NeuralODE", "NeuralSDE", "ModuleField",
     "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
     "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod", "AbstractSampler",
-    "Adam", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+    "Adam", "LBFGS", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+    "ActionBasis", "ExpandingHorizon", "step_weights",
 ]

@@ -35,25 +35,18 @@ def assert_grads_match_fd(loss, args, cases, rtol: float, atol: float = 0.0):
 
 
 def hat_basis_adam(env, U0: torch.Tensor, iters: int, lr: float, knots: int) -> list:
-    """Losses of Adam on the weights ``W`` of ``knots`` hat functions per action added to
-    the plan ``U0`` (``U = U0 + B W``, clamped to [-1, 1]; ``env.unwrapped.rollout_loss``),
-    before each step and after the last one (``iters + 1`` values)."""
-    T = len(U0)
-    t = torch.arange(T, dtype=U0.dtype)[:, None]
-    B = torch.clamp(1 - (t - torch.linspace(0, T - 1, knots, dtype=U0.dtype)).abs()
-                    / ((T - 1) / (knots - 1)), min=0.0)
-    W = torch.zeros(knots, U0.shape[1], dtype=U0.dtype, requires_grad=True)
-    opt = torch.optim.Adam([W], lr=lr)
-    losses = []
-    for _ in range(iters + 1):
-        opt.zero_grad()
-        loss = env.unwrapped.rollout_loss((U0 + B @ W).clamp(-1.0, 1.0))
-        losses.append(float(loss.detach()))
-        if len(losses) > iters:
-            break
-        loss.backward()
-        opt.step()
-    return losses
+    """Losses of ``dss.Adam`` on the weights ``W`` of ``knots`` hat functions per action
+    added to the plan ``U0`` (``dss.ActionBasis(offset=U0)``: ``U = clip(U0 + B W, -1, 1)``,
+    ``W = 0`` first; ``env.unwrapped.rollout_loss``), at each iterate: before each of the
+    ``iters`` steps and after the last one (``iters + 1`` values)."""
+    from diffsim import solvers as dss
+
+    T, A = U0.shape
+    prob = dss.ControlProblem(env.unwrapped.rollout_loss, u0=torch.zeros(knots, A, dtype=U0.dtype),
+                              bounds=(-1.0, 1.0), basis=dss.ActionBasis(T, knots, offset=U0))
+    res = dss.solve(prob, dss.Adam(lr=lr), maxiters=iters + 1)
+    assert res.successful, res.message
+    return list(res.history.mean)
 
 
 def small_pad_sensor(**kw):

@@ -46,6 +46,24 @@ def _child(precision: str, calls):
     return [_as_f64(fn(*args)) for fn, args in calls]
 
 
+def start_in_precision(precision: str, calls: list):
+    """``in_precision`` that returns at once: a ``concurrent.futures.Future`` of the
+    results, computed in the child while this process does other work (the float64
+    references: on two cores the child's kernel compilation overlaps this process's)."""
+    ex = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    future = ex.submit(_child, precision, list(calls))
+    ex.shutdown(wait=False)
+    return future
+
+
+def compare_in_precisions(cases: dict, precision: str = "f32") -> dict:
+    """``case -> (result in precision, result here)`` for ``cases`` (``name -> (fn,
+    args)``): the child computes all cases while this process computes them too."""
+    pending = start_in_precision(precision, list(cases.values()))
+    here = {name: fn(*args) for name, (fn, args) in cases.items()}
+    return {name: (got, here[name]) for name, got in zip(cases, pending.result())}
+
+
 def in_precision(precision: str, calls: list):
     """Results of ``fn(*args)`` for each ``(fn, args)`` of ``calls``, computed in one
     fresh process initialised in ``precision``; tensors come back as float64 on the CPU.
@@ -54,20 +72,31 @@ def in_precision(precision: str, calls: list):
         return ex.submit(_child, precision, list(calls)).result()
 
 
+def agreement(got: dict, want: dict) -> dict:
+    """``name -> (cosine, relative error)`` of each float32 gradient of ``got`` against the
+    float64 one of ``want`` (norms over the whole tensor; NaN where not finite)."""
+    out = {}
+    for name in want:
+        a = got[name].flatten().double()
+        b = want[name].flatten().double()
+        nb = float(b.norm())
+        rel = float((a - b).norm()) / nb if nb > 0 else float("inf")
+        cos = float(a @ b) / max(float(a.norm()) * nb, 1e-300)
+        out[name] = (cos, rel)
+    return out
+
+
 def assert_grads_close(got: dict, want: dict, cos_min: float = 0.999, rel_max: float = 1e-2,
                        what: str = ""):
     """Each gradient of ``got`` (float32 run) is finite, nonzero and close to ``want``
     (float64 run of the same case): cosine similarity >= ``cos_min`` and
     ``|got - want| / |want| <= rel_max`` (norms over the whole tensor)."""
     assert set(got) == set(want), f"{what}: gradients {sorted(got)} vs {sorted(want)}"
-    for name in want:
-        a = got[name].flatten().double()
-        b = want[name].flatten().double()
+    for name, (cos, rel) in agreement(got, want).items():
+        a = got[name]
         assert torch.isfinite(a).all(), f"{what} {name}: float32 gradient is not finite: {a}"
-        nb = float(b.norm())
-        assert nb > 0, f"{what} {name}: the float64 gradient is zero (the case tests nothing)"
-        rel = float((a - b).norm()) / nb
-        cos = float(a @ b) / max(float(a.norm()) * nb, 1e-300)
+        assert float(want[name].double().norm()) > 0, (
+            f"{what} {name}: the float64 gradient is zero (the case tests nothing)")
         assert cos >= cos_min and rel <= rel_max, (
             f"{what} {name}: float32 vs float64 gradient cosine {cos:.6f} (>= {cos_min}), "
             f"relative error {rel:.3g} (<= {rel_max})")

@@ -26,7 +26,7 @@ def test_every_task_is_registered():
             assert section in doc, f"{name} docstring lacks {section}"
 
 
-@pytest.mark.parametrize("env_id", ["diffsim/Pour-v0", "diffsim/Pinch-v0"])
+@pytest.mark.parametrize("env_id", ["diffsim/Pour-v0", "diffsim/Pinch-v1"])
 def test_gymnasium_env_checker(env_id):
     env = gym.make(env_id, **TINY)
     check_env(env.unwrapped, skip_render_check=True)
@@ -56,7 +56,7 @@ def _episode(env, seed, steps=4):
 
 
 def test_same_seed_same_episode_and_horizon_truncates():
-    env = gym.make("diffsim/Pinch-v0", **TINY)
+    env = gym.make("diffsim/Pinch-v1", **TINY)
     a = _episode(env, seed=3)
     b = _episode(env, seed=3)
     assert np.array_equal(a, b)
@@ -156,7 +156,7 @@ def test_async_vector_env_across_processes():
     envs = gym.vector.AsyncVectorEnv(
         # the "module:id" form imports diffsim.envs in each worker (Gymnasium 1.x does
         # not load entry-point plugins by itself)
-        [lambda: gym.make("diffsim.envs:diffsim/Pinch-v0", **TINY) for _ in range(2)],
+        [lambda: gym.make("diffsim.envs:diffsim/Pinch-v1", **TINY) for _ in range(2)],
         context="spawn")
     obs, _ = envs.reset(seed=[0, 1])
     obs, r, term, trunc, _ = envs.step(envs.action_space.sample())
@@ -168,7 +168,7 @@ def test_async_vector_env_across_processes():
 def test_short_ppo_run():
     from stable_baselines3 import PPO
 
-    env = gym.make("diffsim/Pinch-v0", **TINY)
+    env = gym.make("diffsim/Pinch-v1", **TINY)
     model = PPO("MlpPolicy", env, n_steps=16, batch_size=8, n_epochs=1, seed=0, verbose=0)
     model.learn(total_timesteps=32)
     action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)

@@ -9,17 +9,27 @@ exception fails the test with the child's traceback; so do Gymnasium's checker
 warnings (an observation outside its space, a wrong dtype), non-finite observations
 or rewards and a picture that is not an (H, W, 3) uint8 image.
 
+In the same child, the task's gradient in float32 (issue 12): ``gym.make(id,
+horizon=8)`` (only a shorter horizon, an episode option users set too), ``reset(seed=s)``
+and ``env.unwrapped.rollout_loss(A).backward()`` for seeded random actions ``A`` uniform
+in [-1, 1]: the loss and every gradient entry must be finite and the gradient nonzero
+(the tools touch the material, or the task's shaping term pulls them towards it).
+
 The fast part (``test_every_task_renders_after_reset``) renders every task after a
 reset in this process: no simulator step, a few seconds in all. The full sweep
-compiles and steps every simulator (about 30 s to 2 min per task on 2 cores) and is
+compiles and steps every simulator, forward and reverse (about 30 s to 2 min per task
+on 2 cores; one child per task, so the compiled kernels serve both checks), and is
 marked slow.
 """
 
 from __future__ import annotations
 
+import time
+
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from precision import in_precision
 
 import diffsim.envs as de
@@ -27,6 +37,9 @@ import diffsim.envs as de
 ALL_IDS = sorted(de.env_ids())
 SEEDS = (0, 1, 2)
 STEPS = 5
+#: control steps of the gradient check: enough for the tools of every task to reach the
+#: material within reach of random actions, short enough for a sweep over all tasks
+GRAD_HORIZON = 8
 
 
 def _check_image(img, what: str) -> None:
@@ -91,6 +104,34 @@ def exercise(env_id: str, seeds=SEEDS, steps: int = STEPS) -> dict:
     return out
 
 
+def rollout_gradients(env_id: str, horizon: int, seeds) -> dict:
+    """Loss and gradient w.r.t. the actions of ``rollout_loss`` for each seed (the
+    actions drawn from ``torch.Generator().manual_seed(seed)``), and the seconds taken."""
+    t0 = time.perf_counter()
+    env = gym.make(env_id, horizon=horizon)
+    u = env.unwrapped
+    losses, grads = [], []
+    try:
+        for seed in seeds:
+            env.reset(seed=seed)
+            g = torch.Generator().manual_seed(seed)
+            A = (2 * torch.rand(u.horizon, u.act_dim, generator=g, dtype=torch.float64)
+                 - 1).requires_grad_()
+            loss = u.rollout_loss(A)
+            loss.backward()
+            losses.append(loss.detach())
+            grads.append(A.grad)
+    finally:
+        env.close()
+    return {"loss": torch.stack(losses), "grad": torch.stack(grads),
+            "seconds": time.perf_counter() - t0}
+
+
+def test_every_registered_task_is_swept():
+    assert ALL_IDS == sorted(i for i in gym.registry if i.startswith("diffsim/"))
+    assert len(ALL_IDS) >= 18
+
+
 def test_every_task_renders_after_reset():
     """Every registered task, rendered after ``reset`` (no step): an (256, W, 3) uint8
     picture with something drawn, the same bytes for the same seed."""
@@ -112,10 +153,18 @@ def test_every_task_renders_after_reset():
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", ALL_IDS)
 def test_registered_task_in_float32(env_id):
-    """make, check_env, reset(seed) + 5 random steps + render for 3 seeds, in float32."""
-    (report,) = in_precision("f32", [(exercise, (env_id,))])
+    """make, check_env, reset(seed) + 5 random steps + render for 3 seeds, then finite and
+    nonzero rollout gradients for 3 seeds, in one float32 child."""
+    report, res = in_precision("f32", [(exercise, (env_id,)),
+                                       (rollout_gradients, (env_id, GRAD_HORIZON, SEEDS))])
     assert report["precision"] == "f32"
     assert report["error"] is None, (f"{env_id} in float32, at {report['stage']}: "
                                      f"{report['error']}")
     assert not report["warnings"], f"{env_id}: Gymnasium's checker warned: {report['warnings']}"
     assert len(report["images"]) == len(SEEDS)
+    print(f"{env_id}: gradients {res['seconds']:.0f} s, losses {res['loss'].tolist()}, "
+          f"gradient norms {res['grad'].flatten(1).norm(dim=1).tolist()}")
+    assert torch.isfinite(res["loss"]).all(), res["loss"]
+    for seed, g in zip(SEEDS, res["grad"]):
+        assert torch.isfinite(g).all(), f"{env_id} seed {seed}: non-finite gradient entries"
+        assert float(g.norm()) > 0, f"{env_id} seed {seed}: the gradient is zero"

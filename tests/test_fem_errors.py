@@ -171,3 +171,44 @@ def test_shell_simulator_arguments():
     scene.add_tool(ds.Compound([ds.Sphere(center=(0.5, 0.6, 0.5), radius=0.01)]))
     with pytest.raises(TypeError, match="Compound"):
         ds.Shell(scene)
+
+
+@pytest.mark.parametrize("integrator, stage", [
+    ("implicit", "element_vjp (reverse)"),
+    pytest.param("explicit", "element_forces (reverse)", marks=pytest.mark.slow)])
+def test_nonfinite_gradient_names_the_stage_and_substep(close_after, monkeypatch, integrator,
+                                                        stage):
+    """A NaN injected into the reverse of one stage of one substep (the elastic adjoint
+    of substep 3, in the first of two checkpoint segments) raises ``ds.GradientError``
+    naming that stage, the substep, its control step and the poisoned field."""
+    scene = ds.Scene(dim=2)
+    scene.add_soft_body(ds.Box(lo=(0.3, 0.0), hi=(0.4, 0.05)), ds.StableNeoHookean(E=5e3),
+                        resolution=0.025, velocity=(0.1, 0.0), name="block")
+    scene.add_ground(height=0.0, friction=0.4)
+    sim = ds.FEM(scene, dt=1e-2 if integrator == "implicit" else 1e-3, substeps=2,
+                 integrator=integrator)
+    close_after(sim)
+    E = torch.tensor(5e3, dtype=sim.dtype, requires_grad=True)
+
+    def loss():
+        prob = ds.SimulationProblem(sim, controls=torch.zeros(3, 0), params={"E": E})
+        return ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=2)).u[-1].x.sum()
+
+    loss().backward()                 # finite without the injection
+    assert torch.isfinite(E.grad) and E.grad != 0
+    k = sim._engine.k
+    name = "element_vjp" if integrator == "implicit" else "element_forces_adjoint"
+    adjoint = getattr(k, name)
+
+    def poisoned(s):
+        adjoint(s)
+        if s == 3:                    # local substep 3 exists only in the first segment
+            k.material.grad.fill(float("nan"))
+
+    monkeypatch.setattr(k, name, poisoned)
+    with pytest.raises(ds.GradientError, match="substep 3") as err:
+        loss().backward()
+    e = err.value
+    assert (e.stage, e.substep, e.step) == (stage, 3, 1)
+    assert set(e.fields) == {"material.grad"}
+    assert stage in str(e) and "control step 1" in str(e)

@@ -49,7 +49,7 @@ def test_find_run_prefers_success_then_the_lowest_goal_loss(tmp_path):
     _run(tmp_path / "b", "diffsim/Pour-v0", True, 0.05)
     _run(tmp_path / "c", "diffsim/Pour-v0", True, 0.02)
     _run(tmp_path / "d", "diffsim/Pour-v0", True, 0.0, actions=False)   # no actions: not a run
-    _run(tmp_path / "e", "diffsim/Pinch-v0", True, 0.0)
+    _run(tmp_path / "e", "diffsim/Pinch-v1", True, 0.0)
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "summary.json").write_text("{not json")
     folder, summary = gallery.find_run(tmp_path, "diffsim/Pour-v0")

@@ -8,6 +8,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 from helpers import assert_close_rel, central_difference
 
+import diffsim as ds
 import diffsim.envs as de
 
 TASKS = ("Lift", "Fold", "Separate", "Flip", "Squeeze")
@@ -31,7 +32,7 @@ def test_tasks_are_registered_with_full_docstrings():
                                   pytest.param("Fold", marks=pytest.mark.slow),
                                   pytest.param("Separate", marks=pytest.mark.slow),
                                   pytest.param("Flip", marks=pytest.mark.slow)])
-def test_env_checker_and_determinism(name):
+def test_env_checker_and_determinism(name, lift_env):
     env = gym.make(_id(name), **TINY)
     check_env(env.unwrapped)
     runs = []
@@ -95,3 +96,59 @@ def test_tools_start_near_contact_with_a_gradient(name):
     u.rollout_loss(A).backward()
     assert torch.isfinite(A.grad).all() and A.grad.abs().sum() > 0
     env.close()
+
+
+
+@pytest.fixture(scope="module")
+def lift_env():
+    """A tiny Lift env held open for the module: its compiled simulator (shared through
+    ``envs.cache``) also serves ``test_env_checker_and_determinism``."""
+    env = gym.make(_id("Lift"), **TINY)
+    yield env.unwrapped
+    env.close()
+
+
+def test_unconverged_step_keeps_the_last_newton_iterate(lift_env, monkeypatch):
+    """A step whose implicit solve does not converge is still a valid step (documented
+    fallback: the last Newton iterate), flagged in ``info``; ``sim.step`` raises."""
+    env = lift_env
+    obs0, info0 = env.reset(seed=0)
+    assert info0["solver_converged"]
+    monkeypatch.setattr(env.sim.options, "max_newton", 1)
+    a = np.array([0.5, -1, 0, 0.5, 1, 0], dtype=np.float32)
+    obs, r, term, trunc, info = env.step(a)
+    assert not info["solver_converged"] and "did not converge" in info["solver_message"]
+    assert not trunc and np.isfinite(obs).all() and np.isfinite(r)
+    assert not np.array_equal(obs, obs0)            # the fingers moved
+    with pytest.raises(ds.ConvergenceError, match="did not converge in 1 iterations"):
+        env.sim.step(env._start, env._physical(torch.as_tensor(a, dtype=env.sim.dtype)))
+
+
+def test_failed_step_truncates_with_the_reason(lift_env, monkeypatch):
+    """A step the simulator cannot take (a blow-up; an unconverged step whose iterate is
+    not finite) ends the episode: truncated, reward 0, the state unchanged, the reason in
+    ``info``; it never raises."""
+    env = lift_env
+    obs0, _ = env.reset(seed=1)
+    a = env.action_space.sample()
+
+    def blow_up(*args, **kw):
+        raise ds.SimulationError("3 node(s) have non-finite position or velocity", step=1)
+
+    monkeypatch.setattr(env.sim, "step", blow_up)
+    obs, r, term, trunc, info = env.step(a)
+    assert trunc and not term and r == 0.0 and np.array_equal(obs, obs0)
+    assert "non-finite" in info["truncation_reason"] and info["solver_converged"]
+    monkeypatch.undo()
+
+    monkeypatch.setattr(env.sim.options, "max_newton", 1)
+    rollout = env.sim.rollout
+
+    def nan_iterate(*args, **kw):
+        out = rollout(*args, **kw)
+        return [s.replace(x=s.x * float("nan")) for s in out]
+
+    monkeypatch.setattr(env.sim, "rollout", nan_iterate)
+    obs, r, term, trunc, info = env.step(a)
+    assert trunc and r == 0.0 and np.array_equal(obs, obs0)
+    assert not info["solver_converged"] and "not finite" in info["truncation_reason"]

@@ -213,3 +213,25 @@ def test_bad_scene_and_params(sim):
         sim.internal_params({"ball.contact_stiffness": -1.0})
     with pytest.raises(ValueError, match="unknown name 'ball.E'"):
         sim.internal_params({"ball.E": 1.0})
+
+
+def test_nonfinite_gradient_names_the_contact_force_stage(sim, monkeypatch):
+    """A NaN injected into the reverse of the contact-force state (step 1 of 3) raises
+    ``ds.GradientError`` naming that stage and step instead of reaching the optimiser."""
+    U = controls(sim).requires_grad_()
+    k = sim._engine.k
+    reverse = k.after_substep_grad
+
+    def poisoned(s):
+        reverse(s)
+        if s == 1:                    # local substep 1 exists only in the first segment
+            k.cprm.grad.fill(float("nan"))
+
+    monkeypatch.setattr(k, "after_substep_grad", poisoned)
+    prob = ds.SimulationProblem(sim, controls=U, params={"ball.contact_stiffness": 1e10})
+    end = ds.solve(prob, sensealg=ds.CheckpointAdjoint(segment=2)).u[-1]
+    with pytest.raises(ds.GradientError) as err:
+        sim.read(end).force.sum().backward()
+    e = err.value
+    assert e.stage == "contact_forces, node_wrench, sum_wrench (reverse)"
+    assert (e.substep, e.step) == (1, 1) and set(e.fields) == {"cprm.grad"}

@@ -14,7 +14,7 @@ import torch
 
 from .. import runtime
 from ..adjoint import RolloutPlan, rollout
-from ..errors import SimulationError
+from ..errors import ConvergenceError
 from ..implicit import ImplicitLinearization, implicit_solution
 from ..mpm.model import ToolSpec
 from ..mpm.tools import tool_trajectory
@@ -309,7 +309,7 @@ class DeformableSimulator(Simulator):
             A state with the equilibrium positions and zero velocity.
 
         Raises:
-            ds.SimulationError: Newton's method did not converge (with ``check``), for
+            ds.ConvergenceError: Newton's method did not converge (with ``check``), for
                 example because nothing holds the body (pin nodes or add a ground).
         """
         state = self.reset() if state is None else state
@@ -328,7 +328,7 @@ class DeformableSimulator(Simulator):
         eng.newton(0, quasi_static=True)
         failure, eng._failure = eng._failure, None
         if check and failure is not None:
-            raise SimulationError(f"equilibrium: {failure}", quantity="x", hint=(
+            raise ConvergenceError(f"equilibrium: {failure}", quantity="x", hint=(
                 "make sure something holds the body (pinned nodes, the ground, tools), or "
                 "raise max_newton"))
         x = torch.empty_like(state0[0])

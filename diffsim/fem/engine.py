@@ -8,13 +8,33 @@ step solved by Newton's method:
   positive definite (quadratic convergence; the inertia term usually makes it so) and
   the projected one (element Hessians clamped to positive semi-definite) from the first
   sign of negative curvature on (``hessian="projected"`` always projects);
-* a backtracking line search (Armijo, halving) on the incremental potential;
-* convergence when the accepted step moves no node more than ``newton_tol`` times
-  the body size.
+* a backtracking line search (Armijo, halving) on the incremental potential; the
+  Newton step is taken unsearched when its expected decrease is below the energy's
+  rounding ``2 eps X |f|`` (``eps`` the machine epsilon of the runtime precision, ``X``
+  the largest coordinate, ``|f|`` the root sum of squares of the nodes' force
+  magnitudes: rounding the positions by ``eps X`` changes each term by its force times
+  that, with random signs), where energy differences are noise. The test itself is
+  strict: an allowance for rounding let a sliding contact cycle between two iterates
+  (accepting a real increase);
+* convergence when the Newton step moves no node more than ``newton_tol`` times the
+  body size, or than ``16 eps`` times the largest coordinate ``X`` at the step's start (no
+  smaller step is resolved), or when the gradient is at its rounding level: the block-Jacobi step
+  ``P_i g_i`` (``P_i`` the inverse of node ``i``'s diagonal Hessian block) moves no node
+  more than ``16 eps X``. Rounding the positions by ``eps X`` changes the gradient by
+  about the Hessian times that, so Newton cannot reduce it further; ill-conditioned
+  couplings (stiff regularised friction on a soft pad, a free body held by friction)
+  amplify that noise in the Newton step ``H^-1 g``, not in ``P g``. The last Newton step
+  is always taken.
 
 The backward pass of an implicit step solves the adjoint system with the exact
 Hessian (implicit function theorem) to ``adjoint_tol``; the backward pass of an
 explicit step runs Taichi's reverse kernels plus the hand-written elastic adjoint.
+
+Precision: the user's tolerances are floored at what the precision resolves (the
+``*_ULPS`` constants below). In float64 the floors lie far below every tolerance in
+use (1e-13 relative at the tightest), so they change nothing there; in float32
+(``eps = 1.2e-7``) they replace tolerances that no float32 solve can reach (a step
+of 1e-11 m among coordinates of 1e-2 m, whose spacing is 1e-9 m).
 """
 
 from __future__ import annotations
@@ -23,7 +43,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import SimulationError
+from ..errors import ConvergenceError, SimulationError
+
+#: a Newton step below this many units of the last place of the largest coordinate
+#: is rounding noise (the iterate cannot move by less)
+STEP_ULPS = 16
+#: the energy's rounding, in ``eps X |f|`` (see above): an expected decrease below it
+#: takes the Newton step unsearched
+ENERGY_ULPS = 2
+#: the relative residual of a CG solve cannot go below a few ``eps``
+CG_ULPS = 16
 
 
 @dataclass
@@ -79,6 +108,8 @@ class DeformableEngine:
         self.implicit = model.integrator == "implicit"
         self.resident_run = None
         self._failure: str | None = None
+        #: machine epsilon of the runtime precision (float32: 1.2e-7, float64: 2.2e-16)
+        self.eps = float(torch.finfo(dtype).eps)
 
     def close(self) -> None:
         self.k.destroy()
@@ -107,6 +138,8 @@ class DeformableEngine:
 
     def load_state(self, slot: int, state) -> None:
         self.resident_run = None
+        # a rollout that did not check its steps (check=False) leaves no stale failure
+        self._failure = None
         self.k.load_nodes(slot, self._c(state[0]), self._c(state[1]))
         if self.model.kind == "shell":
             self.k.load_rest_angle(slot, self._c(state[2]))
@@ -135,24 +168,40 @@ class DeformableEngine:
             self.k.explicit_nodes(s, False)
         self.k.after_substep(s)
 
-    def backward_substep(self, s: int) -> None:
+    def backward_stages(self, s: int) -> list:
+        """The reverse of substep ``s -> s + 1`` as named stages ``(name, run)``, in order
+        (``diffsim.adjoint`` runs them one by one to name where a non-finite gradient
+        first appeared)."""
         k = self.k
-        k.before_substep(s)
-        k.after_substep_grad(s)
+        stages = [("before_substep (self-contact pairs)", lambda: k.before_substep(s)),
+                  (k.AFTER_SUBSTEP_STAGE + " (reverse)", lambda: k.after_substep_grad(s))]
         if self.implicit:
-            self.implicit_backward(s)
-        else:
-            k.element_forces(s, True)
-            k.gather_forces()
+            return stages + self._implicit_stages(s, False)
+
+        def nodes():
             k.fel.grad.fill(0)
             k.explicit_nodes.grad(s, True)
-            k.scatter_force_grads()
-            k.element_forces_adjoint(s)
+
+        return stages + [
+            ("element_forces (forward replay)", lambda: (k.element_forces(s, True),
+                                                         k.gather_forces())),
+            ("explicit_nodes (reverse)", nodes),
+            ("scatter_force_grads", k.scatter_force_grads),
+            ("element_forces (reverse)", lambda: k.element_forces_adjoint(s))]
+
+    def backward_substep(self, s: int) -> None:
+        for _, run in self.backward_stages(s):
+            run()
+
+    def nonfinite_fields(self) -> dict:
+        """Field name -> count of non-finite entries over the kernels' fields and their
+        gradients (slow: copies every field; used only to locate a non-finite gradient)."""
+        return self.k.nonfinite_fields()
 
     def check_step(self, slot: int, step: int) -> None:
         if self._failure is not None:
             msg, self._failure = self._failure, None
-            raise SimulationError(msg, step=step, quantity="x", hint=(
+            raise ConvergenceError(msg, step=step, quantity="x", hint=(
                 "lower dt (or raise substeps), soften the contact (contact_stiffness), or raise "
                 "max_newton / loosen newton_tol"))
         bad = self.k.check(slot)
@@ -215,6 +264,7 @@ class DeformableEngine:
         rr0 = k.cg_start(1 if use_gradient else 0)
         if rr0 <= 0:
             return 0, False
+        rel_tol = max(rel_tol, CG_ULPS * self.eps)
         target = rel_tol * rel_tol * rr0
         for it in range(self.opts.max_cg):
             rr = k.cg_iter(it % 2)
@@ -228,11 +278,18 @@ class DeformableEngine:
         k, o, st = self.k, self.opts, self.stats
         k.iw[0] = 0.0 if quasi_static else 1.0
         k.begin_step(s, 0 if quasi_static else 1)
-        tol_x = o.newton_tol * o.length_scale
+        user_tol = o.newton_tol * o.length_scale
         converged = False
         project = o.hessian == "projected"
+        g0 = X = None
         for _ in range(o.max_newton):
-            k.gradient(s)
+            gmax = k.gradient(s)
+            g0 = gmax if g0 is None else g0
+            # the coordinates' scale at the step's start (a diverging iterate must not
+            # loosen the floors)
+            X = float(k.red[6]) if X is None else X
+            noise_x = STEP_ULPS * self.eps * X
+            tol_x = max(user_tol, noise_x)
             self.node_hessian(s)
             k.prepare(project)
             n_cg, neg = self.cg(True, o.cg_tol)
@@ -247,7 +304,7 @@ class DeformableEngine:
             st.newton_iters += 1
             st.cg_iters += n_cg
             dxmax = float(k.red[9])
-            if dxmax <= tol_x:
+            if dxmax <= tol_x or float(k.red[8]) <= noise_x:
                 k.energy(s, 1.0)
                 k.accept_trial()
                 converged = True
@@ -255,7 +312,8 @@ class DeformableEngine:
             E0 = k.energy(s, 0.0)
             # below this expected decrease, energy differences are round-off noise: the
             # line search could accept a meaningless tiny step, so take the Newton step
-            noise = 1e-13 * float(k.red[14])
+            noise = max(1e-13 * float(k.red[14]),
+                        ENERGY_ULPS * self.eps * X * float(k.red[7]))
             alpha, searched = 1.0, False
             if -gdx > noise:
                 for _ls in range(40):
@@ -272,7 +330,9 @@ class DeformableEngine:
         if not converged:
             st.unconverged_steps += 1
             self._failure = (f"Newton's method did not converge in {o.max_newton} iterations "
-                             f"(last step {dxmax:.3g} m, tolerance {tol_x:.3g} m)")
+                             f"(last step {dxmax:.3g} m, tolerance {tol_x:.3g} m; gradient "
+                             f"{gmax:.3g} m/s^2, {gmax / max(g0, 1e-300):.3g} of the start; "
+                             f"Jacobi step {float(k.red[8]):.3g} m)")
         st.steps += 1
         if quasi_static:
             k.iw[0] = 1.0
@@ -283,46 +343,21 @@ class DeformableEngine:
     def implicit_backward(self, s: int, quasi_static: bool = False) -> None:
         """Adjoint of the implicit step ``s -> s + 1`` (``x[s + 1]`` resident in its slot):
         the adjoint solve, then the vector-Jacobian products to the step's inputs."""
-        self.adjoint_solve(s, quasi_static)
-        self.adjoint_vjp(s)
+        for _, run in self._implicit_stages(s, quasi_static):
+            run()
 
     def adjoint_solve(self, s: int, quasi_static: bool = False) -> None:
         """``H lam = x_bar + v_bar / h`` at ``x[s + 1]`` by PCG on the exact Hessian (the
         projected one where it is indefinite); ``lam`` is left in ``dx`` and the engine set
         up for :meth:`adjoint_vjp`, which must follow."""
-        k, o, st = self.k, self.opts, self.stats
-        k.iw[0] = 0.0 if quasi_static else 1.0
-        k.begin_step(s, 0)
-        k.set_iterate_from_slot(s + 1)
-        k.implicit_rhs(s)
-        self.node_hessian(s)
-        exact = getattr(k, "exact_hessian", None)
-        if exact is not None:
-            exact(s)
-        k.prepare(False)
-        n_cg, neg = self.cg(False, o.adjoint_tol)
-        if exact is not None:
-            k.end_exact()
-        if neg:
-            # the exact Hessian is indefinite here (e.g. a buckling sheet): fall back to the
-            # projected one, an approximation of the gradient, and count it
-            st.adjoint_fallbacks += 1
-            k.prepare(True)
-            n2, _ = self.cg(False, o.adjoint_tol)
-            n_cg += n2
-        st.adjoint_solves += 1
-        st.adjoint_cg_iters += n_cg
+        for _, run in self._implicit_stages(s, quasi_static)[:3]:
+            run()
 
     def adjoint_vjp(self, s: int) -> None:
         """Seed ``-lam`` (in ``dx``) and run the reverse kernels into the gradients of the
         step's inputs (state at slot ``s``, drive, parameters)."""
-        k = self.k
-        k.copy_lambda_to_p()
-        k.matvec_full()
-        k.seed_vjp(s)
-        k.vjp_nodes.grad(s)
-        k.element_vjp(s)
-        k.iw[0] = 1.0
+        for _, run in self._implicit_stages(s, False)[3:]:
+            run()
 
     def store_lambda(self) -> torch.Tensor:
         """The adjoint solution ``lam`` (``dx``) as an ``(n_nodes, dim)`` tensor."""
@@ -332,3 +367,51 @@ class DeformableEngine:
 
     def load_lambda(self, lam: torch.Tensor) -> None:
         self.k.load_lambda(self._c(lam))
+
+    def _implicit_stages(self, s: int, quasi_static: bool) -> list:
+        """``implicit_backward`` as named stages: the adjoint system ``H lam = x_bar + v_bar /
+        h`` at the solution (the first three), then ``-lam^T dg/d(inputs)`` (the last three)."""
+        k, o, st = self.k, self.opts, self.stats
+        exact = getattr(k, "exact_hessian", None)
+
+        def rhs():
+            k.iw[0] = 0.0 if quasi_static else 1.0
+            k.begin_step(s, 0)
+            k.set_iterate_from_slot(s + 1)
+            k.implicit_rhs(s)
+
+        def hessian():
+            self.node_hessian(s)
+            if exact is not None:
+                exact(s)
+            k.prepare(False)
+
+        def solve():
+            n_cg, neg = self.cg(False, o.adjoint_tol)
+            if exact is not None:
+                k.end_exact()
+            if neg:
+                # the exact Hessian is indefinite here (e.g. a buckling sheet): fall back to
+                # the projected one, an approximation of the gradient, and count it
+                st.adjoint_fallbacks += 1
+                k.prepare(True)
+                n2, _ = self.cg(False, o.adjoint_tol)
+                n_cg += n2
+            st.adjoint_solves += 1
+            st.adjoint_cg_iters += n_cg
+
+        def seed():
+            k.copy_lambda_to_p()
+            k.matvec_full()
+            k.seed_vjp(s)
+
+        def elements():
+            k.element_vjp(s)
+            k.iw[0] = 1.0
+
+        return [("implicit_rhs (adjoint right-hand side)", rhs),
+                ("node and element Hessians (prepare)", hessian),
+                ("adjoint CG solve", solve),
+                ("seed_vjp", seed),
+                ("vjp_nodes (reverse)", lambda: k.vjp_nodes.grad(s)),
+                ("element_vjp (reverse)", elements)]

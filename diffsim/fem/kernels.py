@@ -7,7 +7,7 @@ axis over one checkpoint segment (``x[s, i]``, ``v[s, i]``), so every value is w
 once and the backward pass can read it (Taichi's global data access rules).
 
 Stages of an implicit (backward Euler) step ``s -> s + 1``, Newton's method on the
-incremental potential ``E(x) = |x - x_n - h v_n|_M^2 / (2 h^2) + Psi(x) - M g.x +
+incremental potential ``E(x) = |x - x_n - h v_n|_M^2 / (2 h^2) + Psi(x) - M g.(x - x_n) +
 damping + contact + friction`` (Martin et al. 2011; Gast et al. 2015)::
 
     begin_step(s) -> [gradient -> prepare_hessian(projected) -> node_hessian passes
@@ -52,6 +52,8 @@ class DeformableKernels:
 
     #: index of the mass-damping coefficient alpha in the internal parameter vector
     ALPHA_INDEX = 2
+    #: what ``after_substep`` does (the name of its reverse stage in a ``GradientError``)
+    AFTER_SUBSTEP_STAGE = "after_substep"
 
     def __init__(self, model, capacity: int, requires_grad: bool):
         cfg = ensure_init()
@@ -207,6 +209,25 @@ class DeformableKernels:
     def _upload_static(self):
         """Subclasses copy their static element data to the fields here."""
 
+    def nonfinite_fields(self) -> dict:
+        """Field name -> count of non-finite entries, over every Taichi field of this
+        instance and every gradient field (``"<name>.grad"``); only those that have any."""
+        import numpy as np
+        from taichi.lang.field import Field
+
+        out = {}
+        for name, f in vars(self).items():
+            if not isinstance(f, Field):
+                continue
+            for label, g in ((name, f), (name + ".grad", f.grad)):
+                # a field without a placed gradient has a grad placeholder with no SNode
+                if g is None or g.snode.ptr is None or g.dtype not in (ti.f32, ti.f64):
+                    continue
+                count = int((~np.isfinite(g.to_numpy())).sum())
+                if count:
+                    out[label] = count
+        return out
+
     def destroy(self) -> None:
         if self._tree is not None:
             free_fields(self._tree)
@@ -300,7 +321,10 @@ class DeformableKernels:
         grav = ti.Vector(self.gravity)
         y = x - xn - h * vn
         grad = iw * m / (h * h) * y - m * grav
-        E = iw * 0.5 * m / (h * h) * y.dot(y) - m * grav.dot(x)
+        # gravity's potential about the step's start (a constant shift): every term of the
+        # incremental potential is then small, so float32 resolves its changes (about the
+        # origin, -m g.x of a body 1 m up dwarfs them: Armijo could not tell a decrease)
+        E = iw * 0.5 * m / (h * h) * y.dot(y) - m * grav.dot(x - xn)
         alpha = self._node_alpha(i, shadow)
         grad += iw * alpha * m / h * (x - xn)
         E += iw * 0.5 * alpha * m / h * (x - xn).dot(x - xn)
@@ -477,23 +501,41 @@ class DeformableKernels:
 
     @ti.kernel
     def gradient(self, s: ti.i32) -> ti.f64:
-        """``gvec = dE/dx`` at ``xk`` (zero on fixed nodes); returns ``max |g_i| / m_i``."""
+        """``gvec = dE/dx`` at ``xk`` (zero on fixed nodes); returns ``max |g_i| / m_i``
+        (m/s^2). ``red[6]``: the largest coordinate ``max |xk_i|`` (m), the scale of the
+        positions' rounding; ``red[7]``: ``sqrt(sum_i (|node terms_i| + |element
+        forces_i|)^2)`` (N), the forces whose work on that rounding is the energy's."""
         self._elem_grad(self.xk)
         for blk in range(self.nb):
             acc = 0.0
+            xmax = 0.0
+            f2 = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
                 gi = ti.Vector.zero(float, self.dim)
                 if self.fixed[i] == 0:
                     gn, _E = self._node_terms(i, self.xk[i], s, True)
-                    gi = gn + self._gather(i, self.contrib) + self._pair_gather(i)
+                    ge = self._gather(i, self.contrib) + self._pair_gather(i)
+                    gi = gn + ge
                     acc = ti.max(acc, ti.sqrt(gi.dot(gi)) / self.mass[i])
+                    fa = ti.sqrt(gn.dot(gn)) + ti.sqrt(ge.dot(ge))
+                    f2 += fa * fa
+                for a in ti.static(range(self.dim)):
+                    xmax = ti.max(xmax, ti.abs(self.xk[i][a]))
                 self.gvec[i] = gi
             self.part[blk] = acc
+            self.part2[blk] = xmax
+            self.part3[blk] = f2
         for _ in range(1):
             a = 0.0
+            xm = 0.0
+            f2 = 0.0
             for blk in range(self.nb):
                 a = ti.max(a, self.part[blk])
+                xm = ti.max(xm, self.part2[blk])
+                f2 += self.part3[blk]
             self.red[0] = a
+            self.red[6] = xm
+            self.red[7] = ti.sqrt(f2)
         return self.red[0]
 
     @ti.kernel
@@ -684,24 +726,33 @@ class DeformableKernels:
 
     @ti.kernel
     def descent(self) -> ti.f64:
-        """``g . dx`` and ``max |dx_i|`` (``red[9]``)."""
+        """``g . dx``, ``max |dx_i|`` (``red[9]``) and ``max |P_i g_i|`` (``red[8]``): the
+        block-Jacobi step, how far a node is from its equilibrium with its neighbours held
+        (``P_i`` the inverse of node ``i``'s diagonal Hessian block)."""
         for blk in range(self.nb):
             acc = 0.0
             mx = 0.0
+            mp = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
                 acc += self.gvec[i].dot(self.dx[i])
+                pg = self.Pinv[i] @ self.gvec[i]
                 for a in ti.static(range(self.dim)):
                     mx = ti.max(mx, ti.abs(self.dx[i][a]))
+                    mp = ti.max(mp, ti.abs(pg[a]))
             self.part[blk] = acc
             self.part2[blk] = mx
+            self.part3[blk] = mp
         for _ in range(1):
             a = 0.0
             m = 0.0
+            mp = 0.0
             for blk in range(self.nb):
                 a += self.part[blk]
                 m = ti.max(m, self.part2[blk])
+                mp = ti.max(mp, self.part3[blk])
             self.red[10] = a
             self.red[9] = m
+            self.red[8] = mp
         return self.red[10]
 
     # ------------------------------------------------------------------ backward helpers

@@ -16,6 +16,7 @@ from .shell_physics import (
     HINGE_FACTOR,
     dihedral,
     membrane_damping,
+    membrane_energy,
     membrane_stress,
     membrane_tangent,
 )
@@ -24,6 +25,7 @@ from .shell_physics import (
 @ti.data_oriented
 class ShellKernels(DeformableKernels):
     ALPHA_INDEX = 3  # internal vector: (mu t, lam t, D, alpha, beta, 0)
+    AFTER_SUBSTEP_STAGE = "plastic_update (hinge rest angles)"
 
     def _build_fields(self):
         real, place, g = self.real, self._place, self.requires_grad
@@ -240,7 +242,7 @@ class ShellKernels(DeformableKernels):
             for e in range(self.g_start[gi], self.g_end[gi]):
                 prm = self.sh_material[gi]
                 F = self._tri_F(e, src)
-                _psi, S, _Ci, _c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
+                S, _Ci, _c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
                 Fn = self.tFn[e]
                 P = F @ S + iw * membrane_damping(Fn, (F - Fn) / self.dt, prm[4], prm[0], prm[1])
                 self._tri_write(e, self.tarea[e] * P @ self.tDmi[e].transpose(), 1.0,
@@ -268,7 +270,7 @@ class ShellKernels(DeformableKernels):
             for e in range(self.g_start[gi], self.g_end[gi]):
                 prm = self.sh_material[gi]
                 F = self._tri_F(e, src)
-                psi, _S, _Ci, _c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
+                psi = membrane_energy(F, prm[0], prm[1], self.g_neo[gi])
                 Fn = self.tFn[e]
                 M = Fn.transpose() @ (F - Fn) / self.dt
                 Ed = 0.5 * (M + M.transpose())
@@ -291,7 +293,7 @@ class ShellKernels(DeformableKernels):
             for e in range(self.g_start[gi], self.g_end[gi]):
                 prm = self.sh_material[gi]
                 F = self._tri_F(e, src)
-                _psi, S, Ci, c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
+                S, Ci, c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
                 if ti.static(project):
                     S = _psd2(S)
                     c1 = ti.max(c1, 0.0)
@@ -374,7 +376,7 @@ class ShellKernels(DeformableKernels):
                 prm = self.material[gi]
                 F = self._tri_F(e, self.xk)
                 Fn = self._tri_F_slot(e, self.x, s)
-                _psi, S, _Ci, _c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
+                S, _Ci, _c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
                 P = F @ S + iw * membrane_damping(Fn, (F - Fn) / self.dt, prm[4], prm[0], prm[1])
                 self._tri_write(e, self.tarea[e] * P @ self.tDmi[e].transpose(), 1.0,
                                 self.contrib)
@@ -409,7 +411,7 @@ class ShellKernels(DeformableKernels):
                 prm = self.material[gi]
                 F = self._tri_F_slot(e, self.x, s)
                 Fdot = self._tri_F_slot(e, self.v, s)
-                _psi, S, _Ci, _c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
+                S, _Ci, _c1 = membrane_stress(F, prm[0], prm[1], self.g_neo[gi])
                 P = F @ S + membrane_damping(F, Fdot, prm[4], prm[0], prm[1])
                 self._tri_write(e, self.tarea[e] * P @ self.tDmi[e].transpose(), -1.0,
                                 self.contrib)
@@ -599,8 +601,8 @@ class ShellKernels(DeformableKernels):
         for gi in ti.static(range(self.n_groups)):
             for e in range(self.g_start[gi], self.g_end[gi]):
                 prm = self.material[gi]
-                psi, _S, _Ci, _c1 = membrane_stress(self._tri_F_slot(e, self.x, s), prm[0],
-                                                    prm[1], self.g_neo[gi])
+                psi = membrane_energy(self._tri_F_slot(e, self.x, s), prm[0], prm[1],
+                                      self.g_neo[gi])
                 self.eE[e] = self.tarea[e] * psi
             for h in range(self.h_start[gi], self.h_end[gi]):
                 prm = self.material[gi]

@@ -32,16 +32,17 @@ Hessian ``2 k w grad(theta) grad(theta)^T`` serves Newton's method, the exact on
 
 import taichi as ti
 
+from .constitutive import log1p, x_minus_log1p
+
 HINGE_FACTOR = 1.0 / 6.0
 _TINY = 1e-12
 
 
 @ti.func
 def membrane_stress(F, mu, lam, neo: ti.template()):
-    """``(psi, S, Ci, c1)`` of the membrane at ``F`` (3 x 2)."""
+    """``(S, Ci, c1)`` of the membrane at ``F`` (3 x 2)."""
     C = F.transpose() @ F
     eye = ti.Matrix.identity(float, 2)
-    psi = 0.0
     S = ti.Matrix.zero(float, 2, 2)
     Ci = eye
     c1 = mu
@@ -49,15 +50,32 @@ def membrane_stress(F, mu, lam, neo: ti.template()):
         detC = ti.max(C.determinant(), _TINY)
         Ci = ti.Matrix([[C[1, 1], -C[0, 1]], [-C[1, 0], C[0, 0]]]) / detC
         logJ = 0.5 * ti.log(detC)
-        psi = 0.5 * mu * (C.trace() - 2 - 2 * logJ) + 0.5 * lam * logJ * logJ
         S = mu * (eye - Ci) + lam * logJ * Ci
         c1 = mu - lam * logJ
     else:
         E = 0.5 * (C - eye)
-        trE = E.trace()
-        psi = mu * (E * E).sum() + 0.5 * lam * trE * trE
         S = 2 * mu * E + lam * E.trace() * eye
-    return psi, S, Ci, c1
+    return S, Ci, c1
+
+
+@ti.func
+def membrane_energy(F, mu, lam, neo: ti.template()):
+    """Membrane energy density ``psi`` at ``F`` (3 x 2), from ``E = (C - I)/2`` with no
+    cancellation between first-order terms (neo-Hookean: ``tr C - 2 - 2 log J = (q -
+    log(1 + q)) - 4 det E``, ``q = det C - 1 = 2 tr E + 4 det E``; see ``constitutive.py``
+    on why the line search needs this in float32)."""
+    E = 0.5 * (F.transpose() @ F - ti.Matrix.identity(float, 2))
+    trE = E.trace()
+    psi = 0.0
+    if ti.static(neo):
+        detE = E.determinant()
+        q = 2 * trE + 4 * detE
+        qc = ti.max(q, _TINY - 1.0)     # det C clamped at _TINY, as in the stress
+        logJ = 0.5 * log1p(qc)
+        psi = 0.5 * mu * ((q - qc) + x_minus_log1p(qc) - 4 * detE) + 0.5 * lam * logJ * logJ
+    else:
+        psi = mu * (E * E).sum() + 0.5 * lam * trE * trE
+    return psi
 
 
 @ti.func

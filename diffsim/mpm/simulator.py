@@ -265,6 +265,19 @@ class MPM(Simulator):
                      Jp=torch.ones(n, **kw), tool_pos=tool_pos, tool_rot=tool_rot)
 
     # ------------------------------------------------------------------ engines
+    def _affordable_steps(self) -> int:
+        """Control steps of substep slots, with their gradients, within memory_budget_mb."""
+        d, itemsize = self.dim, torch.finfo(self.dtype).bits // 8
+        slot_bytes = self.n_particles * (2 * d + 2 * d * d + 1) * itemsize
+        step_bytes = 2 * slot_bytes * self.substeps  # values and gradients
+        return int(self.memory_budget_mb * 2 ** 20 // max(step_bytes, 1))
+
+    def default_segment(self, n_steps: int) -> int:
+        """Checkpoint segment for a gradient through ``n_steps`` steps: the whole rollout
+        when its substeps fit in ``memory_budget_mb`` (no recomputation in the backward
+        pass), else as many steps as fit (at least 1)."""
+        return max(1, min(n_steps, self._affordable_steps()))
+
     def _engine_for(self, segment: int, requires_grad: bool) -> MPMEngine:
         self._check_open()
         if requires_grad:
@@ -279,12 +292,9 @@ class MPM(Simulator):
         # A new engine recompiles every kernel (seconds), so size the first one for
         # likely later use: at least DEFAULT_SEGMENT steps and gradient fields, as far
         # as they fit in memory_budget_mb.
-        d, itemsize = self.dim, torch.finfo(self.dtype).bits // 8
-        slot_bytes = self.n_particles * (2 * d + 2 * d * d + 1) * itemsize
-        step_bytes = 2 * slot_bytes * self.substeps  # values and gradients
-        affordable = int(self.memory_budget_mb * 2 ** 20 // max(step_bytes, 1))
+        affordable = self._affordable_steps()
         segment = max(segment, min(DEFAULT_SEGMENT, affordable))
-        requires_grad = requires_grad or segment * step_bytes <= self.memory_budget_mb * 2 ** 20
+        requires_grad = requires_grad or segment <= affordable
         self._engine = MPMEngine(self.model, segment, requires_grad, self.dtype, self.device)
         return self._engine
 
@@ -297,7 +307,8 @@ class MPM(Simulator):
             state: start state.
             controls: (T, action_dim) tool velocities per control step.
             params: differentiable parameters (see ``param_names``).
-            segment: checkpoint segment length in steps (default ``min(T, 32)``).
+            segment: checkpoint segment length in steps (default
+                ``default_segment(T)``: as many as fit in ``memory_budget_mb``).
             saveat: control-step indices in ``[0, T]`` to return (default ``[T]``).
             check: raise ``SimulationError`` on non-finite values / CFL violations.
 
@@ -312,7 +323,7 @@ class MPM(Simulator):
         bad = [s for s in saveat if not 0 <= s <= T]
         if bad or not saveat:
             raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
-        segment = min(T, 32) if segment is None else int(segment)
+        segment = self.default_segment(T) if segment is None else int(segment)
         material, friction = self.internal_params(params)
         drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
         state0 = [state[n].to(self.dtype) for n in STATE_NAMES]

@@ -61,6 +61,8 @@ class TactileKernels(SolidKernels):
     Args (besides ``SolidKernels``'): ``tactile``, the ``TactileSpec`` of the simulator.
     """
 
+    AFTER_SUBSTEP_STAGE = "contact_forces, node_wrench, sum_wrench"
+
     def __init__(self, model, capacity: int, requires_grad: bool, tactile=None):
         self.tac = tactile
         super().__init__(model, capacity, requires_grad)

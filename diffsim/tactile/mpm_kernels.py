@@ -48,6 +48,8 @@ class MPMTactileKernels(TactileKernels):
     Args (besides ``TactileKernels``'): ``grid``, the ``LevelSetGrid`` of the simulator.
     """
 
+    AFTER_SUBSTEP_STAGE = "mpm_forces, contact_forces, node_wrench, sum_wrench"
+
     def __init__(self, model, capacity: int, requires_grad: bool, tactile=None, grid=None):
         self.ls = grid
         self.jm = grid.obj

@@ -53,39 +53,6 @@ def centroid(sim, state, body: str) -> torch.Tensor:
     return (state.x[sl] * m[:, None]).sum(0) / m.sum()
 
 
-def tool_gap(sim, state, tool: int, body: str) -> torch.Tensor:
-    """Distance (m) from tool ``tool`` to the nearest node of ``body`` (negative inside).
-
-    The signed distance of the tool's shape (a ``Sphere`` or an axis-aligned ``Box``:
-    the tasks drive tools by linear velocities only, so they never rotate) at its pose in
-    ``state``, minimised over the body's nodes; differentiable in the tool position and
-    the node positions (the gradient reaches the nearest node).
-    """
-    spec = sim.model.tools[tool]
-    q = state.x[sim.groups[body]] - state.tool_pos[tool]
-    if spec.kind == "sphere":
-        phi = q.norm(dim=1) - spec.geom[0]
-    elif spec.kind == "box":
-        d = q.abs() - torch.as_tensor(spec.geom, dtype=q.dtype, device=q.device)
-        phi = d.clamp(min=0.0).norm(dim=1) + d.max(dim=1).values.clamp(max=0.0)
-    else:
-        raise TypeError(f"tool_gap supports Sphere and Box tools, not {spec.kind!r}")
-    return phi.min()
-
-
-def approach_shaping(sim, state, pairs, scale: float = 0.01) -> torch.Tensor:
-    """Shaping term that brings tools to the object: ``sum max(gap, 0)^2 / scale^2``.
-
-    ``pairs`` lists ``(tool index, body)``; ``gap`` is ``tool_gap``. It is zero while
-    every tool touches its body, so it only acts where the task loss is flat (before
-    contact or after losing it), as in PlasticineLab's and ThinShellLab's losses.
-    """
-    out = state.x.new_zeros(())
-    for tool, body in pairs:
-        out = out + tool_gap(sim, state, tool, body).clamp(min=0.0) ** 2 / scale ** 2
-    return out
-
-
 def over_vertex(sim, state, tools, body: str, near) -> object:
     """``state`` with ``tools`` moved (in the sheet's plane, x and z) onto the vertex of
     ``body`` nearest the point ``near`` (node contact: a finger centred on a vertex

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 import diffsim as ds
+from diffsim import solvers as dss
 
+from ..recipe import Recipe
 from ..task import velocity_map
 from .geometry import TABLE, jitter_tools, table
 from .shape_target import ShapeTargetTask
@@ -43,8 +45,10 @@ class Pinch(ShapeTargetTask):
         Finger poses, the block's centroid, spread and 16 particles.
 
     Rewards:
-        Decrease of the loss: the L1 distance between the normalised 12^3 density
-        fields of the block and of the target shape (0 = same shape, at most 2).
+        Decrease of the objective: the L1 distance between the normalised 12^3
+        density fields of the block and of the target shape (0 = same shape, at most
+        2), plus the contact-seeking term of both fingers (``contacts``: zero once
+        each finger is within one grid cell of the dough).
 
     Starting State:
         Block at rest; fingers 5 cm from its sides, shifted by up to 1 cm (seeded).
@@ -58,9 +62,22 @@ class Pinch(ShapeTargetTask):
 
     Version History:
         v0: initial release.
+        v1: the fingers declare the dough as their contact (``contacts``; scale 5 cm,
+        tolerance 2.5 cm, one grid cell of the default grid): the objective is no
+        longer flat while the fingers are away, so gradients steer them in; goal loss
+        and success unchanged.
     """
 
     name = "Pinch"
+    version = 1
+    #: the framework adds the contact-seeking term (zero within one grid cell of the dough)
+    contacts = (("finger0", "dough"), ("finger1", "dough"))
+    contact_scale = 0.05
+    contact_tolerance = 0.025
+    recipe = Recipe(dss.Adam(lr=0.1), knots=8, basis="linear", budget_s=300.0, note=(
+        "with the contact term the gradient steers the fingers in from the first "
+        "iteration, so no sampling stage: Adam on 8 hat functions per action, 300 s "
+        "(2-core CPU: 54 iterations, goal loss 0.330 -> 0.196, success < 0.198)"))
     loss_box = LOSS_BOX
     success_ratio = 0.6
     defaults = {"grid_res": 40, "horizon": 60}

@@ -217,7 +217,7 @@ touch; `Hybrid` samples first (CEM), then refines the best sample with gradients
 scheme ThinShellLab found necessary. The result is compared with the target and written
 as a point cloud.""", "about 6 minutes", [
     ("code", '''options = dict(grid_res=16, horizon=4) if TINY else {}
-env = gym.make("diffsim/Pinch-v0", render_mode="rgb_array", **options)
+env = gym.make("diffsim/Pinch-v1", render_mode="rgb_array", **options)
 u = env.unwrapped
 env.reset(seed=0)
 T, A = u.horizon, u.act_dim

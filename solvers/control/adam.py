@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -20,7 +21,31 @@ SCHEDULES = ("constant", "cosine", "exponential")
 class AdamState:
     x: torch.Tensor
     opt: torch.optim.Adam
-    sched: torch.optim.lr_scheduler.LRScheduler
+    sched: Any
+
+
+def check_scheduler(scheduler: Any) -> None:
+    if scheduler is not None and not callable(scheduler):
+        raise TypeError("scheduler must be None or a factory optimizer -> torch.optim.lr_scheduler "
+                        "scheduler (e.g. lambda opt: torch.optim.lr_scheduler.StepLR(opt, 50)), got "
+                        f"{type(scheduler).__name__}")
+
+
+def make_scheduler(scheduler: Callable, opt: torch.optim.Optimizer):
+    sched = scheduler(opt)
+    if not isinstance(sched, (torch.optim.lr_scheduler.LRScheduler,
+                              torch.optim.lr_scheduler.ReduceLROnPlateau)):
+        raise TypeError(f"scheduler(opt) must return a torch.optim.lr_scheduler scheduler, got "
+                        f"{type(sched).__name__}")
+    return sched
+
+
+def scheduler_step(sched, loss: float) -> None:
+    """Advance a torch scheduler by one iteration (``ReduceLROnPlateau`` reads the loss)."""
+    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        sched.step(loss)
+    else:
+        sched.step()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +70,11 @@ class Adam(AbstractGradientMethod):
             iteration ``k`` (0-based; torch's ``LambdaLR``).
         lr_min: the final learning rate of ``"cosine"``.
         gamma: the decay factor of ``"exponential"``, in (0, 1].
+        scheduler: instead of ``schedule``, any ``torch.optim.lr_scheduler``: a factory
+            called with the run's ``torch.optim.Adam`` that returns the scheduler, e.g.
+            ``lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1,
+            total_steps=200)``; stepped once per iteration (``ReduceLROnPlateau`` with the
+            iteration's loss). A fresh scheduler is made at every (re)start of the method.
 
     Raises:
         ValueError, TypeError: options out of range (named in the message).
@@ -57,6 +87,7 @@ class Adam(AbstractGradientMethod):
     schedule: str | Callable[[int], float] = "constant"
     lr_min: float = 0.0
     gamma: float = 0.99
+    scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
 
     def __post_init__(self):
         number("lr", self.lr, lo=0.0, lo_open=True)
@@ -73,6 +104,9 @@ class Adam(AbstractGradientMethod):
                              f"callable k -> factor, got {self.schedule!r}")
         number("lr_min", self.lr_min, lo=0.0, hi=float(self.lr))
         number("gamma", self.gamma, lo=0.0, hi=1.0, lo_open=True)
+        check_scheduler(self.scheduler)
+        if self.scheduler is not None and self.schedule != "constant":
+            raise ValueError(f"give either schedule= ({self.schedule!r}) or scheduler=, not both")
 
     def _factor(self, ctx: Context) -> Callable[[int], float]:
         if callable(self.schedule):
@@ -80,7 +114,12 @@ class Adam(AbstractGradientMethod):
         if self.schedule == "exponential":
             return lambda k: self.gamma**k
         if self.schedule == "cosine":
-            n = min(x for x in (ctx.maxiters, ctx.maxevals) if x is not None)
+            budgets = [x for x in (ctx.maxiters, ctx.maxevals) if x is not None]
+            if not budgets:
+                raise ValueError("schedule='cosine' needs maxiters= or maxevals= to know the run's "
+                                 "length; under maxtime= alone use scheduler= (e.g. "
+                                 "ReduceLROnPlateau) or schedule='exponential'")
+            n = min(budgets)
             floor = self.lr_min / self.lr
             return lambda k: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(k, n) / max(n - 1, 1)))
         return lambda k: 1.0
@@ -88,7 +127,10 @@ class Adam(AbstractGradientMethod):
     def init(self, prob: ControlProblem, u: torch.Tensor, ctx: Context) -> AdamState:
         x = u.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=self.lr, betas=self.betas, eps=self.eps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, self._factor(ctx))
+        if self.scheduler is not None:
+            sched = make_scheduler(self.scheduler, opt)
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, self._factor(ctx))
         return AdamState(x, opt, sched)
 
     def step(self, prob: ControlProblem, state: AdamState, ev: Evaluator) -> tuple[AdamState, StepInfo]:
@@ -103,5 +145,5 @@ class Adam(AbstractGradientMethod):
         state.opt.step()
         with torch.no_grad():
             x.copy_(prob.project(x))
-        state.sched.step()
+        scheduler_step(state.sched, value)
         return state, info

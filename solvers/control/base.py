@@ -1,7 +1,7 @@
 """Abstract trajectory optimizers and what one iteration hands back.
 
 An optimizer is a small immutable value with ``init`` and ``step``; the loop in
-``solve.py`` owns the budget (``maxiters``/``maxevals``), the history, the callback,
+``solve.py`` owns the budget (``maxiters``/``maxevals``/``maxtime``), the history, the callback,
 the progress bar and the return code. Capabilities are marker bases:
 :class:`AbstractGradientMethod` differentiates the loss, :class:`AbstractSampler`
 only evaluates it (populations, vectorised through ``batch_loss_fn``).
@@ -27,11 +27,13 @@ class Context:
         generator: the run's ``torch.Generator`` (on ``u0``'s device), seeded by ``solve``.
         maxiters: the iteration budget of this run, or None.
         maxevals: the evaluation budget of this run, or None.
+        maxtime: the wall-clock budget of this run (s), or None.
     """
 
     generator: torch.Generator
     maxiters: int | None
     maxevals: int | None
+    maxtime: float | None = None
 
 
 @dataclasses.dataclass
@@ -41,10 +43,14 @@ class StepInfo:
     Attributes:
         losses: ``(n,)`` losses of the iteration's evaluations (``inf`` where non-finite).
         failed: the iteration hit a non-finite value that ends the run.
+        converged: the method cannot make progress any more (e.g. L-BFGS at a zero
+            projected gradient): the run ends with ``SUCCESS`` and saves the rest of the
+            budget (a ``Hybrid`` hands it to its next start).
     """
 
     losses: torch.Tensor
     failed: bool = False
+    converged: bool = False
 
 
 class AbstractControlAlgorithm:
@@ -71,7 +77,8 @@ class AbstractOptimizer(AbstractControlAlgorithm, abc.ABC):
 
 
 class AbstractGradientMethod(AbstractOptimizer):
-    """Marker: each iteration evaluates the loss and its gradient (1 eval + 1 backward)."""
+    """Marker: the method differentiates the loss (each evaluation is a rollout and a
+    backward pass; ``Adam`` makes one per iteration, ``LBFGS`` several)."""
 
 
 class AbstractSampler(AbstractOptimizer):

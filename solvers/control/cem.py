@@ -91,6 +91,7 @@ class CEM(AbstractSampler):
         n = int(min(self.population, ev.remaining))
         U = gaussian_candidates(prob, state.mean, state.std, n, state.generator, self.include_mean)
         L = ev.losses(U)
+        U = U[:len(L)]  # a deadline may stop a population early
         info = StepInfo(losses=L)
         pool_u, pool_l = U, L
         if self.keep_elites and state.elite_u is not None:

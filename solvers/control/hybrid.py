@@ -1,9 +1,10 @@
-"""``Hybrid(sampler, gradient)``: sample globally, then refine the best sample with gradients."""
+"""``Hybrid(sampler, gradient)``: sample globally, then refine the best samples with gradients."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from .problem import ControlProblem
 from .result import ControlHistory, ControlResult
 from .retcode import ControlReturnCode
 from .solve import Iteration, check_options, finish, make_generator, run
+from .temporal import ExpandingHorizon
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,17 +29,27 @@ class Hybrid(AbstractControlAlgorithm):
     object manipulations with differentiable physics simulations", ICLR 2024) found this
     sample-then-refine scheme necessary for its contact-rich tasks.
 
-    The budget of ``solve`` is shared: the sampler runs ``sampler_iters`` iterations if
-    given, else ``sampler_fraction`` of ``maxevals`` (when given) or of ``maxiters``; the
-    gradient stage gets what is left of both budgets and starts from the sampler's best
-    point (re-evaluating it once, for its gradient). The result's ``stages`` holds both
-    stage results; ``history.stage`` tells the stages apart.
+    The budget of ``solve`` is shared: the sampler stage gets ``sampler_iters``
+    iterations if given, else ``sampler_fraction`` of each budget (``maxevals``,
+    ``maxtime``, else ``maxiters``); the gradient stage gets what is left. With
+    ``restarts > 1`` the sampler stage is that many independent sampler runs (restart
+    ``r`` draws its random numbers from seed ``seed + 7919 r``), each with an equal
+    share of the sampler budget and each starting from ``u0``: a run whose Gaussian
+    collapses into a poor basin is outvoted by the others. Each restart hands its
+    ``top_k`` best distinct points to the gradient stage, which refines every start with
+    an equal share of what is left (re-evaluating the start once, for its gradient); the
+    best point of all stages is the result. ``res.stages`` holds every stage's result in
+    the order they ran; ``history.stage`` tells the stages apart. A ``horizon=`` schedule
+    of ``solve`` applies to the gradient stage only (samplers see the full loss).
 
     Args:
         sampler: a sampling method (``CEM``, ``MPPI``).
-        gradient: a gradient method (``Adam``).
-        sampler_iters: iterations of the sampler stage (None: use ``sampler_fraction``).
-        sampler_fraction: share of the budget for the sampler, in (0, 1).
+        gradient: a gradient method (``Adam``, ``LBFGS``).
+        sampler_iters: iterations of the sampler stage, split among the restarts (None:
+            use ``sampler_fraction``).
+        sampler_fraction: share of the budget for the sampler stage, in (0, 1).
+        restarts: independent sampler runs (>= 1).
+        top_k: best distinct points of each restart refined by the gradient method (>= 1).
 
     Raises:
         TypeError: ``sampler``/``gradient`` of the wrong kind.
@@ -48,63 +60,123 @@ class Hybrid(AbstractControlAlgorithm):
     gradient: AbstractGradientMethod
     sampler_iters: int | None = None
     sampler_fraction: float = 0.5
+    restarts: int = 1
+    top_k: int = 1
 
     def __post_init__(self):
         if not isinstance(self.sampler, AbstractSampler):
             raise TypeError(f"Hybrid's sampler must be a sampling method (CEM, MPPI), got "
                             f"{type(self.sampler).__name__}")
         if not isinstance(self.gradient, AbstractGradientMethod):
-            raise TypeError(f"Hybrid's gradient must be a gradient method (Adam), got "
+            raise TypeError(f"Hybrid's gradient must be a gradient method (Adam, LBFGS), got "
                             f"{type(self.gradient).__name__}")
         if self.sampler_iters is not None:
             positive_int("sampler_iters", self.sampler_iters)
         number("sampler_fraction", self.sampler_fraction, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        positive_int("restarts", self.restarts)
+        positive_int("top_k", self.top_k)
 
-    def split(self, maxiters: int | None, maxevals: int | None) -> tuple[int | None, int | None]:
-        """The sampler stage's (maxiters, maxevals)."""
+    def split(self, maxiters: int | None, maxevals: int | None,
+              maxtime: float | None = None) -> tuple[int | None, int | None, float | None]:
+        """The whole sampler stage's (maxiters, maxevals, maxtime)."""
         if self.sampler_iters is not None:
             iters = self.sampler_iters if maxiters is None else min(self.sampler_iters, maxiters)
-            return iters, maxevals
-        if maxevals is not None:
-            return maxiters, max(1, math.floor(self.sampler_fraction * maxevals))
-        return max(1, round(self.sampler_fraction * maxiters)), None
+            return iters, maxevals, maxtime
+        f = self.sampler_fraction
+        evals = None if maxevals is None else max(1, math.floor(f * maxevals))
+        secs = None if maxtime is None else f * maxtime
+        if maxevals is None and maxtime is None:
+            return max(1, round(f * maxiters)), None, None
+        return maxiters, evals, secs
 
 
-def _left(total: int | None, used: int) -> int | None:
+def _left(total, used):
     return None if total is None else total - used
+
+
+def _share(total, n: int, integer: bool):
+    if total is None:
+        return None
+    return max(1, total // n) if integer else total / n
+
+
+def _spent(iters, evals, secs) -> bool:
+    return any(x is not None and x <= 0 for x in (iters, evals, secs))
 
 
 @register(ControlProblem, Hybrid)
 def solve_hybrid(prob: ControlProblem, alg: Hybrid, *, maxiters: int | None = None,
-                 maxevals: int | None = None, target: float | None = None, progress: bool = False,
-                 callback: Callable[[Iteration], Any] | None = None, seed: int | None = None,
-                 catch: Any = (), throw: bool = False, **unknown: Any) -> ControlResult:
+                 maxevals: int | None = None, maxtime: float | None = None,
+                 horizon: ExpandingHorizon | None = None, target: float | None = None,
+                 progress: bool = False, callback: Callable[[Iteration], Any] | None = None,
+                 seed: int | None = None, catch: Any = (), throw: bool = False,
+                 **unknown: Any) -> ControlResult:
     """Minimise a :class:`ControlProblem` with :class:`Hybrid`; the keyword arguments are
-    those of ``solve(ControlProblem, optimizer)``, shared by both stages."""
-    opts = check_options(prob, maxiters, maxevals, target, progress, callback, seed, catch, throw,
-                         unknown, "solve(ControlProblem, Hybrid)")
-    gen = make_generator(opts.seed, prob.u0.device)
-    s_iters, s_evals = alg.split(opts.maxiters, opts.maxevals)
-    first = run(prob, alg.sampler, prob.u0, opts, gen, maxiters=s_iters, maxevals=s_evals)
-    stages = (first,)
-    g_iters, g_evals = _left(opts.maxiters, first.niters), _left(opts.maxevals, first.nevals)
-    reached = opts.target is not None and first.loss <= opts.target
-    if first.retcode is ControlReturnCode.SUCCESS and not reached and g_iters != 0 and g_evals != 0:
-        second = run(prob, alg.gradient, first.u, opts, gen, maxiters=g_iters, maxevals=g_evals,
-                     offset=(first.niters, first.nevals, first.nbackward), best_before=first.loss)
-        stages = (first, second)
-    last = stages[-1]
+    those of ``solve(ControlProblem, optimizer)``, shared by the stages."""
+    opts = check_options(prob, maxiters, maxevals, maxtime, horizon, target, progress, callback,
+                         seed, catch, throw, unknown, "solve(ControlProblem, Hybrid)")
+    t0 = time.perf_counter()
+    s_iters, s_evals, s_time = alg.split(opts.maxiters, opts.maxevals, opts.maxtime)
+    R = alg.restarts
+    stages: list[ControlResult] = []
+    done = [0, 0, 0]   # iterations, evaluations, backward passes of the stages so far
+    best = math.inf
+
+    def go(method, u, gen, **budget):
+        nonlocal best
+        res = run(prob, method, u, opts, gen, offset=tuple(done), best_before=best, **budget)
+        stages.append(res)
+        done[0] += res.niters
+        done[1] += res.nevals
+        done[2] += res.nbackward
+        best = min(best, res.loss)
+        return res
+
+    starts = []
+    for r in range(R):
+        gen = make_generator(opts.seed + 7919 * r, prob.u0.device)
+        res = go(alg.sampler, prob.u0, gen, maxiters=_share(s_iters, R, True),
+                 maxevals=_share(s_evals, R, True), maxtime=_share(s_time, R, False),
+                 keep=alg.top_k)
+        starts += list(res.top)
+        if res.retcode is not ControlReturnCode.SUCCESS:
+            break
+    reached = opts.target is not None and best <= opts.target
+    ok = stages[-1].retcode is ControlReturnCode.SUCCESS
+    starts.sort(key=lambda p: p[0])
+    g_iters, g_evals = _left(opts.maxiters, done[0]), _left(opts.maxevals, done[1])
+    g_time = _left(opts.maxtime, time.perf_counter() - t0)
+    n = len(starts)
+    if ok and not reached and n and not _spent(g_iters, g_evals, g_time):
+        gen = make_generator(opts.seed, prob.u0.device)
+        for i, (_, u) in enumerate(starts):
+            left = n - i   # later starts inherit what earlier ones left unused
+            g_time = _left(opts.maxtime, time.perf_counter() - t0)
+            if _spent(g_iters, g_evals, g_time):
+                break
+            res = go(alg.gradient, u, gen, maxiters=_share(g_iters, left, True),
+                     maxevals=_share(g_evals, left, True), maxtime=_share(g_time, left, False),
+                     horizon=opts.horizon)
+            g_iters, g_evals = _left(g_iters, res.niters), _left(g_evals, res.nevals)
+            if res.retcode is not ControlReturnCode.SUCCESS or (
+                    opts.target is not None and res.loss <= opts.target):
+                break
     hist = ControlHistory()
-    hist.extend(first.history)
-    best_u, best_loss = first.u, first.loss
-    if len(stages) == 2:
-        hist.extend(last.history, nevals_offset=first.nevals, best_before=first.loss)
-        if last.loss < best_loss:
-            best_u, best_loss = last.u, last.loss
+    nev, best_so_far = 0, math.inf
+    for s in stages:
+        hist.extend(s.history, nevals_offset=nev, best_before=best_so_far)
+        nev += s.nevals
+        best_so_far = min(best_so_far, s.loss)
+    # with a temporal schedule only the gradient stages' losses are at the full horizon
+    pool = [s for s in stages if opts.horizon is None or s.horizon is not None] or stages
+    winner = min(pool, key=lambda s: s.loss)
+    last = stages[-1]
     res = ControlResult(
-        u=best_u, loss=best_loss, history=hist,
+        u=winner.u, loss=winner.loss, history=hist,
         nevals=sum(s.nevals for s in stages), nbackward=sum(s.nbackward for s in stages),
         niters=sum(s.niters for s in stages), nnonfinite=sum(s.nnonfinite for s in stages),
-        time=sum(s.time for s in stages), retcode=last.retcode, message=last.message,
-        prob=prob, alg=alg, stages=stages)
+        time=time.perf_counter() - t0, retcode=last.retcode, message=last.message,
+        prob=prob, alg=alg, stages=tuple(stages),
+        top=tuple(sorted((p for s in stages for p in s.top), key=lambda p: p[0])[:alg.top_k]),
+        horizon=last.horizon)
     return finish(res, opts)

@@ -71,6 +71,7 @@ class MPPI(AbstractSampler):
         n = int(min(self.samples, ev.remaining))
         U = gaussian_candidates(prob, state.mean, state.std, n, state.generator, self.include_mean)
         S = ev.losses(U)
+        U = U[:len(S)]  # a deadline may stop a population early
         info = StepInfo(losses=S)
         finite = torch.isfinite(S)
         if not bool(finite.any()):

@@ -22,6 +22,8 @@ class ControlHistory:
         minimum: the lowest loss of the iteration.
         nevals: evaluations spent so far (cumulative), for plots against simulation cost.
         stage: the algorithm that ran the iteration (``"CEM"``, ``"Adam"``, ...).
+        horizon: the loss horizon of a temporal schedule (None without one); ``best``
+            restarts at ``inf`` where it grows (losses of different horizons differ).
     """
 
     best: list[float] = dataclasses.field(default_factory=list)
@@ -29,14 +31,17 @@ class ControlHistory:
     minimum: list[float] = dataclasses.field(default_factory=list)
     nevals: list[int] = dataclasses.field(default_factory=list)
     stage: list[str] = dataclasses.field(default_factory=list)
+    horizon: list[int | None] = dataclasses.field(default_factory=list)
 
-    def record(self, losses: torch.Tensor, best: float, nevals: int, stage: str) -> None:
+    def record(self, losses: torch.Tensor, best: float, nevals: int, stage: str,
+               horizon: int | None = None) -> None:
         finite = losses[torch.isfinite(losses)]
         self.best.append(best)
         self.mean.append(float(finite.mean()) if finite.numel() else math.nan)
         self.minimum.append(float(finite.min()) if finite.numel() else math.inf)
         self.nevals.append(nevals)
         self.stage.append(stage)
+        self.horizon.append(horizon)
 
     def extend(self, other: ControlHistory, *, nevals_offset: int = 0, best_before: float = math.inf) -> None:
         """Append ``other`` (a later stage): its counts shift by ``nevals_offset`` and its
@@ -46,6 +51,7 @@ class ControlHistory:
         self.minimum += other.minimum
         self.nevals += [n + nevals_offset for n in other.nevals]
         self.stage += other.stage
+        self.horizon += other.horizon
 
     def __len__(self) -> int:
         return len(self.best)
@@ -56,8 +62,9 @@ class ControlResult:
     """Result of ``solve(ControlProblem, algorithm, ...)``.
 
     Attributes:
-        u: the best controls found (a detached tensor of ``u0``'s shape, inside the
-            bounds; ``u0`` if no finite loss was seen).
+        u: the best point found (a detached tensor of ``u0``'s shape, inside the bounds;
+            ``u0`` if no finite loss was seen): the controls, or with a basis its weights.
+        controls: the controls of ``u`` (``prob.controls(u)``: ``basis(u)`` with a basis).
         loss: the loss at ``u`` (a float; ``inf`` if no finite loss was seen).
         history: :class:`ControlHistory`.
         nevals: loss evaluations = simulated rollouts (a gradient evaluation counts its
@@ -69,7 +76,11 @@ class ControlResult:
         retcode: :class:`ControlReturnCode`.
         message: what ended a failed run (``""`` on success).
         prob, alg: what was solved and how.
-        stages: for :class:`Hybrid`, the results of its sampler and gradient stages.
+        stages: for :class:`Hybrid`, the results of its sampler and gradient stages (in
+            the order they ran: every sampler restart, then every refined start).
+        top: the best distinct points of the run as ``(loss, u)`` pairs, best first (one
+            unless a method asked for more, as ``Hybrid(top_k=...)`` does).
+        horizon: the final loss horizon of a temporal schedule (None without one).
     """
 
     u: torch.Tensor
@@ -85,6 +96,15 @@ class ControlResult:
     prob: Any = None
     alg: Any = None
     stages: tuple = ()
+    top: tuple = ()
+    horizon: int | None = None
+
+    @property
+    def controls(self) -> torch.Tensor:
+        if self.prob is None or getattr(self.prob, "basis", None) is None:
+            return self.u
+        with torch.no_grad():
+            return self.prob.controls(self.u)
 
     @property
     def successful(self) -> bool:

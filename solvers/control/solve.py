@@ -1,7 +1,8 @@
 """``solve(ControlProblem, optimizer, ...)``: the loop every iterative method shares.
 
-The loop owns the budget (``maxiters`` / ``maxevals``), the history, the callback, the
-progress bar and the return code; a method only implements ``init`` and ``step``.
+The loop owns the budget (``maxiters`` / ``maxevals`` / ``maxtime``), the temporal
+schedule (``horizon=``), the history, the callback, the progress bar and the return
+code; a method only implements ``init`` and ``step``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from .evaluator import Evaluator
 from .problem import ControlProblem
 from .result import ControlHistory, ControlResult
 from .retcode import ControlError, ControlReturnCode
+from .temporal import ExpandingHorizon, HorizonState
 
-ALLOWED = ("maxiters", "maxevals", "target", "progress", "callback", "seed", "catch", "throw")
+ALLOWED = ("maxiters", "maxevals", "maxtime", "horizon", "target", "progress", "callback", "seed",
+           "catch", "throw")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Iteration:
         loss: the best loss so far.
         mean: the mean finite loss of this iteration.
         nevals, nbackward: evaluations and backward passes so far.
+        time: seconds since the run (of this stage) started.
+        horizon: the loss horizon of a temporal schedule (None without one).
     """
 
     iteration: int
@@ -48,6 +53,8 @@ class Iteration:
     mean: float
     nevals: int
     nbackward: int
+    time: float = 0.0
+    horizon: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +63,8 @@ class Options:
 
     maxiters: int | None
     maxevals: int | None
+    maxtime: float | None
+    horizon: ExpandingHorizon | None
     target: float | None
     progress: bool
     callback: Callable[[Iteration], Any] | None
@@ -64,16 +73,21 @@ class Options:
     throw: bool
 
 
-def check_options(prob: ControlProblem, maxiters, maxevals, target, progress, callback, seed,
-                  catch, throw, unknown: dict, where: str) -> Options:
+def check_options(prob: ControlProblem, maxiters, maxevals, maxtime, horizon, target, progress,
+                  callback, seed, catch, throw, unknown: dict, where: str) -> Options:
     no_unknown_kwargs(where, unknown, ALLOWED)
-    if maxiters is None and maxevals is None:
-        raise ValueError(f"{where} needs a budget: give maxiters= (iterations) and/or maxevals= "
-                         "(loss evaluations, i.e. simulated rollouts)")
+    if maxiters is None and maxevals is None and maxtime is None:
+        raise ValueError(f"{where} needs a budget: give maxiters= (iterations), maxevals= (loss "
+                         "evaluations, i.e. simulated rollouts) and/or maxtime= (seconds)")
     if maxiters is not None:
         positive_int("maxiters", maxiters)
     if maxevals is not None:
         positive_int("maxevals", maxevals)
+    if maxtime is not None:
+        maxtime = number("maxtime", maxtime, lo=0.0, lo_open=True)
+    if horizon is not None and not isinstance(horizon, ExpandingHorizon):
+        raise TypeError(f"horizon must be None or a dss.ExpandingHorizon (an optimiser-side "
+                        f"schedule of the loss horizon), got {type(horizon).__name__}")
     if target is not None:
         target = number("target", target)
     if not isinstance(progress, bool):
@@ -92,7 +106,8 @@ def check_options(prob: ControlProblem, maxiters, maxevals, target, progress, ca
     if not isinstance(catch, (tuple, list)) or not all(
             isinstance(c, type) and issubclass(c, Exception) for c in catch):
         raise TypeError(f"catch must be an exception class or a tuple of them, got {catch!r}")
-    return Options(maxiters, maxevals, target, progress, callback, seed, tuple(catch), throw)
+    return Options(maxiters, maxevals, maxtime, horizon, target, progress, callback, seed,
+                   tuple(catch), throw)
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -101,16 +116,38 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     return g
 
 
+def _progress(it: int, ev: Evaluator, t: float, maxiters, maxevals, maxtime) -> float:
+    """The spent fraction of the tightest budget, in [0, 1]."""
+    out = 0.0
+    if maxiters is not None:
+        out = max(out, it / maxiters)
+    if maxevals is not None:
+        out = max(out, ev.nevals / maxevals)
+    if maxtime is not None:
+        out = max(out, t / maxtime)
+    return min(out, 1.0)
+
+
 def run(prob: ControlProblem, alg: AbstractOptimizer, u: torch.Tensor, opts: Options,
         generator: torch.Generator, *, maxiters: int | None, maxevals: int | None,
+        maxtime: float | None = None, horizon: ExpandingHorizon | None = None, keep: int = 1,
         offset: tuple[int, int, int] = (0, 0, 0), best_before: float = math.inf) -> ControlResult:
-    """Run ``alg`` from ``u`` under the given budget.
+    """Run ``alg`` from ``u`` under the given budget (iterations, evaluations, seconds).
 
-    ``offset`` (iterations, evaluations, backward passes) and ``best_before`` are those of
-    earlier stages, for the callback and the progress bar only; the result counts this
-    run alone.
+    ``horizon``: a temporal schedule for this run (its weights reach ``loss_fn``; at each
+    expansion the method restarts from the best point of the shorter horizon). ``keep``:
+    how many of the best distinct points the result's ``top`` holds. ``offset``
+    (iterations, evaluations, backward passes) and ``best_before`` are those of earlier
+    stages, for the callback and the progress bar only; the result counts this run alone.
     """
-    ev = Evaluator(prob, maxevals, opts.catch)
+    t0 = time.perf_counter()
+    deadline = None if maxtime is None else t0 + maxtime
+    sched: HorizonState | None = None if horizon is None else horizon.init(prob.steps)
+    weights = None
+    if sched is not None:
+        def weights():
+            return sched.weights(prob.u0)
+    ev = Evaluator(prob, maxevals, opts.catch, deadline=deadline, weights=weights, keep=keep)
     name = type(alg).__name__
     hist = ControlHistory()
     retcode, message, it = ControlReturnCode.SUCCESS, "", 0
@@ -118,30 +155,61 @@ def run(prob: ControlProblem, alg: AbstractOptimizer, u: torch.Tensor, opts: Opt
     if opts.progress:
         from tqdm.auto import tqdm
 
-        total, unit = (maxiters, "it") if maxiters is not None else (maxevals, "eval")
+        if maxiters is not None:
+            total, unit = maxiters, "it"
+        elif maxevals is not None:
+            total, unit = maxevals, "eval"
+        else:
+            total, unit = round(maxtime, 1), "s"
         bar = tqdm(total=total, unit=unit, desc=name, dynamic_ncols=True)
-    t0 = time.perf_counter()
+    ctx = Context(generator, maxiters, maxevals, maxtime)
+    force = False  # one more iteration after an expansion, so the new horizon is evaluated
     try:
-        state = alg.init(prob, u, Context(generator, maxiters, maxevals))
-        while (maxiters is None or it < maxiters) and ev.remaining >= 1:
+        state = alg.init(prob, u, ctx)
+        while ((maxiters is None or it < maxiters) and ev.remaining >= 1
+               and (force or not ev.out_of_time)):
+            force = False
             before = ev.nevals
             state, info = alg.step(prob, state, ev)
             it += 1
             best = min(ev.best_loss, best_before)
-            hist.record(info.losses, best, ev.nevals, name)
+            hist.record(info.losses, best, ev.nevals, name,
+                        None if sched is None else sched.horizon)
+            elapsed = time.perf_counter() - t0
             if bar is not None:
-                bar.update(1 if maxiters is not None else ev.nevals - before)
-                bar.set_postfix(best=f"{best:.4g}", mean=f"{hist.mean[-1]:.4g}", nevals=ev.nevals + offset[1])
+                if unit == "s":
+                    bar.n = round(min(elapsed, maxtime), 1)
+                    bar.refresh()
+                else:
+                    bar.update(1 if unit == "it" else ev.nevals - before)
+                post = dict(best=f"{best:.4g}", mean=f"{hist.mean[-1]:.4g}", nevals=ev.nevals + offset[1])
+                if sched is not None:
+                    post["horizon"] = sched.horizon
+                bar.set_postfix(**post)
             if info.failed:
                 retcode = ControlReturnCode.NON_FINITE
                 message = f"{ev.failure or 'non-finite loss'} in iteration {it + offset[0]} ({name})"
                 break
+            if info.converged and (sched is None or sched.horizon >= sched.steps):
+                break
             if opts.callback is not None and opts.callback(Iteration(
                     it + offset[0], name, ev.best_u, best, hist.mean[-1], ev.nevals + offset[1],
-                    ev.nbackward + offset[2])):
+                    ev.nbackward + offset[2], elapsed, None if sched is None else sched.horizon)):
                 retcode = ControlReturnCode.TERMINATED
                 break
-            if opts.target is not None and best <= opts.target:
+            if sched is not None and sched.horizon < sched.steps:
+                more = (maxiters is None or it < maxiters) and ev.remaining >= 1
+                progress = _progress(it, ev, elapsed, maxiters, maxevals, maxtime)
+                if more and sched.observe(hist.minimum[-1], progress):
+                    # the loss changed: restart the method from the best plan so far, and
+                    # forget losses of the shorter horizon (not comparable)
+                    state = alg.init(prob, ev.best_u, ctx)
+                    ev.reset_best()
+                    best_before = math.inf
+                    force = True
+                    continue
+            if opts.target is not None and best <= opts.target and (
+                    sched is None or sched.horizon >= sched.steps):
                 break
     finally:
         if bar is not None:
@@ -149,7 +217,8 @@ def run(prob: ControlProblem, alg: AbstractOptimizer, u: torch.Tensor, opts: Opt
     return ControlResult(u=ev.best_u, loss=ev.best_loss, history=hist, nevals=ev.nevals,
                          nbackward=ev.nbackward, niters=it, nnonfinite=ev.nnonfinite,
                          time=time.perf_counter() - t0, retcode=retcode, message=message,
-                         prob=prob, alg=alg)
+                         prob=prob, alg=alg, top=tuple(ev.top),
+                         horizon=None if sched is None else sched.horizon)
 
 
 def finish(res: ControlResult, opts: Options) -> ControlResult:
@@ -165,18 +234,28 @@ def _default_control_algorithm(prob: ControlProblem) -> AbstractOptimizer:
 
 @register(ControlProblem, AbstractOptimizer)
 def solve_control(prob: ControlProblem, alg: AbstractOptimizer, *, maxiters: int | None = None,
-                  maxevals: int | None = None, target: float | None = None, progress: bool = False,
-                  callback: Callable[[Iteration], Any] | None = None, seed: int | None = None,
-                  catch: Any = (), throw: bool = False, **unknown: Any) -> ControlResult:
-    """Minimise a :class:`ControlProblem` with an iterative method (``Adam``, ``CEM``, ``MPPI``).
+                  maxevals: int | None = None, maxtime: float | None = None,
+                  horizon: ExpandingHorizon | None = None, target: float | None = None,
+                  progress: bool = False, callback: Callable[[Iteration], Any] | None = None,
+                  seed: int | None = None, catch: Any = (), throw: bool = False,
+                  **unknown: Any) -> ControlResult:
+    """Minimise a :class:`ControlProblem` with an iterative method (``Adam``, ``LBFGS``,
+    ``CEM``, ``MPPI``).
 
     Args:
         prob: the problem.
         alg: the method (``Adam()`` when ``solve(prob)`` gets none).
         maxiters: iteration budget (an iteration is one gradient step, or one population).
         maxevals: evaluation budget (rollouts); the run never exceeds it (a sampler's last
-            population shrinks to fit). At least one of the two budgets is required.
-        target: stop as soon as the best loss is <= target.
+            population shrinks to fit).
+        maxtime: wall-clock budget in seconds, checked between iterations and between the
+            candidates of a population evaluated one by one (a gradient step or a batched
+            population is never cut, so a run may overshoot by one of them). At least one
+            of the three budgets is required; the first one spent ends the run.
+        horizon: an :class:`ExpandingHorizon` schedule: ``loss_fn`` is called as
+            ``loss_fn(U, weights=w)`` with the schedule's ``(T,)`` step weights, which grow
+            during the run (``res.horizon`` is the final horizon).
+        target: stop as soon as the best loss is <= target (at the full horizon).
         progress: show a tqdm progress bar (stderr) with the best and mean loss. Off by
             default: library calls never print unless asked.
         callback: ``callback(it: Iteration)`` after every iteration; a true return value
@@ -198,8 +277,9 @@ def solve_control(prob: ControlProblem, alg: AbstractOptimizer, *, maxiters: int
             a gradient method, ``batch_loss_fn`` returning the wrong shape.
         ControlError: only with ``throw=True``.
     """
-    opts = check_options(prob, maxiters, maxevals, target, progress, callback, seed, catch, throw,
-                         unknown, f"solve(ControlProblem, {type(alg).__name__})")
+    opts = check_options(prob, maxiters, maxevals, maxtime, horizon, target, progress, callback,
+                         seed, catch, throw, unknown, f"solve(ControlProblem, {type(alg).__name__})")
     res = run(prob, alg, prob.u0, opts, make_generator(opts.seed, prob.u0.device),
-              maxiters=opts.maxiters, maxevals=opts.maxevals)
+              maxiters=opts.maxiters, maxevals=opts.maxevals, maxtime=opts.maxtime,
+              horizon=opts.horizon)
     return finish(res, opts)

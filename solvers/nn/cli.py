@@ -31,6 +31,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--nx", type=int, default=100, help="1D resolution (combined-equation data)")
     ap.add_argument("--time-window", type=int, default=25)
     ap.add_argument("--unrolling", type=int, default=1, help="max pushforward unrolls (0: off)")
+    ap.add_argument("--pushforward-start", type=int, default=1, help="first epoch with pushforward unrolls")
+    ap.add_argument("--loss", default="l2", choices=["l2", "mse"],
+                    help="field models: l2 = sqrt of the batch sum of squares (the MP-PDE code's), or mse")
+    ap.add_argument("--field-noise", type=float, default=0.0, help="field models: Gaussian input noise std")
     ap.add_argument("--warmup", type=int, default=2, help="ground-truth windows before a test rollout")
     ap.add_argument("--hidden", type=int, default=128, help="MPPDE/GNS hidden size; UNet base width")
     ap.add_argument("--layers", type=int, default=None, help="MPPDE message layers / FNO Fourier layers")
@@ -115,7 +119,8 @@ def build(args):
         model = UNet(dim=tr.dim, channels=tr.channels, hidden=args.hidden if args.hidden != 128 else 32,
                      periodic=tr.periodic, **common)
     augment = GeneralCovariance() if args.augment == "covariance" else None
-    task = FieldTask(tr, tw, unrolling=args.unrolling, valid=valid, warmup=args.warmup, augment=augment)
+    task = FieldTask(tr, tw, unrolling=args.unrolling, valid=valid, warmup=args.warmup, augment=augment,
+                     loss=args.loss, noise_std=args.field_noise, pushforward_start=args.pushforward_start)
     return model, task, test
 
 

@@ -49,8 +49,9 @@ class MPLayer(nn.Module):
         self.update = nn.Sequential(nn.Linear(2 * hidden + n_vars, hidden), Swish(),
                                     nn.Linear(hidden, hidden), Swish())
 
-    def forward(self, h, u, dx, v, edges, B):
-        send, recv = edges
+    def _split(self, h, u, v):
+        """Per-node parts of the first message layer: receiver part ``a``, sender part ``b``,
+        and the weight of the relative position."""
         H, T, P = self.hidden, self.tw, self.pos_dim
         W = self.message_in.weight
         w_i, w_j, w_u, w_x, w_v = W[:, :H], W[:, H:2 * H], W[:, 2 * H:2 * H + T], \
@@ -58,9 +59,30 @@ class MPLayer(nn.Module):
         pu = u @ w_u.t()
         a = torch.addmm(self.message_in.bias, h, w_i.t()) + pu + v @ w_v.t()
         b = h @ w_j.t() - pu
+        return a, b, w_x
+
+    def forward(self, h, u, dx, v, edges, B):
+        """Messages along ``edges`` (2, E) with relative positions ``dx`` (E, pos_dim)."""
+        send, recv = edges
+        a, b, w_x = self._split(h, u, v)
         m = nn.functional.silu(a[recv] + b[send] + dx @ w_x.t())
         m = nn.functional.silu(self.message_out(m))
         agg = scatter_mean(m, recv, h.shape[0])
+        return self._update(h, agg, v, B)
+
+    def forward_grid(self, h, u, v, B, offsets, dx):
+        """The same layer on a periodic regular 1D grid: node ``i`` receives from ``i + o``
+        for each offset ``o`` (relative positions ``dx`` (K, pos_dim), one per offset), so
+        gathers are rolls and the mean over neighbours is a mean over the offset axis."""
+        a, b, w_x = self._split(h, u, v)
+        n, H = h.shape[0] // B, h.shape[1]
+        bb = b.view(B, n, H)
+        senders = torch.stack([torch.roll(bb, -o, 1) for o in offsets])  # (K, B, n, H): b[i + o]
+        m = nn.functional.silu(a.view(1, B, n, H) + senders + (dx @ w_x.t()).view(-1, 1, 1, H))
+        m = nn.functional.silu(self.message_out(m))
+        return self._update(h, m.mean(0).view(B * n, H), v, B)
+
+    def _update(self, h, agg, v, B):
         h = h + self.update(torch.cat((h, agg, v), -1))
         # instance norm per graph: statistics over the nodes of each sample
         hb = h.view(B, -1, h.shape[-1])
@@ -124,7 +146,9 @@ class MPPDE(AbstractFieldModel):
     def _edges(self, n: int, B: int, device) -> torch.Tensor:
         key = (n, B, str(device))
         if key not in self._graph_cache:
-            self._graph_cache = {key: grid_graph_1d(n, self.neighbors, B, periodic=self.periodic, device=device)}
+            with torch.inference_mode(False):  # a normal tensor: usable in training after an inference call
+                self._graph_cache = {key: grid_graph_1d(n, self.neighbors, B, periodic=self.periodic,
+                                                           device=device)}
         return self._graph_cache[key]
 
     def _predict(self, u, t, cond, pos, edge_index=None):
@@ -137,9 +161,19 @@ class MPPDE(AbstractFieldModel):
             x = pos.reshape(B, n)
         x = x.reshape(B * n, 1)
         v = torch.cat((t[:, None], cond), 1).repeat_interleave(n, 0)
-        edges = self._edges(n, B, u.device) if edge_index is None else edge_index
         feats = [nodes_u, x / self.length, v] if self.use_position else [nodes_u, v]
         h = self.embed(torch.cat(feats, -1))
+        if pos is None and edge_index is None and self.periodic:
+            # regular periodic grid: neighbours by rolls (same function as the edge path, tested)
+            offsets = [o for o in range(-self.neighbors, self.neighbors + 1) if o]
+            if 2 * self.neighbors >= n:
+                raise ValueError(f"neighbors={self.neighbors} must be < nx/2 on a periodic grid of {n} nodes")
+            dxo = -torch.tensor(offsets, dtype=u.dtype, device=u.device)[:, None] / n  # (x_i - x_{i+o}) / L
+            for layer in self.layers:
+                h = layer.forward_grid(h, nodes_u, v, B, offsets, dxo)
+            out = torch.stack([dec(h[:, None]).squeeze(1) for dec in self.decoder], 1)
+            return out.view(B, n, C, tw).permute(0, 3, 2, 1)
+        edges = self._edges(n, B, u.device) if edge_index is None else edge_index
         send, recv = edges
         dx = x[recv] - x[send]
         if self.periodic:

@@ -58,9 +58,11 @@ class FieldTask(Task):
 
     A batch picks trajectories and start steps ``s``; the model sees the ``time_window``
     states before ``s`` and must predict the next ``time_window``. With pushforward, the
-    model is first unrolled ``r`` windows without gradient (``r`` drawn uniformly from
-    ``0..min(epoch, unrolling)`` per batch, as in the paper) and the loss is taken on
-    the window after that, so the model learns from its own input distribution.
+    model is first unrolled ``r`` windows without gradient and the loss is taken on the
+    window after that, so the model learns from its own input distribution. ``r`` is
+    drawn uniformly from ``0..max_unroll(epoch)`` per batch, where ``max_unroll`` grows by
+    one per epoch from ``pushforward_start`` up to ``unrolling`` (the paper: from epoch 1,
+    one unroll at most, an epoch being 250 passes over 2048 trajectories).
 
     Args:
         data: training :class:`FieldData`.
@@ -70,28 +72,52 @@ class FieldTask(Task):
         warmup: ground-truth windows given before the validation rollout (2 in the paper).
         augment: an augmentation with ``__call__(u_span, gen) -> (u_span, pos)``
             (e.g. :class:`GeneralCovariance`), or None.
-        valid_samples: validate on the first this many trajectories of ``valid``.
+        valid_samples: validate on the first this many trajectories of ``valid`` (None: all).
+        valid_batch: trajectories per validation forward pass.
+        loss: "mse" (mean of the squared error) or "l2" (its square root summed over the
+            batch: ``sqrt(sum (pred - target)^2)``, the MP-PDE code's criterion; its gradient
+            is the MSE's divided by the error norm, which keeps Adam's steps large as the
+            error falls).
+        noise_std: std of Gaussian noise added to the ground-truth input window (data
+            units; 0 disables it); targets stay clean.
+        pushforward_start: first epoch at which pushforward unrolls are drawn.
     """
 
+    LOSSES = ("mse", "l2")
+
     def __init__(self, data: FieldData, time_window: int, unrolling: int = 1, valid: FieldData | None = None,
-                 warmup: int = 2, augment=None, valid_samples: int | None = 64, valid_batch: int = 32):
+                 warmup: int = 2, augment=None, valid_samples: int | None = 64, valid_batch: int = 32,
+                 loss: str = "l2", noise_std: float = 0.0, pushforward_start: int = 1):
         if time_window < 1 or data.nt < (2 + unrolling) * time_window:
             raise ValueError(f"trajectories of nt={data.nt} are too short for time_window={time_window} with "
                              f"unrolling={unrolling}: need nt >= (2 + unrolling) * time_window")
+        if loss not in self.LOSSES:
+            raise ValueError(f"loss={loss!r}; allowed: {', '.join(self.LOSSES)}")
+        if not (noise_std >= 0 and math.isfinite(noise_std)):
+            raise ValueError(f"noise_std={noise_std!r} must be a finite number >= 0")
+        if unrolling < 0 or pushforward_start < 0:
+            raise ValueError(f"unrolling={unrolling!r} and pushforward_start={pushforward_start!r} must be >= 0")
         self.data, self.tw, self.unrolling = data, int(time_window), int(unrolling)
         self.valid = valid if valid is None or valid_samples is None else valid.subset(slice(0, valid_samples))
         self.warmup, self.augment, self.valid_batch = warmup, augment, valid_batch
+        self.loss_kind, self.noise_std, self.pushforward_start = loss, float(noise_std), int(pushforward_start)
+
+    def max_unroll(self, epoch: int) -> int:
+        """Largest pushforward unroll drawn in ``epoch``."""
+        return max(0, min(self.unrolling, epoch - self.pushforward_start + 1))
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return max(1, math.ceil(self.data.n / batch_size))
 
     def sample(self, gen, batch_size, epoch):
         tw, nt = self.tw, self.data.nt
-        r = int(torch.randint(0, min(epoch, self.unrolling) + 1, (), generator=gen))
+        r = int(torch.randint(0, self.max_unroll(epoch) + 1, (), generator=gen))
         idx = torch.randint(0, self.data.n, (batch_size,), generator=gen)
         hi = nt - tw - tw * r  # last admissible start, inclusive
         start = torch.randint(tw, hi + 1, (batch_size,), generator=gen)
         batch = {"idx": idx, "start": start, "r": r}
+        if self.noise_std > 0:
+            batch["noise_seed"] = int(torch.randint(0, 2**31 - 1, (), generator=gen))
         if self.augment is not None:
             batch["aug"] = self.augment.draw(gen, batch_size)
         return batch
@@ -110,11 +136,16 @@ class FieldTask(Task):
         t = d.t.to(dev, dtype)
         s = start.to(dev)
         inp = span[:, :tw]
+        if "noise_seed" in batch:
+            g = torch.Generator().manual_seed(batch["noise_seed"])
+            inp = inp + self.noise_std * torch.randn(inp.shape, generator=g, dtype=inp.dtype).to(dev)
         with torch.no_grad():
             for k in range(r):
                 inp = model(inp, t=t[s + k * tw - 1], cond=cond, pos=pos)
         pred = model(inp, t=t[s + r * tw - 1], cond=cond, pos=pos)
         target = span[:, (r + 1) * tw:(r + 2) * tw]
+        if self.loss_kind == "l2":
+            return (pred - target).square().sum().sqrt()
         return nn.functional.mse_loss(pred, target)
 
     def validate(self, model):

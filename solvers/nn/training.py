@@ -58,6 +58,10 @@ class TrainConfig:
         progress: show a tqdm progress bar (rank 0).
         device: "cpu", "cuda", ... (default: CUDA if available, else CPU; under torchrun
             with CUDA, the local rank's GPU).
+        autocast: None or "bf16": run the loss (forward passes) under ``torch.autocast`` with
+            bfloat16; weights, optimizer state and the loss stay float32. bf16 matrix products
+            are ~2x faster on CPUs with AVX512-BF16 and on recent GPUs (float16 would need
+            loss scaling and is not offered).
     """
 
     epochs: int = 10
@@ -78,6 +82,7 @@ class TrainConfig:
     clock: str = "wall"
     progress: bool = True
     device: str | None = None
+    autocast: str | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -88,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"lr={self.lr!r} must be > 0")
         if self.clock not in ("wall", "process"):
             raise ValueError(f"clock={self.clock!r}; allowed: 'wall', 'process'")
+        if self.autocast not in (None, "bf16"):
+            raise ValueError(f"autocast={self.autocast!r}; allowed: None, 'bf16'")
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"schedule={self.schedule!r}; allowed: 'cosine', 'step', 'constant'")
 
@@ -267,7 +274,9 @@ class Trainer:
                 losses = []
                 while self.step_in_epoch < self.steps_per_epoch:
                     batch = self.task.sample(self.generator, cfg.batch_size, self.epoch)
-                    loss = self.task.loss(self.train_model, batch)
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.autocast is not None):
+                        loss = self.task.loss(self.train_model, batch)
+                    loss = loss.float()
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"training loss is {float(loss)} at step {self.global_step}; "
                                                  "lower lr or enable grad_clip")

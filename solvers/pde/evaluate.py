@@ -63,9 +63,9 @@ def step_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2).flatten(2).sum(-1) / points
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def rollout(model, u: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, time_window: int, warmup: int = 2,
-            n_windows: int | None = None, dt: float | None = None) -> torch.Tensor:
+            n_windows: int | None = None, dt: float | None = None, autocast=None) -> torch.Tensor:
     """Autoregressive rollout from the ``warmup``-th ground-truth window.
 
     Args:
@@ -76,6 +76,9 @@ def rollout(model, u: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, time_wi
         time_window: the model's window.
         warmup: ground-truth windows; the model starts from window ``warmup - 1``.
         n_windows: windows to predict (default: fill ``t``).
+        autocast: a lower-precision dtype (``torch.bfloat16``) for the model's matrix
+            products (``torch.autocast``); the state carried from window to window stays
+            in ``u``'s dtype (field models add a low-precision increment to it).
 
     Returns:
         (B, warmup * tw + n_windows * tw, C, *S): ground truth, then predictions.
@@ -90,14 +93,16 @@ def rollout(model, u: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, time_wi
     for k in range(n_windows):
         last = warmup * tw + k * tw - 1
         t_last = t[last] if last < nt else t[-1] + (last - nt + 1) * dt
-        inp = model(inp, t=t_last.expand(u.shape[0]), cond=cond)
+        with torch.autocast(u.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            inp = model(inp, t=t_last.expand(u.shape[0]), cond=cond)
+        inp = inp.to(u.dtype)
         out.append(inp)
     return torch.cat(out, 1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model, data: FieldData, time_window: int, *, warmup: int = 2, batch_size: int = 32,
-             one_step: bool = True, dtype=None) -> EvalResult:
+             one_step: bool = True, dtype=None, autocast=None) -> EvalResult:
     """Rollout and one-step errors of ``model`` on ``data`` (and of ``data.baseline``).
 
     Args:
@@ -108,6 +113,7 @@ def evaluate(model, data: FieldData, time_window: int, *, warmup: int = 2, batch
         batch_size: trajectories per forward pass.
         one_step: also compute the teacher-forced one-step error.
         dtype: evaluation dtype (default the model's).
+        autocast: lower-precision dtype for the rollout's matrix products (see :func:`rollout`).
     """
     was_training = model.training
     model.eval()
@@ -124,7 +130,7 @@ def evaluate(model, data: FieldData, time_window: int, *, warmup: int = 2, batch
         u = data.u[lo:lo + batch_size].to(dev, dtype)
         cond = data.cond[lo:lo + batch_size].to(dev, dtype)
         t0 = time.perf_counter()
-        pr = rollout(model, u, t, cond, tw, warmup)
+        pr = rollout(model, u, t, cond, tw, warmup, autocast=autocast)
         seconds += time.perf_counter() - t0
         preds.append(pr.cpu())
         if one_step:

@@ -21,11 +21,26 @@ def run(script, *args, timeout=600):
 
 
 @pytest.mark.slow
-def test_mppde_benchmark_runs_tiny(tmp_path):
-    stdout = run("mppde_benchmark.py", "--tiny", "--quiet", "--families", "E1", "--nx", "40", "--out", str(tmp_path))
-    assert "| E1 | 40 |" in stdout
+def test_mppde_benchmark_table_runs_tiny(tmp_path):
+    """The table command at a tiny size: two seeds, both models, the one-line summaries,
+    and a second call that only evaluates the finished (checkpointed) trainings."""
+    args = ("--tiny", "--families", "E1", "--nx", "40", "--seeds", "0", "1", "--out", str(tmp_path))
+    stdout = run("mppde_benchmark.py", *args)
+    assert "E1 nx=40 FNO: accumulated" in stdout and "(WENO5 baseline" in stdout
+    assert "| E1 | 40 |" in stdout and "| E1 | 40 | MPPDE s1 |" in stdout
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
-    assert rows[0]["MPPDE"]["finite"] and rows[0]["FNO"]["speedup"] > 0 and (tmp_path / "results.md").exists()
+    for m in ("FNO", "MPPDE"):
+        runs = rows[0][m]["runs"]
+        assert [r["seed"] for r in runs] == [0, 1] and all(r["finite"] and r["speedup"] > 0 for r in runs)
+        acc = [r["accumulated"] for r in runs]
+        assert rows[0][m]["mean"] == pytest.approx(sum(acc) / 2)
+    assert rows[0]["reference"]["rtol 1e-6 f64 (data)"]["accumulated"] == pytest.approx(rows[0]["baseline_accumulated"],
+                                                                                         rel=1e-4)
+    steps = [r["train_steps"] for r in rows[0]["FNO"]["runs"]]
+    run("mppde_benchmark.py", *args)  # resumes: nothing left to train, same numbers
+    again = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [r["train_steps"] for r in again[0]["FNO"]["runs"]] == steps
+    assert again[0]["FNO"]["mean"] == pytest.approx(rows[0]["FNO"]["mean"], rel=1e-5)
 
 
 @pytest.mark.slow

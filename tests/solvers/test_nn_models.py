@@ -65,6 +65,24 @@ def test_mppde_is_equivariant_to_translations_without_absolute_positions():
     assert torch.allclose(m(torch.roll(u, 7, -1), t=torch.zeros(2)), torch.roll(out, 7, -1), atol=1e-10)
 
 
+@pytest.mark.parametrize("n, neighbors", [(20, 3), (7, 3), (9, 1)])
+def test_mppde_grid_path_equals_the_edge_path(n, neighbors):
+    """On a periodic regular grid MPPDE gathers neighbours by rolls; the result (and its
+    gradient) equals message passing over the explicit grid graph."""
+    torch.manual_seed(0)
+    m = dnn.MPPDE(time_window=5, hidden=16, layers=2, n_cond=2, length=16.0, neighbors=neighbors).double()
+    u = torch.randn(3, 5, 1, n)
+    t, c = torch.rand(3), torch.rand(3, 2)
+    grid = m._predict(u, t, c, None)
+    edge = m._predict(u, t, c, None, edge_index=dnn.grid_graph_1d(n, neighbors, 3))
+    assert torch.allclose(grid, edge, atol=1e-13)
+    g1 = torch.autograd.grad(grid.square().sum(), m.layers[0].message_in.weight)[0]
+    g2 = torch.autograd.grad(edge.square().sum(), m.layers[0].message_in.weight)[0]
+    assert torch.allclose(g1, g2, atol=1e-12)
+    with pytest.raises(ValueError, match="neighbors=4"):
+        dnn.MPPDE(time_window=5, hidden=8, layers=1, neighbors=4)(torch.randn(1, 5, 1, 8))
+
+
 def test_gns_is_permutation_equivariant():
     torch.manual_seed(0)
     m = dnn.GNS(dim=2, history=3, n_types=3, radius=0.15, hidden=16, message_steps=2)
@@ -121,6 +139,40 @@ def test_a_tiny_fno_overfits_one_batch():
 def test_spectral_conv_handles_fewer_points_than_modes():
     sc = dnn.SpectralConv(2, 3, (16,))
     assert sc(torch.randn(1, 2, 10)).shape == (1, 3, 10)
+
+
+@pytest.mark.parametrize("n, modes", [(32, 8), (33, 8), (10, 6), (9, 16), (100, 16)])
+def test_dft_matrices_are_the_truncated_rfft_and_irfft(n, modes):
+    """The 1D FNO path replaces rfft/irfft by matrix products: the same numbers in float64,
+    including the mean and Nyquist modes whose imaginary parts irfft drops."""
+    from diffsim.solvers.nn.fno import dft_matrices
+
+    m = min(modes, n // 2 + 1)
+    fwd, inv = dft_matrices(n, m, torch.float64, "cpu")
+    x = torch.randn(n, 5, dtype=torch.float64)
+    xf = torch.fft.rfft(x, dim=0, norm="ortho")[:m]
+    assert torch.allclose(fwd @ x, torch.cat((xf.real, xf.imag)), atol=1e-13)
+    y = torch.complex(torch.randn(m, 5, dtype=torch.float64), torch.randn(m, 5, dtype=torch.float64))
+    full = torch.zeros(n // 2 + 1, 5, dtype=torch.complex128)
+    full[:m] = y
+    assert torch.allclose(inv @ torch.cat((y.real, y.imag)), torch.fft.irfft(full, n=n, dim=0, norm="ortho"),
+                          atol=1e-13)
+
+
+def test_spectral_conv_1d_matrix_path_equals_the_fft_path():
+    torch.manual_seed(0)
+    for n, modes in ((40, 12), (10, 16)):
+        sc = dnn.SpectralConv(3, 4, (modes,)).double()
+        x = torch.randn(2, 3, n, dtype=torch.float64)
+        ref = sc(x)
+        assert torch.allclose(sc.forward_1d(x.permute(2, 0, 1)).permute(1, 2, 0), ref, atol=1e-13)
+        # gradients reach the weights through both paths alike
+        g1, = torch.autograd.grad(ref.square().sum(), sc.weight)
+        g2, = torch.autograd.grad(sc.forward_1d(x.permute(2, 0, 1)).square().sum(), sc.weight)
+        assert torch.allclose(g1, g2, atol=1e-12)
+    with torch.inference_mode():  # matrices cached under inference mode stay usable for training
+        sc.forward_1d(torch.randn(7, 1, 3, dtype=torch.float64))
+    sc.forward_1d(torch.randn(7, 1, 3, dtype=torch.float64)).sum().backward()
 
 
 # ------------------------------------------------------------------ neural PDE layers

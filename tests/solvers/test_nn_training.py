@@ -181,3 +181,21 @@ def test_ddp_on_two_cpu_processes_keeps_replicas_identical(tmp_path):
     ck = torch.load(tmp_path / "ddp.pt", weights_only=True)
     assert ck["world"] == 2 and len(ck["generators"]) == 2 and ck["global_step"] == 6
     assert not torch.equal(ck["generators"][0], ck["generators"][1])  # ranks draw different batches
+
+
+def test_bf16_autocast_trains_with_float32_weights(tmp_path):
+    torch.manual_seed(0)
+    model = dnn.MPPDE(time_window=3, hidden=16, layers=1, n_cond=1, dt=0.1, t_scale=1.2, length=2 * math.pi).float()
+    seen = []
+    model.embed.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    task = dnn.FieldTask(waves(), 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    tr = dnn.Trainer(model, task, dnn.TrainConfig(epochs=1, steps_per_epoch=3, batch_size=4, progress=False,
+                                                  autocast="bf16"))
+    tr.fit()
+    assert seen and set(seen) == {torch.bfloat16}  # the forward ran in bf16
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(not torch.equal(p, q) for p, q in zip(model.parameters(), before) if p.requires_grad)
+    assert math.isfinite(tr.history[-1]["train_loss"])
+    with pytest.raises(ValueError, match="autocast='fp16'"):
+        dnn.TrainConfig(autocast="fp16")
