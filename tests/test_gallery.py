@@ -70,6 +70,16 @@ def test_captions_claim_success_only_when_the_replay_reports_it():
     assert "0.4 -> 0.1" in gallery.caption(_record(False))
 
 
+def test_captions_of_diffsim_solve_runs_name_the_recipe_and_its_cost():
+    rec = dict(_record(True, 0.33, 0.197), item="pinch", task="diffsim/Pinch-v1", source="diffsim solve",
+               method="auto", iterations=54, optimise_seconds=303.2)
+    text = gallery.caption(rec)
+    assert "`diffsim solve` (auto: the task's recipe, 54 iterations in 303 s)" in text
+    assert "0.33 -> 0.197, solved (success)" in text
+    plain = gallery.caption(dict(rec, method="adam", after={"goal_loss": 0.25, "success": False}))
+    assert "`diffsim solve` (adam)" in plain and "not solved" in plain and "recipe" not in plain
+
+
 def test_readme_block_is_replaced_between_its_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n\n{gallery.BEGIN}\nold\n{gallery.END}\n\nafter\n")

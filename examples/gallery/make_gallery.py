@@ -10,12 +10,14 @@
 
 Items (``--items``; ``ITEMS`` below holds each one's budget):
 
-* task items (``pour``: fluids, ``rollingpin``: plasticine, ``lift``: a thin shell, ``boxopen``:
+* task items (``pour``: fluids, ``pinch``: plasticine, ``lift``: a thin shell, ``boxopen``:
   tactile with the sensor's RGB image and markers beside the scene): an animated GIF of the
   episode before and after optimisation, side by side, each under ``--max-bytes``. Without
   ``--from-runs`` the script optimises with the package's own ``dss.solve`` (Adam on
   ``rollout_loss``) for the item's budget of iterations, from the item's start plan (zero
-  actions, or BoxOpen's scripted plan at half its turn rate). With ``--from-runs DIR`` it
+  actions, or BoxOpen's scripted plan at half its turn rate); an item with
+  ``solver="recipe"`` (``pinch``) runs ``diffsim solve``'s own ``solve_task`` (the task's
+  recipe for its wall-clock budget, about 6 min for Pinch). With ``--from-runs DIR`` it
   takes the best ``actions.npy`` of a ``diffsim solve`` run of the task found under DIR
   (``summary.json`` names the task, seed, options and precision) and shows zero actions
   beside it. Either way "before" and "after" are replayed through ``env.step`` from the
@@ -74,6 +76,8 @@ class TaskItem:
     why_precision: str = ""
     camera: dict | None = None    # Camera.framing arguments (None: env.render()'s own view)
     marker_gain: float = 0.0      # >0 (tactile): a panel of the sensor's markers, displacements x gain
+    solver: str = "adam"          # "adam": dss.solve with Adam for ``iters``; "recipe": envs.solve.solve_task
+                                  # (the task's recipe and budget, as ``diffsim solve TASK``)
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,10 @@ ITEMS = {
                      tiny_options=dict(grid_res=16, horizon=4),
                      camera=dict(bounds=((0.12, 0.88), (0.05, 0.75), (0.3, 0.7)), azimuth=20,
                                  elevation=55)),
-    "rollingpin": TaskItem("rollingpin", "RollingPin", "plasticine (MPM)", iters=10, lr=0.2,
-                           tiny_options=dict(grid_res=16, horizon=3),
-                           camera=dict(bounds=((0.25, 0.75), (0.1, 0.36), (0.3, 0.7)), azimuth=25,
-                                       elevation=30)),
+    "pinch": TaskItem("pinch", "Pinch", "plasticine (MPM)", solver="recipe",
+                      tiny_options=dict(grid_res=16, horizon=3),
+                      camera=dict(bounds=((0.28, 0.72), (0.08, 0.36), (0.36, 0.64)), azimuth=20,
+                                  elevation=25)),
     "lift": TaskItem("lift", "Lift", "thin shell (ds.Shell)", precision="f64", iters=10,
                      lr=0.2, tiny_options=dict(horizon=3),
                      why_precision="float64: float32 implicit shell steps may miss Newton's tolerance "
@@ -364,7 +368,8 @@ def run_task_item(item: TaskItem, args) -> dict:
         record.update(source="diffsim solve", run=str(run_dir), method=run.get("method"),
                       before_label="zero actions", after_label=f"diffsim solve, method {run.get('method')}",
                       optimise_seconds=run.get("seconds") or run.get("total_seconds"),
-                      solve_commit=run.get("commit"), budget_s=run.get("budget_s"))
+                      iterations=run.get("iterations"), solve_commit=run.get("commit"),
+                      budget_s=run.get("budget_s"))
     elif args.reuse and (cache / "meta.json").exists():
         meta = json.loads((cache / "meta.json").read_text())
         if meta.get("options") != options or meta.get("precision") != precision or meta.get("seed") != seed:
@@ -372,6 +377,17 @@ def run_task_item(item: TaskItem, args) -> dict:
         U_before, U_after = np.load(cache / "before.npy"), np.load(cache / "actions.npy")
         record.update({k: v for k, v in meta.items() if k not in ("options", "precision", "seed")},
                       source="dss.solve (the last run's actions, --reuse)")
+    elif item.solver == "recipe":
+        from diffsim.envs.solve import solve_task
+
+        print(f"[gallery] {item.name}: diffsim solve {task_id} --seed {seed} (the task's recipe)", flush=True)
+        summary = solve_task(task_id, seed=seed, options=options, out=cache, progress=not args.quiet,
+                             gif=False, **(dict(budget_s=5.0, max_rollouts=1) if args.tiny else {}))
+        U_before, U_after = np.zeros((T, A), np.float32), np.load(cache / "actions.npy")
+        record.update(source="diffsim solve", run=str(cache), method=summary["method"],
+                      before_label="zero actions", after_label=f"diffsim solve, method {summary['method']}",
+                      optimise_seconds=summary["seconds"], iterations=summary["iterations"],
+                      budget_s=summary["budget_s"], solve_commit=summary.get("commit"))
     else:
         U_before, U_after, meta = optimise(item, u, 1 if args.tiny else item.iters, not args.quiet)
         cache.mkdir(parents=True, exist_ok=True)   # re-render later with --reuse
@@ -591,8 +607,13 @@ def caption(rec: dict) -> str:
     b, a = rec["before"], rec["after"]
     name = rec["task"].split("/")[1]
     verdict = "solved (success)" if a["success"] else "not solved (no success)"
-    how = (f"`diffsim solve` ({rec.get('method')})" if rec.get("source") == "diffsim solve"
-           else f"{rec['method']}, {rec['iterations']} iterations")
+    if rec.get("source") == "diffsim solve":
+        how = f"`diffsim solve` ({rec.get('method')}" + (
+            f": the task's recipe, {rec['iterations']} iterations in {rec['optimise_seconds']:.0f} s)"
+            if rec.get("method") == "auto" and rec.get("iterations") and rec.get("optimise_seconds")
+            else ")")
+    else:
+        how = f"{rec['method']}, {rec['iterations']} iterations"
     return (f"{name}, {rec['family']}: {how}. Goal loss {fmt(b['goal_loss'])} -> {fmt(a['goal_loss'])}, "
             f"{verdict}. Left: {rec['before_label']}; right: the optimised actions ({rec['precision']}, seed "
             f"{rec['seed']}).")
@@ -689,9 +710,12 @@ def worker(args) -> None:
         rec = run_ode_item(args)
     else:
         rec = run_surrogate_item(args)
+    command = f"{COMMAND} --items {item.name}"
+    if args.from_runs and isinstance(item, TaskItem):   # how the replayed run was made, then this
+        command = (f"diffsim solve {rec['task']} --seed {rec['seed']} --method {rec.get('method')} --out DIR; "
+                   f"{command} --from-runs DIR")
     rec.update(machine=machine(), commit=commit(), date=datetime.datetime.now().isoformat(timespec="seconds"),
-               command=f"{COMMAND} --items {item.name}" + (" --from-runs DIR" if args.from_runs else ""),
-               tiny=bool(args.tiny))
+               command=command, tiny=bool(args.tiny))
     Path(args.record).write_text(json.dumps(rec, indent=1, default=str))
 
 
