@@ -43,6 +43,48 @@ def test_streams_are_cleaned_like_a_terminal():
     assert cell.outputs[0]["text"] == "c 100%\nnext\n"
 
 
+def test_tqdm_redraws_sent_as_separate_messages_become_one_line():
+    # the kernel sends each redraw as its own stream output; a print in between is another stream
+    cell = nbformat.v4.new_code_cell("x")
+    out = nbformat.v4.new_output
+    cell.outputs = [out("stream", name="stdout", text="start\n"),
+                    out("stream", name="stderr", text="\rAdam:   0%|"),
+                    out("stream", name="stderr", text="\rAdam:  50%|\x1b[A"),
+                    out("stream", name="stderr", text="\rAdam: 100%|"),
+                    out("stream", name="stderr", text="\n"),
+                    out("display_data", data={"text/plain": "fig"}),
+                    out("stream", name="stderr", text="after\n")]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell]
+    make.clean_streams(nb)
+    assert [(o.get("name"), o.get("text")) for o in cell.outputs] == [
+        ("stdout", "start\n"), ("stderr", "Adam: 100%|\n"), (None, None), ("stderr", "after\n")]
+
+
+def test_refresh_changes_text_cells_and_keeps_outputs(tmp_path):
+    def nb(md, code="print(1)"):
+        book = nbformat.v4.new_notebook()
+        book.cells = [nbformat.v4.new_markdown_cell(md), nbformat.v4.new_code_cell(code),
+                      nbformat.v4.new_markdown_cell(md + " later")]
+        return book
+
+    stored = nb("# old")
+    stored.cells[0].source += f"\n\n{make.TIMING_MARK} 1.0 min on a 2-core CPU.*"
+    stored.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    stored.cells[1].execution_count = 1
+    path = tmp_path / "a.ipynb"
+    nbformat.write(stored, path)
+    make.refresh(nb("# new"), path)
+    got = nbformat.read(path, as_version=4)
+    assert got.cells[0].source == f"# new\n\n{make.TIMING_MARK} 1.0 min on a 2-core CPU.*"
+    assert got.cells[2].source == "# new later" and got.cells[1].outputs[0]["text"] == "1\n"
+    with pytest.raises(ValueError, match="code differs"):
+        make.refresh(nb("# new", code="print(2)"), path)
+    nbformat.write(nb("# x"), path)
+    with pytest.raises(ValueError, match="not stored executed"):
+        make.refresh(nb("# x"), path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs(name, tmp_path, monkeypatch):

@@ -3,12 +3,14 @@
     ./dev notebooks                                   # write + execute all, store with outputs
     ./dev notebooks --only shells tactile             # some of them
     python examples/notebooks/make_notebooks.py       # only write the (unexecuted) sources
+    ./dev python examples/notebooks/make_notebooks.py --refresh   # new text cells, stored outputs kept
 
 The notebooks are generated from the cells below so that they stay reviewable as code.
 Executing them (nbclient, a fresh kernel each, in a scratch folder) stores their outputs:
 plots and animations embedded, progress bars as tqdm's final text line, and the time each
 took on this machine in its opening cell. A notebook whose outputs exceed ``--max-mb``
-fails the command. CI executes them tiny (``DIFFSIM_NOTEBOOK_TINY=1``,
+fails the command. ``--refresh`` rewrites only the text (markdown) cells of stored executed
+notebooks whose code is unchanged, keeping their outputs and timing stamp. CI executes them tiny (``DIFFSIM_NOTEBOOK_TINY=1``,
 tests/test_notebooks.py) without storing anything.
 """
 
@@ -98,8 +100,9 @@ def prune_imports(setup: str, sources: list[str]) -> str:
 
 def notebook(title: str, about: str, minutes: str, cells, setup: str = SETUP, init: str = ""):
     """A notebook: a title cell (what it shows, how long it takes), the setup cell, ``cells``."""
-    head = (f"{title}\n\n{about}\n\n**Time:** {minutes} on a 2-core CPU (most of a first run is "
-            "compiling the simulator's kernels, cached for later runs); with "
+    kernels = (" once the simulator's kernels are compiled (Taichi caches them; the first run on "
+               "a machine compiles them too and takes longer)") if setup is SETUP else ""
+    head = (f"{title}\n\n{about}\n\n**Time:** {minutes} on a 2-core CPU{kernels}; with "
             "`DIFFSIM_NOTEBOOK_TINY=1` every cell runs at a tiny size in about a minute.")
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -657,15 +660,24 @@ NOTEBOOKS = {"quickstart": QUICKSTART, "fluids": FLUIDS, "plasticine": PLASTICIN
 
 # ------------------------------------------------------------------------------ execution
 def clean_streams(nb) -> None:
-    """Stream outputs as a terminal would show them: each line's text after its last
-    carriage return (tqdm redraws its bar with ``\\r``)."""
+    """Stream outputs as a terminal would show them: consecutive outputs of one stream
+    joined (the kernel sends each tqdm redraw as its own message), then each line's text
+    after its last carriage return (tqdm redraws its bar with ``\\r``), without ANSI codes."""
     for cell in nb.cells:
+        merged = []
         for out in cell.get("outputs", []):
+            prev = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and prev is not None
+                    and prev.get("output_type") == "stream" and prev["name"] == out["name"]):
+                prev["text"] += out["text"]
+            else:
+                merged.append(out)
+        for out in merged:
             if out.get("output_type") == "stream":
-                text = out["text"]
-                lines = [seg.split("\r")[-1] if "\r" in seg else seg for seg in text.split("\n")]
-                out["text"] = "\n".join(lines)
-                out["text"] = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out["text"])
+                text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out["text"])
+                out["text"] = "\n".join(seg.split("\r")[-1] for seg in text.split("\n"))
+        if "outputs" in cell:
+            cell["outputs"] = merged
 
 
 def output_bytes(nb) -> int:
@@ -704,11 +716,37 @@ def stamp(nb, seconds: float) -> None:
                    "by `./dev notebooks`.*")
 
 
+def refresh(nb, path: Path) -> None:
+    """Give the stored executed notebook at ``path`` the text cells of ``nb`` (its generated
+    version), keeping the stored outputs and timing stamp.
+
+    Raises:
+        ValueError: the stored notebook is not executed, or its cells differ from ``nb``'s
+            in code or in kind (then it must be executed again).
+    """
+    stored = nbf.read(path, as_version=4)
+    head = stored.cells[0].source if stored.cells else ""
+    if TIMING_MARK not in head:
+        raise ValueError(f"{path.name} is not stored executed; run ./dev notebooks --only {path.stem}")
+    if ([(c.cell_type, c.source if c.cell_type == "code" else None) for c in stored.cells]
+            != [(c.cell_type, c.source if c.cell_type == "code" else None) for c in nb.cells]):
+        raise ValueError(f"{path.name}: its code differs from make_notebooks.py; run ./dev notebooks "
+                         f"--only {path.stem}")
+    for old, new in zip(stored.cells, nb.cells):
+        if new.cell_type == "markdown":
+            old.source = new.source
+    stored.cells[0].source = nb.cells[0].source + "\n\n" + TIMING_MARK + head.split(TIMING_MARK, 1)[1]
+    clean_streams(stored)
+    nbf.write(stored, path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--only", nargs="+", choices=list(NOTEBOOKS), default=None)
     ap.add_argument("--execute", action="store_true", help="run them and store them with their outputs")
+    ap.add_argument("--refresh", action="store_true",
+                    help="rewrite the text cells of the stored executed notebooks, keeping their outputs")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     ap.add_argument("--max-mb", type=float, default=4.0, help="largest allowed stored notebook (MB)")
     ap.add_argument("--out", default=str(HERE))
@@ -718,6 +756,15 @@ def main(argv=None) -> int:
     for name in args.only or list(NOTEBOOKS):
         nb = nbf.from_dict(json.loads(json.dumps(NOTEBOOKS[name])))   # a fresh copy
         path = out / f"{name}.ipynb"
+        if args.refresh:
+            try:
+                refresh(nb, path)
+            except ValueError as exc:
+                print(f"[notebooks] {exc}", file=sys.stderr)
+                failed.append(name)
+            else:
+                print("[notebooks] refreshed", path, flush=True)
+            continue
         if args.execute:
             print(f"[notebooks] executing {name} ...", flush=True)
             try:
