@@ -78,7 +78,7 @@ from diffsim import solvers as dss
 
 warnings.filterwarnings("ignore", category=TqdmWarning)  # progress bars in tqdm's text mode
 TINY = os.environ.get("DIFFSIM_NOTEBOOK_TINY") == "1"   # CI runs the notebooks tiny
-torch.manual_seed(0)'''
+_ = torch.manual_seed(0)'''
 
 TIMING_MARK = "*Stored executed:"
 
@@ -227,15 +227,16 @@ env.reset(seed=0)
 recipe = u.task.solve_recipe()
 prob = recipe.problem(env)                 # zero actions to start, bounds [-1, 1], the hat basis
 print(recipe.algorithm, "|", prob.basis)
-iters = 2 if TINY else 20
+iters = 2 if TINY else 60
 print(f"{iters} iterations of the recipe (each: one rollout and one backward pass)")
 res = dss.solve(prob, recipe.algorithm, maxiters=iters, progress=True, **recipe.solve_kwargs())
 print(res)
 zero = float(u.rollout_loss(torch.zeros(u.horizon, u.act_dim, dtype=u.sim.dtype)))
 print(f"objective: zero actions {zero:.4f}, after {res.niters} iterations {res.loss:.4f}")'''),
-    ("md", "The recipe's full budget (`diffsim solve diffsim/Pinch-v1`, 300 s on a 2-core CPU, "
-           "about 55 iterations) reaches success; this notebook stops earlier to stay short. "
-           "The episode is replayed through `env.step`, as any agent would run it."),
+    ("md", "Sixty iterations are about what the recipe's 300 s budget allows on an unloaded "
+           "2-core CPU (`diffsim solve diffsim/Pinch-v1` reached success in 54-57 iterations "
+           "for seeds 0, 1 and 2). The episode is replayed through `env.step`, as any agent "
+           "would run it; success is a goal loss below 60% of the start's."),
     ("code", '''renderer = ds.render.Renderer(256, 256)
 camera = ds.render.Camera.framing(((0.28, 0.72), (0.08, 0.36), (0.36, 0.64)), azimuth=20, elevation=25)
 env.reset(seed=0)
@@ -276,7 +277,9 @@ scene.add_shell(ds.Rectangle(center=(0.5, 0.32, 0.5), size=(0.5, 0.5)), cloth,
                 resolution=0.1 if TINY else 0.04, damping=(0.5, 0.0), name="cloth")
 scene.add_collider(ds.Sphere(center=(0.5, 0.15, 0.5), radius=0.15), friction=0.3, name="ball")
 scene.add_ground(height=0.0, friction=0.5)
-sim = ds.Shell(scene, dt=1 / 60)
+# newton_tol 3e-5 (Newton stops below steps of about 2e-5 m, 4e-5 of the cloth's size): with the
+# default 1e-6 its steps stall near 1e-5 m where the cloth meets the ball (ds.ConvergenceError)
+sim = ds.Shell(scene, dt=1 / 60, newton_tol=3e-5, max_newton=60)
 steps = 6 if TINY else 60
 print(sim, f"| {steps} steps of 1/60 s")
 t0 = time.perf_counter()
