@@ -130,3 +130,16 @@ def test_tiny_gallery_run(tmp_path):
     rec = json.loads((out / "gallery.json").read_text())["pour"]
     assert rec["source"] == "diffsim solve" and rec["method"] == "adam"
     assert rec["after"]["goal_loss"] != rec["before"]["goal_loss"]   # the tilting actions were replayed
+
+
+@pytest.mark.slow
+def test_tiny_recipe_item_runs_diffsim_solve(tmp_path):
+    # pinch: the task's recipe through envs.solve.solve_task (one rollout), replayed
+    out = tmp_path / "gallery"
+    subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--quiet", "--items", "pinch", "--out", str(out),
+                    "--no-readme", "--cache", str(tmp_path / "cache")], check=True, timeout=900)
+    rec = json.loads((out / "gallery.json").read_text())["pinch"]
+    assert rec["task"] == "diffsim/Pinch-v1" and rec["source"] == "diffsim solve" and rec["method"] == "auto"
+    assert rec["iterations"] >= 1 and rec["tiny"] and (out / "pinch.gif").stat().st_size < 1_000_000
+    summary = json.loads((tmp_path / "cache" / "pinch" / "summary.json").read_text())
+    assert summary["goal_loss"] == pytest.approx(rec["after"]["goal_loss"], rel=1e-5)   # the replay is the run's

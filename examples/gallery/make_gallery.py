@@ -92,7 +92,7 @@ ITEMS = {
                      camera=dict(bounds=((0.12, 0.88), (0.05, 0.75), (0.3, 0.7)), azimuth=20,
                                  elevation=55)),
     "pinch": TaskItem("pinch", "Pinch", "plasticine (MPM)", solver="recipe",
-                      tiny_options=dict(grid_res=16, horizon=3),
+                      tiny_options=dict(grid_res=20, horizon=3),   # at 16 cells the dough meets the walls
                       camera=dict(bounds=((0.28, 0.72), (0.08, 0.36), (0.36, 0.64)), azimuth=20,
                                   elevation=25)),
     "lift": TaskItem("lift", "Lift", "thin shell (ds.Shell)", precision="f64", iters=10,

@@ -219,8 +219,8 @@ between two fingers towards a target shape. Contact would make the loss flat whi
 fingers are away from the dough, so `Pinch-v1` declares the fingers' contact with the dough
 and the framework adds a contact-seeking term; the task's own recipe (`task.recipe`: Adam
 on 8 hat functions per action) then follows the gradient from the first iteration. The
-result is compared with the target and written as a point cloud.""", "about 4 minutes", [
-    ("code", '''options = dict(grid_res=16, horizon=4) if TINY else {}
+result is compared with the target and written as a point cloud.""", "about 4-5 minutes", [
+    ("code", '''options = dict(grid_res=20, horizon=4) if TINY else {}   # at 16 cells the dough meets the walls
 env = gym.make("diffsim/Pinch-v1", render_mode="rgb_array", **options)
 u = env.unwrapped
 env.reset(seed=0)
