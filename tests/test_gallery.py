@@ -142,4 +142,4 @@ def test_tiny_recipe_item_runs_diffsim_solve(tmp_path):
     assert rec["task"] == "diffsim/Pinch-v1" and rec["source"] == "diffsim solve" and rec["method"] == "auto"
     assert rec["iterations"] >= 1 and rec["tiny"] and (out / "pinch.gif").stat().st_size < 1_000_000
     summary = json.loads((tmp_path / "cache" / "pinch" / "summary.json").read_text())
-    assert summary["goal_loss"] == pytest.approx(rec["after"]["goal_loss"], rel=1e-5)   # the replay is the run's
+    assert summary["goal_loss"] == pytest.approx(rec["after"]["goal_loss"], rel=1e-4)   # the replay is the run's

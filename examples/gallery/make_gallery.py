@@ -382,7 +382,7 @@ def run_task_item(item: TaskItem, args) -> dict:
 
         print(f"[gallery] {item.name}: diffsim solve {task_id} --seed {seed} (the task's recipe)", flush=True)
         summary = solve_task(task_id, seed=seed, options=options, out=cache, progress=not args.quiet,
-                             gif=False, **(dict(budget_s=5.0, max_rollouts=1) if args.tiny else {}))
+                             gif=False, **(dict(budget_s=120.0, max_rollouts=1) if args.tiny else {}))
         U_before, U_after = np.zeros((T, A), np.float32), np.load(cache / "actions.npy")
         record.update(source="diffsim solve", run=str(cache), method=summary["method"],
                       before_label="zero actions", after_label=f"diffsim solve, method {summary['method']}",
