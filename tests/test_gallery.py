@@ -125,7 +125,7 @@ def test_tiny_gallery_run(tmp_path):
     (run / "summary.json").write_text(json.dumps({"task": "diffsim/Pour-v0", "seed": 0, "method": "adam",
                                                   "options": pour["options"], "precision": "f32",
                                                   "success": False, "goal_loss": 1.0}))
-    subprocess.run(cmd[:4] + ["pour", "--from-runs", str(tmp_path / "runs"), "--out", str(out), "--no-readme",
+    subprocess.run(cmd[:5] + ["pour", "--from-runs", str(tmp_path / "runs"), "--out", str(out), "--no-readme",
                               "--cache", str(tmp_path / "cache")], check=True, timeout=900)
     rec = json.loads((out / "gallery.json").read_text())["pour"]
     assert rec["source"] == "diffsim solve" and rec["method"] == "adam"
