@@ -74,7 +74,8 @@ class SimulationSolution:
         t: (n_save,) simulated times (s) of the saved states.
         steps: the saved control-step indices.
         u: list of ``ds.State`` at ``steps`` (differentiable).
-        stats, retcode.
+        stats: ``SimulationStats`` (steps, substeps, checkpoint segments, wall time).
+        retcode: ``SimulationReturnCode.Success`` (failures raise ``ds.SimulationError``).
     """
 
     t: torch.Tensor

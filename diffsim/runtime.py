@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 # Taichi prints a banner on import and on ti.init; library code must not print.
 os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")
+# In Jupyter, importing Taichi logs "Graphical python shell detected, using wrapped sys.stdout"
+# (it then buffers print() calls made inside kernels); diffsim's kernels never print.
+os.environ.setdefault("TI_ENABLE_PYBUF", "0")
 
 import taichi as ti  # noqa: E402
 import torch  # noqa: E402

@@ -72,7 +72,12 @@ class MPM(Simulator):
     Attributes:
         action_dim: tool degrees of freedom (per tool: linear velocity, dim
             entries, then angular velocity, 1 in 2D / 3 in 3D; m/s and rad/s).
-        n_particles, dim, dx, dt, substeps, groups (name -> slice of particles).
+        n_particles: number of particles.
+        dim: spatial dimension (2 or 3).
+        dx: grid spacing (m).
+        dt: substep length (s).
+        substeps: substeps per control step.
+        groups: body name -> slice of its particles.
 
     Raises:
         ValueError: bad arguments, bodies outside the domain, ``dt`` above the

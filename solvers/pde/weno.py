@@ -48,7 +48,7 @@ def weno5(v1, v2, v3, v4, v5, *, weights: str = "js", eps: float = 1e-6) -> torc
     (cells ``j+3..j-1``).
 
     Args:
-        v1..v5: tensors of equal shape.
+        v1, v2, v3, v4, v5: tensors of equal shape, the cell averages j-2 .. j+2.
         weights: "js" (Jiang-Shu nonlinear weights) or "z" (Borges et al.'s WENO-Z,
             which keeps fifth order at smooth extrema).
         eps: the small constant in the weights (1e-6 for JS; WENO-Z uses 1e-40).
