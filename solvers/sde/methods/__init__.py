@@ -1,0 +1,1 @@
+"""SDE methods: Euler-Maruyama, Milstein and adaptive Milstein steppers over ``AbstractSDESolver``."""
