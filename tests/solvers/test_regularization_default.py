@@ -54,11 +54,14 @@ def test_default_coefficient_on_the_readme_examples(float32_default, sampling):
     pytest.importorskip("sklearn")
     ex = load_example()
     spiral = ex.SpiralTask()
-    for seed in (0, 1, 2):
+    # the default sampling on the README's three seeds; the other on seed 0 (CI time:
+    # each seed trains four models)
+    seeds = (0, 1, 2) if sampling == dss.LocalRegularization().sampling else (0,)
+    for seed in seeds:
         ratio, _, _, _ = fit_ratio(ex, spiral, 1000, seed, dss.LocalRegularization(sampling=sampling))
         assert ratio < 2.0, (seed, ratio)
     digits = ex.DigitsTask()
-    for seed in (0, 1, 2):
+    for seed in seeds:
         ratio, _, base, regd = fit_ratio(ex, digits, 400, seed, dss.LocalRegularization(sampling=sampling))
         assert ratio < 2.0 and regd.accuracy >= base.accuracy - 0.01, (seed, ratio, base.accuracy, regd.accuracy)
 
