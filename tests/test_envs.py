@@ -19,7 +19,7 @@ def test_every_task_is_registered():
     assert len(ALL_IDS) >= 8
     assert ALL_IDS == sorted(de.env_ids())
     for name in ("Pour", "LatteArt", "Scoop", "Gather", "Stir", "Pinch", "RollingPin", "Carve"):
-        assert f"diffsim/{name}-v0" in ALL_IDS
+        assert f"diffsim/{name}-v{de.registry.task_class(name).version}" in ALL_IDS
         doc = de.registry.task_class(name).__doc__
         for section in ("Description", "Action Space", "Observation Space", "Rewards",
                         "Starting State", "Episode End", "Arguments", "Version History"):
