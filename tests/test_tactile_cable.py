@@ -55,6 +55,7 @@ def test_bend_measure():
     assert float(tip[1]) == pytest.approx(R * (1 - math.cos(math.pi / 4)), rel=1e-9)
 
 
+@pytest.mark.slow  # 40-100 s on 2 cores: the fast suite keeps test_tactile.py's cases
 def test_env_checker_shapes_and_zero_actions(env):
     from gymnasium.utils.env_checker import check_env
 

@@ -65,6 +65,7 @@ def test_state_and_names(sim):
     assert float(c.mass.sum()) == pytest.approx(1000.0 * 0.006 ** 3, rel=1e-12)
 
 
+@pytest.mark.slow  # 40-100 s on 2 cores: the fast suite keeps test_tactile.py's cases
 def test_no_contact_free_fall(sim):
     st = sim.reset()
     st.tool_pos = st.tool_pos - torch.tensor([[0.0, 0.0, 0.002]], dtype=F64)   # pad 2 mm lower
@@ -130,6 +131,7 @@ def test_impulse_transfer_conserves_momentum(sim):
     assert torch.allclose(ps, (c.node_mass[:, None] * v).sum(0), rtol=1e-12)
 
 
+@pytest.mark.slow  # 40-100 s on 2 cores: the fast suite keeps test_tactile.py's cases
 def test_gradients_match_finite_differences(sim):
     """d(reading + node terms) / d(finger velocity, block E) through 3 coupled steps with the
     block pressed in and the finger sliding."""

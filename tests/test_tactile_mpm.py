@@ -55,6 +55,7 @@ def test_state_and_names(sim):
     assert "block" in repr(sim)
 
 
+@pytest.mark.slow  # 40-100 s on 2 cores: the fast suite keeps test_tactile.py's cases
 def test_no_contact_free_fall(sim):
     st = sim.reset()
     st.tool_pos = st.tool_pos - torch.tensor([[0.0, 0.0, 0.002]], dtype=F64)   # pad 2 mm lower
@@ -107,6 +108,7 @@ def test_impulse_conserves_momentum(sim):
     assert torch.allclose(J, 1e-3 * f.sum(0), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow  # 40-100 s on 2 cores: the fast suite keeps test_tactile.py's cases
 def test_gradients_match_finite_differences(sim):
     """d(reading + particle terms) / d(finger velocity, block E, block contact stiffness)
     through 3 coupled steps with the block pressed in and a finger sliding."""
