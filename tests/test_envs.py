@@ -27,20 +27,13 @@ def test_every_task_is_registered():
 
 
 @pytest.mark.parametrize("env_id", ["diffsim/Pour-v0", "diffsim/Pinch-v1"])
-def test_gymnasium_env_checker(env_id):
-    env = gym.make(env_id, **TINY)
-    check_env(env.unwrapped, skip_render_check=True)
-    env.close()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("env_id", ALL_IDS)
-def test_env_checkers_on_every_task(env_id):
-    """stable-baselines3's checker on every task (Gymnasium's own runs on every task in
-    the default precision in ``test_envs_registry.py``)."""
+def test_gymnasium_and_sb3_env_checkers(env_id):
+    """Both checkers at a tiny size; every task runs them at its default size in float32
+    in ``test_envs_registry.py`` (slow)."""
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
     env = gym.make(env_id, **TINY)
+    check_env(env.unwrapped, skip_render_check=True)
     sb3_check(env.unwrapped, warn=True)
     env.close()
 

@@ -3,7 +3,9 @@
 Issue 12's registry-wide test. For each id of the live registry, in a fresh float32
 process (``precision.in_precision``; the test session itself runs in float64):
 ``gym.make(id, render_mode="rgb_array")``, Gymnasium's ``check_env`` (spaces, reset
-and step contracts, seeding, determinism, the render check), then for a few seeds
+and step contracts, seeding, determinism, the render check) and stable-baselines3's
+(space recommendations for its agents, ten random steps under its NaN checker; it ran in
+``test_envs.py`` in float64 before, one more compile per task), then for a few seeds
 ``reset(seed=s)``, five steps of ``action_space.sample()`` and ``render()``. Any
 exception fails the test with the child's traceback; so do Gymnasium's checker
 warnings (an observation outside its space, a wrong dtype), non-finite observations
@@ -65,6 +67,7 @@ def exercise(env_id: str, seeds=SEEDS, steps: int = STEPS) -> dict:
 
     import torch
     from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     import diffsim as ds
     import diffsim.envs  # noqa: F401  (registers the tasks)
@@ -80,6 +83,8 @@ def exercise(env_id: str, seeds=SEEDS, steps: int = STEPS) -> dict:
             env = gym.make(env_id, render_mode="rgb_array")
             out["stage"] = "check_env"
             check_env(env.unwrapped)
+            out["stage"] = "stable-baselines3 check_env"
+            sb3_check_env(env.unwrapped, warn=True)
             for s in seeds:
                 out["stage"] = f"reset(seed={s})"
                 obs, info = env.reset(seed=s)

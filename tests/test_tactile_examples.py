@@ -43,22 +43,6 @@ def test_gripper_tasks_example_runs_at_a_tiny_size(tmp_path):
 
 
 @pytest.mark.slow
-def test_surface_follow_env_checker():
-    import gymnasium as gym
-    from gymnasium.utils.env_checker import check_env
-
-    import diffsim.envs  # noqa: F401
-
-    env = gym.make("diffsim/SurfaceFollow-v0", grid_res=3, horizon=2)
-    check_env(env.unwrapped)
-    obs, info = env.reset(seed=0)
-    assert env.observation_space.contains(obs)
-    obs, reward, term, trunc, info = env.step(env.action_space.sample())
-    assert env.observation_space.contains(obs) and isinstance(reward, float)
-    env.close()
-
-
-@pytest.mark.slow
 def test_readme_code_runs():
     import re
 
