@@ -5,12 +5,14 @@ from __future__ import annotations
 import diffsim as ds
 
 from ..task import velocity_map
-from .deformable import PAPER, TABLE_TOP, ShellTask
+from .deformable import PAPER, TABLE_TOP, ShellTask, over_vertex
 from .geometry import jitter_tools
 
 EDGE = 0.5              # table edge (x); the sheet overhangs it by 2 cm
 X0, X1 = 0.30, 0.52     # the sheet's extent along x
 MID = 0.5 * (X0 + X1)   # the fold line
+RADIUS = 0.01           # finger radius (m)
+GAP = 0.001             # start gap between each finger and the sheet (m), as in Lift
 
 
 class Fold(ShellTask):
@@ -31,13 +33,15 @@ class Fold(ShellTask):
         Finger poses, the sheet's centroid, spread and 16 vertex positions.
 
     Rewards:
-        Decrease of the loss: mean squared distance of the vertices to the folded target
-        (the far half mirrored onto the near half, one sheet-and-a-bit above it),
-        divided by (5 cm)^2.
+        Decrease of the loss: the goal, mean squared distance of the vertices to the
+        folded target (the far half mirrored onto the near half, one sheet-and-a-bit
+        above it) divided by (5 cm)^2, plus the shaping term ``sum_fingers max(gap, 0)^2
+        / (1 cm)^2`` (``gap``: a finger's distance to the nearest sheet vertex), zero
+        while both fingers touch the sheet.
 
     Starting State:
-        Sheet flat at rest; fingers 2 cm above and below the overhang, shifted by up to
-        5 mm (seeded).
+        Sheet flat at rest; fingers (1 cm radius) 1 mm above and below the overhang, over
+        a vertex 1 cm in from the edge, shifted by up to 0.5 mm (seeded).
 
     Episode End:
         Success: loss below 0.1 (about 1.6 cm mean distance). Truncation after
@@ -48,11 +52,18 @@ class Fold(ShellTask):
 
     Version History:
         v0: initial release.
+        v1: fingers start 1 mm (was 2 cm) from the sheet over a vertex, seeded shift 0.5
+        mm (was 5 mm), contact-seeking shaping term: with v0's start no random 8-step
+        action sequence reached the sheet, so the loss and its gradient were flat
+        (issue 11). Success unchanged.
     """
 
     name = "Fold"
+    version = 1
     defaults = {"grid_res": 10, "horizon": 60}
     success_threshold = 0.1
+    #: the framework adds the contact-seeking term (zero while the tools touch)
+    contacts = (("upper", "sheet"), ("lower", "sheet"))
 
     def build_scene(self):
         scene = ds.Scene(dim=3)
@@ -64,8 +75,8 @@ class Fold(ShellTask):
         scene.add_shell(ds.Rectangle(center=(MID, TABLE_TOP + t, 0.5), size=(X1 - X0, 0.12)),
                         paper, resolution=self.resolution(X1 - X0), name="sheet",
                         damping=(0.5, 0.0))
-        for name, dy in (("upper", 0.02), ("lower", -0.02)):
-            scene.add_tool(ds.Sphere(center=(X1 - 0.01, TABLE_TOP + dy, 0.5), radius=0.01),
+        for name, dy in (("upper", t + RADIUS + GAP), ("lower", -(RADIUS + GAP))):
+            scene.add_tool(ds.Sphere(center=(X1 - 0.01, TABLE_TOP + dy, 0.5), radius=RADIUS),
                            friction=1.0, name=name)
         return scene
 
@@ -73,7 +84,8 @@ class Fold(ShellTask):
         return velocity_map(sim, [(t, k, 0.25) for t in range(2) for k in range(3)])
 
     def initial_state(self, sim, rng):
-        return jitter_tools(sim.reset(), rng, 0.005)
+        start = over_vertex(sim, sim.reset(), (0, 1), "sheet", (X1 - 0.01, 0.0, 0.5))
+        return jitter_tools(start, rng, 0.0005)
 
     def _target(self, sim):
         if not hasattr(self, "_target_x"):

@@ -316,16 +316,16 @@ print(f"mean height after {check} steps {h.item():.5f} m; dh/dD adjoint {D.grad.
       f"finite difference {fd.item():.4g} m/(N m)")
 sim.close()'''),
     ("md", "## 2. A fold\n`Fold`: the sheet overhangs the table edge by 2 cm, the fingers are "
-           "above and below the overhang. A plan written by hand: close the fingers on the "
+           "1 mm above and below the overhang. A plan written by hand: close the fingers on the "
            "edge, carry it up and over, lay it down on the other half. The loss is the mean "
            "squared distance to the folded sheet, / (5 cm)^2; success is below 0.1."),
     ("code", '''options = dict(horizon=8) if TINY else {}
-env = gym.make("diffsim/Fold-v0", render_mode="rgb_array", **options)
+env = gym.make("diffsim/Fold-v1", render_mode="rgb_array", **options)
 u = env.unwrapped
 T = u.horizon
 plan = np.zeros((T, 6), np.float32)          # (x, y, z) velocity of the upper, then the lower finger
-close = 2                                    # 2 steps at 0.25 m/s: each finger 1 cm towards the sheet
-plan[:close, 1], plan[:close, 4] = -1.0, 1.0
+close = 1                                    # 1 step at 0.1 m/s: each finger 2 mm towards the sheet (1 mm gap)
+plan[:close, 1], plan[:close, 4] = -0.4, 0.4
 carry = T - close                            # then both fingers together: over to -x, up, then down
 s = np.linspace(0.0, np.pi, carry)
 plan[close:, 0] = plan[close:, 3] = -np.sin(s) * 0.95
@@ -353,7 +353,7 @@ env.close()'''),
     ("md", "The largest hinge rest angle is the crease: plastic bending changes the rest "
            "shape, so the paper stays folded where it bent past the yield curvature. The plan "
            "is a first guess; `dss.solve` with `Adam` on `u.rollout_loss` refines such plans "
-           "(see the quickstart), and `diffsim solve diffsim/Fold-v0` is the command-line way."),
+           "(see the quickstart), and `diffsim solve diffsim/Fold-v1` is the command-line way."),
 ], init='arch="cpu", precision="f64"')
 
 # ------------------------------------------------------------------------------ tactile
