@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
                     help="simulator precision (default: the package default)")
     ap.add_argument("--arch", default=None, help="cpu or cuda (default: DIFFSIM_ARCH or auto)")
     ap.add_argument("--no-gif", action="store_true", help="skip the before/after animation")
+    ap.add_argument("--full-budget", action="store_true",
+                    help="do not stop when the objective proves the task solved")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -75,7 +77,8 @@ def main(argv=None) -> int:
         ds.init(arch=args.arch, precision=args.precision or "f32")
     s = solve_task(args.task, seed=args.seed, method=args.method, budget_s=args.budget_s,
                    max_rollouts=args.max_rollouts, out=args.out, options=options,
-                   progress=not args.quiet, gif=not args.no_gif)
+                   progress=not args.quiet, gif=not args.no_gif,
+                   stop_on_success=not args.full_budget)
     print(f"{s['task']} seed {s['seed']} {s['method']}: success={s['success']} "
           f"goal_loss={s['goal_loss']:.6g} (start {s['start_goal_loss']:.6g}, zero actions "
           f"{s['zero_actions_goal_loss']:.6g}) in "

@@ -28,6 +28,11 @@ from diffsim import solvers as dss
 
 from .recipe import PLAIN_METHODS, Recipe, plain_algorithm
 from .registry import TASKS, env_ids, make_task
+from .task import Task
+
+#: an early stop needs the objective this far below the success threshold: the replay
+#: through ``env.step`` then succeeds with a margin, not by a rounding difference
+STOP_MARGIN = 0.9
 
 RL_METHODS = ("ppo", "sac")
 METHODS = ("auto", *PLAIN_METHODS, *RL_METHODS)
@@ -160,6 +165,23 @@ def warm_up(u, gradients: bool) -> float:
     return time.perf_counter() - t0
 
 
+def success_target(task: Task, recipe: Recipe) -> float | None:
+    """The objective value at which a solve may stop early because the task is solved,
+    or None where the objective does not decide success.
+
+    It decides it where the task's success test is the default ``goal_loss <
+    success_threshold`` and the recipe optimises the final state's objective: the
+    objective is ``goal_loss`` plus non-negative shaping terms, so an objective below
+    the threshold is a success. Tasks with their own test (a fraction of water inside,
+    every ball within a radius) and per-step weightings run their whole budget.
+    ``STOP_MARGIN`` times the threshold leaves a margin for the replay.
+    """
+    if type(task).success is not Task.success or recipe.horizon is not None or \
+            recipe.weights != "final" or not task.success_threshold > 0:
+        return None
+    return STOP_MARGIN * float(task.success_threshold)
+
+
 def _plain_recipe(method: str, recipe: Recipe) -> Recipe:
     return Recipe(algorithm=plain_algorithm(method), knots=None, weights="final",
                   budget_s=recipe.budget_s)
@@ -167,7 +189,7 @@ def _plain_recipe(method: str, recipe: Recipe) -> Recipe:
 
 def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: float | None = None,
                max_rollouts: int | None = None, out=None, options: dict | None = None,
-               progress: bool = False, gif: bool = True) -> dict:
+               progress: bool = False, gif: bool = True, stop_on_success: bool = True) -> dict:
     """Optimise a task's actions from its own start state and replay the result.
 
     Args:
@@ -181,6 +203,9 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
         options: task options (``grid_res``, ``horizon``, ...).
         progress: show tqdm progress bars with the loss.
         gif: write the before/after animation (where the renderer supports the simulator).
+        stop_on_success: stop the optimiser once its objective proves the task solved
+            (:func:`success_target`; ``summary["stop_target"]``), so ``seconds`` is the
+            time to a solution; False spends the whole budget.
 
     Returns:
         The summary (also ``out/summary.json``): task, seed, method, success, goal_loss,
@@ -217,8 +242,11 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
             rec = recipe if method == "auto" else _plain_recipe(method, recipe)
             prob = rec.problem(env)
             summary["warmup_seconds"] = warm_up(u, gradients=_uses_gradients(rec.algorithm))
+            target = success_target(u.task, rec) if stop_on_success else None
+            summary["stop_target"] = target
             res = dss.solve(prob, rec.algorithm, maxtime=budget, maxevals=max_rollouts, seed=seed,
-                            progress=progress, catch=(ds.SimulationError,), **rec.solve_kwargs())
+                            target=target, progress=progress, catch=(ds.SimulationError,),
+                            **rec.solve_kwargs())
             actions = res.controls.detach().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
             history = {"rollouts": list(res.history.nevals), "best": list(res.history.best),
                        "iteration": list(res.history.minimum), "stage": list(res.history.stage)}

@@ -235,6 +235,38 @@ def test_solve_cli_writes_artifacts_that_replay_to_the_reported_success(tmp_path
     env.close()
 
 
+def test_success_target_only_where_the_objective_decides_success():
+    from diffsim.envs.solve import STOP_MARGIN, success_target
+
+    task = de.registry.task_class
+    final = Recipe(algorithm=dss.Adam())
+    assert success_target(task("RollingPin")(), final) == pytest.approx(STOP_MARGIN * 0.003)
+    assert success_target(task("Lift")(), final) == pytest.approx(STOP_MARGIN * 0.1)
+    # their own success tests (water fraction, every ball in a radius, density L1 ratio)
+    for name in ("Pour", "Gather", "Pinch", "Carve"):
+        assert success_target(task(name)(), final) is None, name
+    # a per-step weighting or an expanding horizon: the objective is not the final state's
+    assert success_target(task("Lift")(), Recipe(algorithm=dss.Adam(), weights="sum")) is None
+    assert success_target(task("Lift")(), Recipe(algorithm=dss.Adam(),
+                                                 horizon=dss.ExpandingHorizon())) is None
+
+
+def test_solve_stops_once_the_objective_proves_success(tmp_path, pour, monkeypatch):
+    """Pour with the default success test and a threshold its start already meets: CEM
+    stops after its first population instead of spending the rollout budget."""
+    from diffsim.envs.task import Task
+
+    cls = de.registry.task_class("Pour")
+    monkeypatch.setattr(cls, "success", Task.success)
+    monkeypatch.setattr(cls, "success_threshold", 10.0)
+    kw = dict(seed=0, method="cem", max_rollouts=40, budget_s=120, options=TINY)
+    s = solve_task("diffsim/Pour-v0", **kw)
+    assert s["stop_target"] == pytest.approx(9.0) and s["success"]
+    assert s["rollouts"] < 40 and s["retcode"] == "SUCCESS"
+    full = solve_task("diffsim/Pour-v0", stop_on_success=False, **kw)
+    assert full["stop_target"] is None and full["rollouts"] == 40
+
+
 def test_solve_rejects_bad_input_before_simulating(tmp_path, capsys):
     before = dict(cache._SIMS)
     blocker = tmp_path / "file"
