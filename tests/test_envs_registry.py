@@ -42,12 +42,12 @@ STEPS = 5
 #: control steps of the gradient check: enough for the tools of every task to reach the
 #: material within reach of random actions, short enough for a sweep over all tasks
 GRAD_HORIZON = 8
-#: tasks whose tools do not reach the object within GRAD_HORIZON random steps and that
-#: declare no contact-seeking term (``Task.contacts``): their loss is flat there, so the
-#: gradient is exactly zero (measured: seed 0, float32, 2-core CPU); the sweep checks
-#: it is finite for them. Declaring their contacts is issue 11's work (the tactile
-#: pads are FEM bodies, not tools, so ``envs/contact.py`` does not cover them yet).
-FLAT_BEFORE_CONTACT = {"diffsim/BoxOpen-v0", "diffsim/Repose-v0"}
+#: tasks whose gradient may be exactly zero for some of the random sequences, and why
+#: (measured: float32, 2-core CPU; the sweep checks that it is finite and nonzero for at
+#: least one seed). BoxOpen-v1 seed 0: the pad pushes the lid against its closed-hinge
+#: limit (loss 1.0: angle error 1, force term 0, contact term 0); the hinge's hard limit
+#: clamps the angle, so nothing in the loss moves with the actions.
+FLAT_AT_A_LIMIT = {"diffsim/BoxOpen-v1"}
 
 
 def _check_image(img, what: str) -> None:
@@ -178,5 +178,10 @@ def test_registered_task_in_float32(env_id):
     assert torch.isfinite(res["loss"]).all(), res["loss"]
     for seed, g in zip(SEEDS, res["grad"]):
         assert torch.isfinite(g).all(), f"{env_id} seed {seed}: non-finite gradient entries"
-        if env_id not in FLAT_BEFORE_CONTACT:
-            assert float(g.norm()) > 0, f"{env_id} seed {seed}: the gradient is zero"
+    # the tools touch the material, or the declared contacts' shaping term pulls them
+    # towards it (Fold, Grasp, Repose and BoxOpen were flat before that term)
+    norms = res["grad"].flatten(1).norm(dim=1)
+    if env_id in FLAT_AT_A_LIMIT:
+        assert float(norms.max()) > 0, f"{env_id}: the gradient is zero for every seed"
+    else:
+        assert bool((norms > 0).all()), f"{env_id}: zero gradient for seeds {norms.tolist()}"

@@ -85,7 +85,7 @@ def test_hinge_bad_input():
 
 
 def test_boxopen_registered_with_full_docstring():
-    assert "diffsim/BoxOpen-v0" in de.env_ids()
+    assert "diffsim/BoxOpen-v1" in de.env_ids()
     doc = de.registry.task_class("BoxOpen").__doc__
     for section in ("Description", "Action Space", "Observation Space", "Rewards",
                     "Starting State", "Episode End", "Arguments", "Version History"):
@@ -238,7 +238,7 @@ def test_hinge_angle_gradients_fd():
 def test_boxopen_env_checker_and_observation():
     from gymnasium.utils.env_checker import check_env
 
-    env = gym.make("diffsim/BoxOpen-v0", horizon=3)
+    env = gym.make("diffsim/BoxOpen-v1", horizon=3)
     check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     # 2 tools x (position, quaternion), the lid's velocity, force, torque, 3 x 3 markers, angle
@@ -255,7 +255,7 @@ def _adam(env, U0, iters=3, lr=0.02, knots=10):
 
 @pytest.mark.slow
 def test_boxopen_scripted_plan_opens_the_lid_and_adam_improves_a_slow_one():
-    env = gym.make("diffsim/BoxOpen-v0")
+    env = gym.make("diffsim/BoxOpen-v1")
     e = env.unwrapped
     env.reset(seed=0)
     terms = []

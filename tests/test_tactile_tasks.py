@@ -15,7 +15,7 @@ SECTIONS = ("Description", "Action Space", "Observation Space", "Rewards", "Star
 
 @pytest.mark.parametrize("name", ["Grasp", "Repose"])
 def test_registered_with_full_docstring(name):
-    assert f"diffsim/{name}-v0" in de.env_ids()
+    assert f"diffsim/{name}-v1" in de.env_ids()
     doc = de.registry.task_class(name).__doc__
     for section in SECTIONS:
         assert section in doc, f"{name} docstring lacks {section}"
@@ -26,7 +26,7 @@ def test_registered_with_full_docstring(name):
 def test_env_checker_and_observation(name):
     from gymnasium.utils.env_checker import check_env
 
-    env = gym.make(f"diffsim/{name}-v0", horizon=3)
+    env = gym.make(f"diffsim/{name}-v1", horizon=3)
     check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     # 3 tools x (position, quaternion), the cube's velocity, 2 x (force, torque, 3 x 3 markers)
@@ -47,7 +47,7 @@ def _grasp_plan(T, lift):
 
 @pytest.mark.slow
 def test_grasp_lifts_the_cube_by_friction_and_adam_reduces_the_loss():
-    env = gym.make("diffsim/Grasp-v0", horizon=20)
+    env = gym.make("diffsim/Grasp-v1", horizon=20)
     e = env.unwrapped
     env.reset(seed=0)
     # held: the cube rises with the fingers (lagging by the pads' shear sag), not crushed
@@ -88,7 +88,7 @@ def _adam(env, U, iters=3, lr=0.1):
 
 @pytest.mark.slow
 def test_repose_rolls_the_cylinder_and_adam_reaches_the_angle():
-    env = gym.make("diffsim/Repose-v0", horizon=20)
+    env = gym.make("diffsim/Repose-v1", horizon=20)
     e = env.unwrapped
     env.reset(seed=0)
     U = torch.zeros(20, 2, dtype=torch.float64)

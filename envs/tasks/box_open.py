@@ -45,7 +45,9 @@ class BoxOpen(TactileTask):
         pad's normal force, ``F_min`` = ``min_force``):
         ``((theta - target) / target)^2 + contact_weight (max(F_min - max(F, 0), 0) /
         F_min)^2``: the angle error (overshoot counts too) and the loss of contact (at most
-        ``contact_weight``).
+        ``contact_weight``), plus the contact-seeking term ``max(gap, 0)^2 / (1 mm)^2``
+        (``gap``: the lid's signed distance at the pad's nearest node), zero while the pad
+        touches the lid.
 
     Starting State:
         Lid closed (angle 0, at rest on its limit); the finger 0.5 mm in front of the lid's
@@ -63,9 +65,17 @@ class BoxOpen(TactileTask):
 
     Version History:
         v0: initial release.
+        v1: contact-seeking term for the pads (``Task.contacts``): with v0 the loss
+        was flat, its gradient exactly zero, until a pad touched the lid
+        (issue 11). Goal and success unchanged.
     """
 
     name = "BoxOpen"
+    version = 1
+    #: the framework adds ``max(gap, 0)^2 / (1 mm)^2`` (``gap``: the lid's signed distance
+    #: at the pad's nearest node), zero while the pad touches the lid
+    contacts = (("lid", "finger"),)
+    contact_scale = 1e-3
     defaults = {"grid_res": 4, "horizon": 50, "target_angle": math.pi / 3, "min_force": 0.1,
                 "contact_weight": 1.0}
     episode_options = ("horizon", "target_angle", "min_force", "contact_weight")

@@ -37,6 +37,8 @@ class Grasp(GripperTask):
         sensor k): ``(max(L - dy, 0) / L)^2 + slip_weight ((dy - df) / L)^2 +
         sum_k (max(F_k - crush_force, 0) / crush_force)^2``. Slip is the relative vertical
         displacement since the episode start, so finger motion before contact counts too.
+        Plus the contact-seeking term ``sum_pads max(gap, 0)^2 / (1 mm)^2`` (``gap``: the
+        cube's signed distance at the pad's nearest node), zero while both pads touch it.
 
     Starting State:
         Fingers open 1 mm either side of the cube; the cube on the ground, shifted along
@@ -52,9 +54,13 @@ class Grasp(GripperTask):
 
     Version History:
         v0: initial release.
+        v1: contact-seeking term for the pads (``Task.contacts``): with v0 the loss
+        was flat, its gradient exactly zero, until a pad touched the cube
+        (issue 11). Goal and success unchanged.
     """
 
     name = "Grasp"
+    version = 1
     defaults = {"grid_res": 4, "horizon": 30, "target_lift": 0.003, "crush_force": 3.0,
                 "slip_weight": 1.0}
     episode_options = ("horizon", "target_lift", "crush_force", "slip_weight")

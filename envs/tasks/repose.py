@@ -38,7 +38,9 @@ class Repose(GripperTask):
         ``2 atan2(q_z, q_w)``, ``d`` the centre's offset in the ``x``-``y`` plane from the fingers'
         midpoint (``x``) and its start height (``y``), ``r`` the radius, ``F_k`` the normal force on sensor k):
         ``((theta - target) / target)^2 + drift_weight |d / r|^2 +
-        sum_k (max(F_k - crush_force, 0) / crush_force)^2``.
+        sum_k (max(F_k - crush_force, 0) / crush_force)^2``, plus the contact-seeking term
+        ``sum_pads max(gap, 0)^2 / (1 mm)^2`` (``gap``: the cylinder's signed distance at
+        the pad's nearest node), zero while both pads touch it.
 
     Starting State:
         Fingers open 1 mm either side of the cylinder; the cylinder on the ground, shifted
@@ -54,9 +56,13 @@ class Repose(GripperTask):
 
     Version History:
         v0: initial release.
+        v1: contact-seeking term for the pads (``Task.contacts``): with v0 the loss
+        was flat, its gradient exactly zero, until a pad touched the cylinder
+        (issue 11). Goal and success unchanged.
     """
 
     name = "Repose"
+    version = 1
     defaults = {"grid_res": 4, "horizon": 30, "target_angle": 0.2, "crush_force": 3.0,
                 "drift_weight": 1.0}
     episode_options = ("horizon", "target_angle", "crush_force", "drift_weight")

@@ -158,6 +158,11 @@ class GripperTask(TactileTask):
     def object_shape(self):
         raise NotImplementedError
 
+    #: the framework adds ``sum_pads max(gap, 0)^2 / (1 mm)^2`` (``gap``: the object's
+    #: signed distance at the pad's nearest node), zero while both pads touch the object
+    contacts = (("object", "left"), ("object", "right"))
+    contact_scale = 1e-3
+
     def build_scene(self):
         scene = ds.Scene(dim=3, gravity=(0.0, -9.8, 0.0))
         scene.add_tool(self.object_shape(), friction=self.friction, name="object")

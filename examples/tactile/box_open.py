@@ -69,7 +69,7 @@ def main(argv=None):
     ds.init(arch=args.arch, precision="f64")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = gym.make("diffsim/BoxOpen-v0", horizon=args.horizon)
+    env = gym.make("diffsim/BoxOpen-v1", horizon=args.horizon)
     u = env.unwrapped
     T = u.horizon
     row = {"horizon": T, "pad_nodes": u.sim.n_nodes, "iters": args.iters, "lr": args.lr,
