@@ -30,8 +30,8 @@ class Gather(Task):
         Paddle pose, per body (water, ball0..2) centroid, spread and 16 particles.
 
     Rewards:
-        Decrease of the loss: root-mean-square horizontal distance (m) of the balls
-        to the target centre plus ``0.5 * mean(relu(0.1 - distance(paddle, ball)))``.
+        Decrease of the loss: mean horizontal distance (m) of the balls to the
+        target centre plus ``0.5 * mean(relu(0.1 - distance(paddle, ball)))``.
 
     Starting State:
         Water and balls at rest; the paddle near the basin's left wall, shifted
@@ -46,14 +46,9 @@ class Gather(Task):
 
     Version History:
         v0: initial release.
-        v1: the loss's distance term is the balls' root-mean-square distance (was the
-        mean): success needs every ball within 10 cm, and the mean let Adam trade the
-        farthest ball for the nearest (seed 0, Adam on 8 hat functions, 95 iterations:
-        distances 0.018, 0.087, 0.114 m, mean 0.073, not a success; issue 11).
     """
 
     name = "Gather"
-    version = 1
     defaults = {"grid_res": 32, "horizon": 80, "target": (0.65, 0.65)}
     episode_options = ("horizon", "target")
 
@@ -79,11 +74,10 @@ class Gather(Task):
     def loss(self, sim, state):
         c = self._centroids(sim, state)
         target = torch.as_tensor(self.options["target"], dtype=c.dtype)
-        # root mean square: the farthest ball, which decides success, pulls hardest
-        rms = torch.sqrt(((c[:, [0, 2]] - target) ** 2).sum(1).mean() + 1e-12)
+        dist = torch.sqrt(((c[:, [0, 2]] - target) ** 2).sum(1) + 1e-12)
         paddle = state.tool_pos[0]
         touch = torch.relu(0.1 - torch.sqrt(((c - paddle) ** 2).sum(1) + 1e-12))
-        return rms + 0.5 * touch.mean()
+        return dist.mean() + 0.5 * touch.mean()
 
     def success(self, sim, state):
         c = self._centroids(sim, state)[:, [0, 2]].detach().cpu().numpy()
