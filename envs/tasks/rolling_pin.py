@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 import diffsim as ds
+from diffsim import solvers as dss
 
+from ..recipe import Recipe
 from ..task import Task, velocity_map
 from .geometry import TABLE, jitter_tools, table
 
@@ -49,6 +51,10 @@ class RollingPin(Task):
     defaults = {"grid_res": 40, "horizon": 80, "thickness": 0.05}
     episode_options = ("horizon", "thickness")
     success_threshold = 0.003
+    recipe = Recipe(dss.Adam(lr=0.1), knots=8, basis="linear", budget_s=300.0, note=(
+        "the pin touches the dough from the start, so plain gradients work: Adam on 8 hat "
+        "functions per action (2-core CPU, float32, seeds 0-2: solved after 23-24 "
+        "iterations, 140-200 s)"))
 
     def build_scene(self):
         scene = ds.Scene(dim=3, walls="slip")
