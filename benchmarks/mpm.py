@@ -121,7 +121,7 @@ def bench_case(case, T=20, substeps=10, reps=7, grad=True):
     return out
 
 
-MPM_TASKS = ["Pour-v0", "LatteArt-v0", "Scoop-v0", "Gather-v0", "Stir-v0", "Pinch-v1",
+MPM_TASKS = ["Pour-v0", "LatteArt-v1", "Scoop-v0", "Gather-v0", "Stir-v0", "Pinch-v1",
              "RollingPin-v0", "Carve-v0"]
 
 

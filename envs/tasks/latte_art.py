@@ -9,11 +9,12 @@ import diffsim as ds
 
 from ..losses import soft_inside_box, splat
 from ..task import Task, velocity_map
-from .geometry import TABLE, container, interior
+from .geometry import TABLE, box_outside_distance, container, interior
 
 CUP = dict(lo=(0.30, TABLE, 0.30), hi=(0.70, TABLE + 0.225, 0.70), wall=0.05)
 PITCHER = dict(lo=(0.22, TABLE + 0.325, 0.42), hi=(0.40, TABLE + 0.525, 0.58), wall=0.05)
 GRID = 8  # top-view pattern resolution over the cup's inside
+REACH_SCALE = 0.1  # m: the reach term is 1 when the milk is on average 10 cm from the cup
 
 
 class LatteArt(Task):
@@ -32,25 +33,33 @@ class LatteArt(Task):
         Pitcher pose, centroids and spreads of milk and coffee, 16 particles of each.
 
     Rewards:
-        Decrease of the loss: the L1 distance between the milk's top-view
-        distribution over the cup (an 8x8 histogram, normalised) and the target
-        pattern, a disc at ``target`` (x, z); in [0, 2].
+        Decrease of the loss: the goal, the L1 distance between the top-view
+        distribution of the milk inside the cup (an 8x8 histogram of the milk below
+        the rim, normalised by all the milk) and the target pattern, a disc at
+        ``target`` (x, z), in [0, 2]; plus the reach term, the milk's mean distance
+        (m) to the cup's inside / 0.1 m, zero once all the milk is in the cup (it
+        gives the pour a gradient while no milk has left the pitcher).
 
     Starting State:
         Both fluids at rest. The target centre is drawn uniformly within 4 cm of
         (0.55, 0.5) per episode from the seed.
 
     Episode End:
-        Success: loss below 0.8. Truncation after ``horizon`` steps (default 80).
+        Success: goal below 0.8. Truncation after ``horizon`` steps (default 80).
 
     Arguments:
         ``grid_res`` (32), ``horizon`` (80).
 
     Version History:
         v0: initial release.
+        v1: the histogram counts milk below the cup's rim only (v0 counted milk still in
+        the pitcher held over the cup), and the reach term: with v0 the loss was 1 and
+        flat until milk left the pitcher (Adam and 270 CEM rollouts never poured;
+        issue 11).
     """
 
     name = "LatteArt"
+    version = 1
     defaults = {"grid_res": 32, "horizon": 80}
     success_threshold = 0.8
 
@@ -85,11 +94,17 @@ class LatteArt(Task):
         p = np.exp(-d2 / (2 * 0.04 ** 2))
         return torch.as_tensor(p / p.sum(), dtype=dtype)
 
-    def loss(self, sim, state):
+    def goal_loss(self, sim, state):
         lo, hi = interior(CUP["lo"], CUP["hi"], CUP["wall"])
         milk = state.x[sim.groups["milk"]]
         xz = milk[:, [0, 2]]
-        # milk outside the cup (seen from above) counts as missing, not as border cells
-        inside = soft_inside_box(xz, lo[[0, 2]], hi[[0, 2]], width=0.005)
+        # milk outside the cup counts as missing, not as border cells; milk above the
+        # rim (still in the pitcher) as missing too
+        inside = soft_inside_box(milk, lo, hi, width=0.005)
         hist = splat(xz, lo[[0, 2]], hi[[0, 2]], GRID, weights=inside) / milk.shape[0]
         return (hist - self._pattern(milk.dtype)).abs().sum()
+
+    def loss(self, sim, state):
+        lo, hi = interior(CUP["lo"], CUP["hi"], CUP["wall"])
+        reach = box_outside_distance(state.x[sim.groups["milk"]], lo, hi).mean() / REACH_SCALE
+        return self.goal_loss(sim, state) + reach
