@@ -17,6 +17,9 @@ results.md there.
 ``--sweep 0.01,0.1,1 --seeds 0,1,2`` instead trains the local regularizer (both samplings)
 at each coefficient and seed next to the unregularized model of the same seed, and prints
 the NFE and final-loss ratios (regularized / none): how to pick ``coeff`` for a task.
+``--sweep-reg global-error,global-stiffness`` sweeps the global regularizers instead;
+``--relative`` trains on ``loss + loss.detach() * sol.reg`` (the penalty weighed relative
+to the current loss) instead of ``loss + sol.reg``.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ class SpiralTask:
 
     name = "spiral"
     tol = dict(rtol=1e-5, atol=1e-6)
-    coeffs = (0.1, 0.1)  # (global, local); local = LocalRegularization's default
+    # (global, local): both regularizers' defaults (global "error" 0.05, local 0.1)
+    coeffs = (dss.GlobalRegularization().coeff, dss.LocalRegularization().coeff)
 
     def __init__(self, n_points: int = 400, T: float = 20.0, window: int = 10, batch: int = 16):
         A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
@@ -187,7 +191,9 @@ class DigitsTask:
         return sol.stats.nfe, sec, loss, acc
 
 
-def train(task, variant: str, reg, iters: int, lr: float, seed: int, sensealg) -> Result:
+def train(task, variant: str, reg, iters: int, lr: float, seed: int, sensealg, relative: bool = False) -> Result:
+    """Adam on ``loss + sol.reg``; ``relative``: on ``loss + loss.detach() * sol.reg`` (the
+    penalty weighed against the current loss, so ``coeff`` trades R against relative fit)."""
     torch.manual_seed(seed)  # same initialization and batches for every variant
     field = task.model().float()  # the example runs in float32 whatever the default dtype
     heads = (task.heads() if hasattr(task, "heads") else nn.ModuleDict()).float()
@@ -202,7 +208,7 @@ def train(task, variant: str, reg, iters: int, lr: float, seed: int, sensealg) -
         if not sol.successful:  # a blown-up proposal: skip the update, count it
             failed += 1
             continue
-        total = loss + sol.reg
+        total = loss + (loss.detach() * sol.reg if relative else sol.reg)
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -225,33 +231,49 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def sweep(task, coeffs: list[float], seeds: list[int], iters: int, lr: float) -> list[dict]:
-    """Local regularizer at each coefficient vs none, per seed: NFE and loss ratios."""
+SWEEP_REGULARIZERS = {
+    "local": lambda c: {"local unbiased": dss.LocalRegularization(sampling="unbiased", coeff=c),
+                        "local biased": dss.LocalRegularization(sampling="biased", coeff=c)},
+    "global-error": lambda c: {"global error": dss.GlobalRegularization(kind="error", coeff=c)},
+    "global-stiffness": lambda c: {"global stiffness": dss.GlobalRegularization(kind="stiffness", coeff=c)},
+}
+
+
+def sweep(task, coeffs: list[float], seeds: list[int], iters: int, lr: float,
+          regularizers: tuple[str, ...] = ("local",), relative: bool = False) -> list[dict]:
+    """Each regularizer at each coefficient vs none, per seed: NFE and loss ratios.
+
+    ``regularizers`` are keys of ``SWEEP_REGULARIZERS``; "local" trains both samplings;
+    ``relative``: see :func:`train`.
+    """
     rows = []
     for seed in seeds:
         base = train(task, "none", None, iters, lr, seed, dss.DirectAdjoint())
         for c in coeffs:
-            for sampling in ("unbiased", "biased"):
-                r = train(task, sampling, dss.LocalRegularization(sampling=sampling, coeff=c), iters, lr, seed,
-                          dss.DirectAdjoint())
-                rows.append(dict(task=task.name, seed=seed, sampling=sampling, coeff=c,
-                                 nfe_ratio=r.predict_nfe / base.predict_nfe, loss_ratio=r.final_loss / base.final_loss,
-                                 accuracy_change=None if r.accuracy is None else r.accuracy - base.accuracy))
-                print(json.dumps(rows[-1]), flush=True)
+            for key in regularizers:
+                for name, reg in SWEEP_REGULARIZERS[key](c).items():
+                    r = train(task, name, reg, iters, lr, seed, dss.DirectAdjoint(), relative)
+                    name = name + (" (relative)" if relative else "")
+                    rows.append(dict(task=task.name, seed=seed, regularizer=name, coeff=c,
+                                     nfe_ratio=r.predict_nfe / base.predict_nfe,
+                                     loss_ratio=r.final_loss / base.final_loss,
+                                     accuracy_change=None if r.accuracy is None else r.accuracy - base.accuracy,
+                                     failed_solves=r.failed_solves))
+                    print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
 def sweep_table(rows: list[dict]) -> str:
-    lines = ["| task | sampling | coeff | NFE ratio (per seed) | loss ratio (per seed) | accuracy change |",
+    lines = ["| task | regularizer | coeff | NFE ratio (per seed) | loss ratio (per seed) | accuracy change |",
              "|---|---|---|---|---|---|"]
-    keys = sorted({(r["task"], r["sampling"], r["coeff"]) for r in rows})
-    for task, sampling, c in keys:
-        sel = [r for r in rows if (r["task"], r["sampling"], r["coeff"]) == (task, sampling, c)]
+    keys = sorted({(r["task"], r["regularizer"], r["coeff"]) for r in rows})
+    for task, name, c in keys:
+        sel = [r for r in rows if (r["task"], r["regularizer"], r["coeff"]) == (task, name, c)]
         nfe = ", ".join(f"{r['nfe_ratio']:.2f}" for r in sel)
         loss = ", ".join(f"{r['loss_ratio']:.2f}" for r in sel)
         acc = ("-" if sel[0]["accuracy_change"] is None
                else ", ".join(f"{100 * r['accuracy_change']:+.1f}" for r in sel))
-        lines.append(f"| {task} | {sampling} | {c:g} | {nfe} | {loss} | {acc} |")
+        lines.append(f"| {task} | {name} | {c:g} | {nfe} | {loss} | {acc} |")
     return "\n".join(lines)
 
 
@@ -267,8 +289,13 @@ def main(argv=None) -> list[Result]:
     ap.add_argument("--global-coeff", type=float, default=None)
     ap.add_argument("--local-coeff", type=float, default=None)
     ap.add_argument("--repeats", type=int, default=21, help="prediction timing: best of this many runs")
-    ap.add_argument("--sweep", default=None, help="comma-separated local coefficients: print the sweep table instead")
+    ap.add_argument("--sweep", default=None, help="comma-separated coefficients: print the sweep table instead")
+    ap.add_argument("--sweep-reg", default="local",
+                    help="comma-separated regularizers of --sweep: local (both samplings), global-error, "
+                         "global-stiffness")
     ap.add_argument("--seeds", default="0,1,2", help="seeds of --sweep")
+    ap.add_argument("--relative", action="store_true",
+                    help="train on loss + loss.detach() * sol.reg (the penalty relative to the loss)")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json and results.md")
     args = ap.parse_args(argv)
     global REPEATS
@@ -278,12 +305,16 @@ def main(argv=None) -> list[Result]:
         REPEATS = 1
         coeffs = [float(c) for c in args.sweep.split(",")]
         seeds = [int(x) for x in args.seeds.split(",")]
+        regs = tuple(x.strip() for x in args.sweep_reg.split(","))
+        for x in regs:
+            if x not in SWEEP_REGULARIZERS:
+                ap.error(f"--sweep-reg: {x!r} is not one of {', '.join(SWEEP_REGULARIZERS)}")
         rows = []
         for name in args.tasks.split(","):
             task = {"spiral": SpiralTask, "digits": DigitsTask}[name.strip()]()
             iters = args.iters if args.iters is not None else {"spiral": 1000, "digits": 400}[task.name]
             lr = args.lr if args.lr is not None else 3e-3
-            rows += sweep(task, coeffs, seeds, iters, lr)
+            rows += sweep(task, coeffs, seeds, iters, lr, regs, args.relative)
         md = sweep_table(rows)
         print("\n" + md)
         if args.out is not None:
@@ -302,7 +333,7 @@ def main(argv=None) -> list[Result]:
             sens = dss.DirectAdjoint()
             if args.sensealg == "interpolating" and not isinstance(reg, dss.GlobalRegularization):
                 sens = dss.InterpolatingAdjoint()
-            r = train(task, variant, reg, iters, lr, args.seed, sens)
+            r = train(task, variant, reg, iters, lr, args.seed, sens, args.relative)
             results.append(r)
             print(f"{r.task:7s} {r.variant:22s} NFE {r.predict_nfe:5d}  predict {r.predict_ms:7.1f} ms  "
                   f"train {r.train_s:6.1f} s  loss {r.final_loss:.4f}"

@@ -80,10 +80,11 @@ def test_global_error_regularization_value_is_sum_of_error_estimates():
 
 
 def test_stiffness_estimate_recovers_the_eigenvalue():
-    """For u' = -lam u the Shampine/Hairer estimate is |lam|, so R_S = lam * T."""
+    """For u' = -lam u the Shampine/Hairer estimate is |lam|, so R_S = lam * T (coeff 1)."""
     lam = 50.0
     prob = dss.ODEProblem(lambda u, p, t: -lam * u, torch.tensor([1.0, 2.0]), (0.0, 1.0))
-    sol = dss.solve(prob, dss.Tsit5(), dt=0.01, adaptive=False, regularization=dss.GlobalRegularization("stiffness"))
+    sol = dss.solve(prob, dss.Tsit5(), dt=0.01, adaptive=False,
+                    regularization=dss.GlobalRegularization("stiffness", coeff=1.0))
     assert abs(sol.reg.item() - lam) < 1e-6 * lam
 
 
