@@ -243,7 +243,9 @@ def test_boxopen_env_checker_and_observation():
     obs, info = env.reset(seed=0)
     # 2 tools x (position, quaternion), the lid's velocity, force, torque, 3 x 3 markers, angle
     assert obs.shape == (2 * 7 + 6 + 6 + 18 + 1,) and env.observation_space.contains(obs)
-    assert info["loss"] == pytest.approx(2.0) and not info["success"]
+    # angle error 1 + lost contact 1; the contact-seeking term (0.7 mm / 1 mm)^2 on top
+    assert info["goal_loss"] == pytest.approx(2.0) and not info["success"]
+    assert info["loss"] == pytest.approx(2.0 + 0.7 ** 2, abs=1e-3)
     obs, reward, term, trunc, info = env.step(np.array([1.0, 0.0, 0.0], np.float32))
     assert env.observation_space.contains(obs) and isinstance(reward, float)
     env.close()
@@ -267,9 +269,11 @@ def test_boxopen_scripted_plan_opens_the_lid_and_adam_improves_a_slow_one():
     assert info["success"] and trunc and terms.index(True) > 30
     assert float(t["angle"]) == pytest.approx(math.pi / 3, rel=0.01)
     assert float(t["normal_force"]) > 0.1
-    # zero actions: nothing touches the lid, which stays shut on its limit
+    # zero actions: nothing touches the lid, which stays shut on its limit (goal 2, and the
+    # contact-seeking term of the 0.7 mm gap)
     with torch.no_grad():
-        assert float(e.rollout_loss(torch.zeros(e.horizon, 3, dtype=F64))) == pytest.approx(2.0)
+        assert float(e.rollout_loss(torch.zeros(e.horizon, 3, dtype=F64))) == pytest.approx(
+            2.0 + 0.7 ** 2, abs=1e-3)
     # a plan that turns at half the rate stops short (0.52 rad); Adam on smooth changes of
     # it (10 hat functions per action) improves it steadily (0.257, 0.198, 0.147, 0.107
     # measured)

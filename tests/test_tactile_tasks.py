@@ -31,7 +31,9 @@ def test_env_checker_and_observation(name):
     obs, info = env.reset(seed=0)
     # 3 tools x (position, quaternion), the cube's velocity, 2 x (force, torque, 3 x 3 markers)
     assert obs.shape == (3 * 7 + 6 + 2 * (6 + 18),) and env.observation_space.contains(obs)
-    assert info["loss"] == pytest.approx(1.0, abs=0.01)     # nothing lifted or turned yet
+    assert info["goal_loss"] == pytest.approx(1.0, abs=0.01)   # nothing lifted or turned yet
+    # the contact-seeking term: each pad 1 mm (+-0.2 mm seeded shift) from the object
+    assert 1.5 < info["loss"] - info["goal_loss"] < 3.0
     obs, reward, term, trunc, info = env.step(np.array([1.0, 0.0], np.float32))
     assert env.observation_space.contains(obs) and isinstance(reward, float)
     env.close()
