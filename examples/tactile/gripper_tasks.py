@@ -36,14 +36,15 @@ def scripted(name: str, T: int) -> torch.Tensor:
 
 
 def episode_loss(env, actions) -> tuple[float, dict]:
-    """Loss and its parts after stepping ``actions`` from a seeded reset (the env's path)."""
+    """Goal loss (without the contact-seeking term) and its parts after stepping ``actions``
+    from a seeded reset (the env's path)."""
     env.reset(seed=0)
     for a in np.asarray(actions):
         *_, info = env.step(a.astype(np.float32))
     u = env.unwrapped
     terms = u.task.terms(u.sim, u.get_state())
     parts = {k: v.detach().numpy().round(6).tolist() for k, v in terms.items()}
-    return float(info["loss"]), parts
+    return float(info["goal_loss"]), parts
 
 
 def adam(env, U, iters, lr):
