@@ -1,8 +1,9 @@
 """Grasp and Repose, the tactile gripper tasks: a scripted start refined by gradients, vs CEM.
 
 Both tasks start with the fingers 1 mm away from a free object, so with zero actions
-nothing touches it and the gradient of the final loss is zero (the penalty contact has no
-force, hence no sensitivity, before the pads touch). A scripted start closes the fingers
+nothing touches it and the gradient of the goal loss is zero (the penalty contact has no
+force, hence no sensitivity, before the pads touch); since v1 the objective adds a
+contact-seeking term (each pad's distance to the object, 1 mm scale) that pulls the pads in. A scripted start closes the fingers
 for 6 steps (0.2 mm squeeze) and then lifts (Grasp) or shears (Repose) slowly; Adam on
 ``env.unwrapped.rollout_loss`` (exact gradients through the pads, the contact and the free
 body) refines it. CEM, from zero actions, gets the same number of rollouts.
