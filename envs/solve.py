@@ -230,6 +230,9 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
         summary = {"task": task, "seed": seed, "method": method, "options": options,
                    "precision": ds.runtime.ensure_init().precision, "budget_s": budget,
                    "max_rollouts": max_rollouts, "horizon": u.horizon, "act_dim": u.act_dim}
+        # the checkout's commit as the solve starts: a checkout that changes during a long
+        # solve must not be credited with it
+        origin = provenance()
         env.reset(seed=seed)
         if method in RL_METHODS:
             from .rl import train_rl
@@ -269,7 +272,7 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
                         "return": after["return"], "start_goal_loss": after["start_goal_loss"],
                         "zero_actions_goal_loss": before["goal_loss"],
                         "zero_actions_success": before["success"]})
-        summary.update(provenance())
+        summary.update(origin)
         summary["total_seconds"] = time.perf_counter() - t_start
         if folder is not None:
             np.save(folder / "actions.npy", actions)
