@@ -23,6 +23,7 @@ import torch
 import diffsim as ds
 import diffsim.envs  # noqa: F401  (registers the tasks)
 from diffsim import solvers as dss
+from diffsim.envs.registry import task_class
 
 #: the second action after the squeeze: lift (Grasp) or shear (Repose) speed, normalised
 SCRIPTED = {"Grasp": 0.3, "Repose": 0.2}
@@ -64,7 +65,7 @@ def adam(env, U, iters, lr):
 
 
 def run_task(name, iters, lr, horizon):
-    env = gym.make(f"diffsim/{name}-v0", horizon=horizon)
+    env = gym.make(f"diffsim/{name}-v{task_class(name).version}", horizon=horizon)
     u = env.unwrapped
     T = u.horizon
     row = {"task": name, "horizon": T, "nodes": u.sim.n_nodes}
