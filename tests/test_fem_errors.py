@@ -212,3 +212,20 @@ def test_nonfinite_gradient_names_the_stage_and_substep(close_after, monkeypatch
     assert (e.stage, e.substep, e.step) == (stage, 3, 1)
     assert set(e.fields) == {"material.grad"}
     assert stage in str(e) and "control step 1" in str(e)
+
+
+def test_a_nan_in_the_simulation_raises_simulation_error(close_after):
+    """As ``test_mpm_errors``: a NaN node position is a blow-up (``SimulationError``), not
+    a value that reaches the loss (Taichi's fast math folded the former ``v != v`` test)."""
+    scene = ds.Scene(dim=2)
+    scene.add_soft_body(ds.Box(lo=(0.4, 0.4), hi=(0.5, 0.5)), ds.LinearElastic(),
+                        resolution=0.05)
+    sim = ds.FEM(scene)
+    close_after(sim)
+    sim.rollout(sim.reset(), torch.zeros(1, 0))
+    engine = sim._engine_for(1, False)
+    parts = engine.store_state(0)
+    parts[0][0, 0] = float("nan")
+    engine.load_state(0, parts)
+    with pytest.raises(ds.SimulationError, match="1 node.* non-finite"):
+        engine.check_step(0, 1)

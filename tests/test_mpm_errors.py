@@ -172,3 +172,15 @@ def test_rollout_sensealg_is_the_segment_shorthand_and_refuses_others(sim, monke
         ds.solve(ds.SimulationProblem(sim, controls=U), sensealg=dss.DirectAdjoint())
     with pytest.raises(TypeError, match="sensealg must be ds.CheckpointAdjoint"):
         ds.solve(ds.SimulationProblem(sim, controls=U), sensealg=4)
+
+
+def test_a_nan_in_the_simulation_raises_simulation_error(sim):
+    """The blow-up check sees NaN, not only overflow: the former ``v != v`` test was folded
+    to False by Taichi's fast math, so a NaN position went on unnoticed into the loss."""
+    sim.rollout(sim.reset(), torch.zeros(1, 3))
+    engine = sim._engine_for(1, False)
+    parts = engine.store_state(0)
+    parts[0][0, 0] = float("nan")            # one particle's x (a NaN, not an overflow)
+    engine.load_state(0, parts)               # the engine's loader does not validate
+    with pytest.raises(ds.SimulationError, match="1 particle.* non-finite"):
+        engine.check_step(0, 1)

@@ -809,7 +809,9 @@ class DeformableKernels:
             vv = self.v[s, i]
             b = 0
             for a in ti.static(range(self.dim)):
-                if xv[a] != xv[a] or vv[a] != vv[a] or ti.abs(vv[a]) > 1e30 or ti.abs(
+                # ti.math.isnan, not v != v: under Taichi's fast math LLVM folds v != v
+                # to False and a NaN passed unnoticed
+                if ti.math.isnan(xv[a]) or ti.math.isnan(vv[a]) or ti.abs(vv[a]) > 1e30 or ti.abs(
                         xv[a]) > 1e30:
                     b = 1
             if b:

@@ -553,7 +553,9 @@ class MPMKernels:
             speed2 = vv.norm_sqr()
             bad = 0
             for i in ti.static(range(self.dim)):
-                if xv[i] != xv[i] or vv[i] != vv[i] or ti.abs(vv[i]) > 1e30:
+                # ti.math.isnan, not v != v: Taichi compiles with fast math, under which
+                # LLVM folds v != v to False and a NaN passed unnoticed
+                if ti.math.isnan(xv[i]) or ti.math.isnan(vv[i]) or ti.abs(vv[i]) > 1e30:
                     bad = 1
             if bad:
                 self.stats[1] += 1.0
