@@ -42,9 +42,14 @@ def make_task(name: str, **options) -> Task:
     return task_class(name)(**options)
 
 
+def env_id(name: str) -> str:
+    """The Gymnasium id of a task's current version, ``diffsim/<Name>-v<version>``."""
+    return f"diffsim/{name}-v{task_class(name).version}"
+
+
 def env_ids() -> list[str]:
     """Every registered Gymnasium id."""
-    return [f"diffsim/{name}-v{task_class(name).version}" for name in TASKS]
+    return [env_id(name) for name in TASKS]
 
 
 def register_envs() -> None:
@@ -52,9 +57,8 @@ def register_envs() -> None:
     import gymnasium as gym
 
     for name in TASKS:
-        cls = task_class(name)
-        env_id = f"diffsim/{name}-v{cls.version}"
-        if env_id in gym.registry:
+        tid = env_id(name)
+        if tid in gym.registry:
             continue
-        gym.register(id=env_id, entry_point="diffsim.envs.env:DiffSimEnv",
-                     kwargs={"task": name}, max_episode_steps=cls.defaults["horizon"])
+        gym.register(id=tid, entry_point="diffsim.envs.env:DiffSimEnv",
+                     kwargs={"task": name}, max_episode_steps=task_class(name).defaults["horizon"])

@@ -16,7 +16,7 @@ TINY = {"grid_res": 4, "horizon": 3}
 
 
 def _id(name):
-    return f"diffsim/{name}-v{de.registry.task_class(name).version}"
+    return de.registry.env_id(name)
 
 
 def test_tasks_are_registered_with_full_docstrings():

@@ -30,12 +30,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import diffsim as ds
-from diffsim.envs.registry import TASKS, task_class
+from diffsim.envs.registry import TASKS, env_id
 from diffsim.envs.solve import METHODS, RL_METHODS, solve_task
-
-
-def task_id(name: str) -> str:
-    return f"diffsim/{name}-v{task_class(name).version}"
 
 
 def read_rows(results: Path) -> list[dict]:
@@ -60,7 +56,7 @@ def run(args) -> int:
     import gymnasium as gym
 
     for name in args.tasks:
-        tid = task_id(name)
+        tid = env_id(name)
         # an env held open keeps the task's compiled simulator alive between the solves
         # (envs/cache.py): the kernels compile once per task, not once per solve
         keep = gym.make(tid, **options)
@@ -103,7 +99,7 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         key = (r["task"], r["method"], json.dumps(r.get("options", {}), sort_keys=True))
         groups[key].append(r)
-    order = {task_id(n): i for i, n in enumerate(TASKS)}
+    order = {env_id(n): i for i, n in enumerate(TASKS)}
     morder = {m: i for i, m in enumerate(METHODS)}
     lines = ["| task | method | success | goal loss: median (min-max) | start | zero actions | "
              "wall s (median) | "

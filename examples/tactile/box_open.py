@@ -2,10 +2,11 @@
 
 The finger starts 0.7 mm in front of the closed lid, so zero actions never touch it (goal
 loss 2: angle error 1 plus the lost-contact term 1; the objective adds BoxOpen-v1's
-contact-seeking term, 0.49 at the 0.7 mm gap, which gives it a gradient). The scripted plan presses the pad on
-the lid's front face for 4 steps and then carries it around the hinge as if glued to the lid
-(``BoxOpen.scripted_actions``); a plan that turns too slowly (``--turn``, 0.3 of the top
-turn rate by default, vs 0.6 for the scripted plan) stops short of the target, and Adam on
+contact-seeking term, 0.49 at the 0.7 mm gap, which gives it a gradient). The scripted plan
+presses the pad on the lid's front face for 4 steps and then carries it around the hinge as
+if glued to the lid (``BoxOpen.scripted_actions``); a plan that turns too slowly
+(``--turn``, 0.3 of the top turn rate by default, vs 0.6 for the scripted plan) stops short
+of the target, and Adam on
 ``env.unwrapped.rollout_loss`` (exact gradients through the pad, friction, the free body and
 its hinge) refines it: over the 50 x 3 actions themselves, or (``--basis K``) over K x 3
 weights of piecewise-linear hat functions added to the start plan (``dss.ActionBasis(T, K,
@@ -26,6 +27,7 @@ import torch
 import diffsim as ds
 import diffsim.envs  # noqa: F401  (registers the tasks)
 from diffsim import solvers as dss
+from diffsim.envs.registry import env_id
 
 
 def episode(env, actions) -> dict:
@@ -36,7 +38,7 @@ def episode(env, actions) -> dict:
         *_, info = env.step(a.astype(np.float32))
     u = env.unwrapped
     t = u.task.terms(u.sim, u.get_state())
-    return {"loss": float(info["goal_loss"]), "success": bool(info["success"]),
+    return {"goal_loss": float(info["goal_loss"]), "success": bool(info["success"]),
             "angle": float(t["angle"]), "normal_force": float(t["normal_force"])}
 
 
@@ -70,7 +72,7 @@ def main(argv=None):
     ds.init(arch=args.arch, precision="f64")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = gym.make("diffsim/BoxOpen-v1", horizon=args.horizon)
+    env = gym.make(env_id("BoxOpen"), horizon=args.horizon)
     u = env.unwrapped
     T = u.horizon
     row = {"horizon": T, "pad_nodes": u.sim.n_nodes, "iters": args.iters, "lr": args.lr,
@@ -92,7 +94,7 @@ def main(argv=None):
                        ("start", f"Adam's start (turn {args.turn})"),
                        ("adam_best", f"Adam, {args.iters} iters, best")):
         r = row[key]
-        print(f"| {label} | {r['loss']:.4g} | {r['angle']:.4f} | {r['normal_force']:.3f} | "
+        print(f"| {label} | {r['goal_loss']:.4g} | {r['angle']:.4f} | {r['normal_force']:.3f} | "
               f"{r['success']} |")
     print(f"Adam: {row['adam_time']:.0f} s, {row['adam_retcode']}; losses "
           + ", ".join(f"{v:.4g}" for v in row["adam_history"]), flush=True)

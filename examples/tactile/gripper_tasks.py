@@ -3,10 +3,10 @@
 Both tasks start with the fingers 1 mm away from a free object, so with zero actions
 nothing touches it and the gradient of the goal loss is zero (the penalty contact has no
 force, hence no sensitivity, before the pads touch); since v1 the objective adds a
-contact-seeking term (each pad's distance to the object, 1 mm scale) that pulls the pads in. A scripted start closes the fingers
-for 6 steps (0.2 mm squeeze) and then lifts (Grasp) or shears (Repose) slowly; Adam on
-``env.unwrapped.rollout_loss`` (exact gradients through the pads, the contact and the free
-body) refines it. CEM, from zero actions, gets the same number of rollouts.
+contact-seeking term (each pad's distance to the object, 1 mm scale) that pulls the pads
+in. A scripted start closes the fingers for 6 steps (0.2 mm squeeze) and then lifts
+(Grasp) or shears (Repose) slowly; Adam on ``env.unwrapped.rollout_loss`` (exact gradients
+through the pads, the contact and the free body) refines it. CEM, from zero actions, gets the same number of rollouts.
 
     python examples/tactile/gripper_tasks.py --iters 10 --out diffsim-out/tactile_tasks
 """
@@ -23,7 +23,7 @@ import torch
 import diffsim as ds
 import diffsim.envs  # noqa: F401  (registers the tasks)
 from diffsim import solvers as dss
-from diffsim.envs.registry import task_class
+from diffsim.envs.registry import env_id
 
 #: the second action after the squeeze: lift (Grasp) or shear (Repose) speed, normalised
 SCRIPTED = {"Grasp": 0.3, "Repose": 0.2}
@@ -65,7 +65,7 @@ def adam(env, U, iters, lr):
 
 
 def run_task(name, iters, lr, horizon):
-    env = gym.make(f"diffsim/{name}-v{task_class(name).version}", horizon=horizon)
+    env = gym.make(env_id(name), horizon=horizon)
     u = env.unwrapped
     T = u.horizon
     row = {"task": name, "horizon": T, "nodes": u.sim.n_nodes}
