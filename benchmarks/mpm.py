@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import diffsim as ds  # noqa: E402
+from diffsim.envs.registry import env_id as task_env_id  # noqa: E402
 
 CASES = {
     2: dict(res=128, lo=(0.2, 0.2), hi=(0.55, 0.55), dt=2e-4),
@@ -121,8 +122,7 @@ def bench_case(case, T=20, substeps=10, reps=7, grad=True):
     return out
 
 
-MPM_TASKS = ["Pour-v0", "LatteArt-v1", "Scoop-v0", "Gather-v0", "Stir-v0", "Pinch-v1",
-             "RollingPin-v0", "Carve-v0"]
+MPM_TASKS = ["Pour", "LatteArt", "Scoop", "Gather", "Stir", "Pinch", "RollingPin", "Carve"]
 
 
 def bench_task(env_id: str, reps: int = 3) -> dict:
@@ -267,7 +267,9 @@ def main(argv=None):
               "| forward/reference | first gradient (s) |")
         print("|---|---|---|---|---|---|---|---|---|")
         for env_id in args.tasks or MPM_TASKS:
-            env_id = env_id if env_id.startswith("diffsim/") else f"diffsim/{env_id}"
+            # a bare name means the task's current version
+            env_id = env_id if "/" in env_id else (
+                f"diffsim/{env_id}" if "-v" in env_id else task_env_id(env_id))
             r = bench_task(env_id, reps=min(args.reps, 3))
             results.append(r)
             print(f"| {r['task']} | {r['particles']} | {r['grid']}^3 | {r['steps']} | "

@@ -4,7 +4,7 @@ Importing this package registers every task as ``diffsim/<Task>-v<N>`` (also
 done through the ``gymnasium.envs`` entry point):
 
     import gymnasium as gym
-    env = gym.make("diffsim/Pour-v0", render_mode="rgb_array")
+    env = gym.make("diffsim/Pour-v1", render_mode="rgb_array")
     loss = env.unwrapped.rollout_loss(actions)   # differentiable in actions
 """
 

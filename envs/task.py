@@ -35,7 +35,7 @@ class Task(abc.ABC):
     Subclasses set ``name``, ``version``, ``defaults`` (every option with its
     default; ``horizon`` and ``grid_res`` at least) and implement
     ``build_scene``, ``action_map`` and ``loss``. Options given to the
-    environment (``gym.make("diffsim/Pour-v0", grid_res=32)``) override defaults.
+    environment (``gym.make("diffsim/Pour-v1", grid_res=32)``) override defaults.
     """
 
     name: ClassVar[str]

@@ -26,7 +26,7 @@ def test_every_task_is_registered():
             assert section in doc, f"{name} docstring lacks {section}"
 
 
-@pytest.mark.parametrize("env_id", ["diffsim/Pour-v0", "diffsim/Pinch-v1"])
+@pytest.mark.parametrize("env_id", ["diffsim/Pour-v1", "diffsim/Pinch-v1"])
 def test_gymnasium_and_sb3_env_checkers(env_id):
     """Both checkers at a tiny size; every task runs them at its default size in float32
     in ``test_envs_registry.py`` (slow)."""
@@ -62,7 +62,7 @@ def test_same_seed_same_episode_and_horizon_truncates():
 
 
 def test_pickling_restores_a_working_env():
-    env = gym.make("diffsim/Pour-v0", **TINY)
+    env = gym.make("diffsim/Pour-v1", **TINY)
     env.reset(seed=0)
     env.step(env.action_space.sample())
     clone = pickle.loads(pickle.dumps(env))
@@ -100,9 +100,55 @@ def test_rollout_loss_gradient_matches_finite_differences():
     env.close()
 
 
+def test_pour_and_scoop_starts_vary_with_the_seed_within_their_documented_ranges():
+    """Issue 11, section 4: Pour-v1 shifts the cup and its water together (up to 2 cm along
+    x and z), Scoop-v1 each cube on its own (up to 1 cm); the same seed gives the same start."""
+    for env_id, bodies, scale, tool_moves in (("diffsim/Pour-v1", ["water"], 0.02, True),
+                                              ("diffsim/Scoop-v1", ["cube0", "cube1"], 0.01,
+                                               False)):
+        env = gym.make(env_id, **TINY)
+        u = env.unwrapped
+        rest = u.sim.reset()
+        shifts = []
+        for seed in (0, 1, 0):
+            env.reset(seed=seed)
+            start = u._start
+            per_body = []
+            for name in bodies:
+                d = (start.x[u.sim.groups[name]] - rest.x[u.sim.groups[name]]).numpy()
+                assert np.allclose(d, d[0], atol=1e-12), f"{env_id}: {name} moved as one"
+                assert d[0, 1] == 0 and np.all(np.abs(d[0]) <= scale), (env_id, d[0])
+                per_body.append(d[0])
+            tool = (start.tool_pos - rest.tool_pos).numpy()[0]
+            assert np.allclose(tool, per_body[0] if tool_moves else 0, atol=1e-12), tool
+            others = [g for g in u.sim.groups if g not in bodies]
+            for g in others:   # the rest of the scene stays where it was built
+                assert torch.equal(start.x[u.sim.groups[g]], rest.x[u.sim.groups[g]])
+            shifts.append(np.concatenate(per_body))
+        assert not np.allclose(shifts[0], shifts[1]), f"{env_id}: seeds 0 and 1 start alike"
+        assert np.array_equal(shifts[0], shifts[2]), f"{env_id}: seed 0 twice differs"
+        if len(bodies) > 1:
+            assert not np.allclose(per_body[0], per_body[1]), "cubes shifted independently"
+        env.close()
+
+
+def test_latte_art_observes_its_seeded_target():
+    env = gym.make("diffsim/LatteArt-v2", **TINY)
+    targets = []
+    for seed in (0, 1):
+        obs, _ = env.reset(seed=seed)
+        target = env.unwrapped.task.target
+        assert np.all(np.abs(target - np.array([0.55, 0.5])) <= 0.04)
+        assert np.allclose(obs[-2:], target, atol=1e-6), (obs[-2:], target)
+        assert env.observation_space.contains(obs)
+        targets.append(target)
+    assert not np.allclose(*targets)
+    env.close()
+
+
 def test_state_round_trip_and_shared_simulators():
-    e1 = gym.make("diffsim/Pour-v0", **TINY)
-    e2 = gym.make("diffsim/Pour-v0", **TINY)
+    e1 = gym.make("diffsim/Pour-v1", **TINY)
+    e2 = gym.make("diffsim/Pour-v1", **TINY)
     assert e1.unwrapped.sim is e2.unwrapped.sim, "envs of one task share a simulator"
     e1.reset(seed=0)
     e1.step(np.array([1.0, 0.0, -1.0]))
@@ -119,7 +165,7 @@ def test_state_round_trip_and_shared_simulators():
 
 
 def test_render_returns_an_image():
-    env = gym.make("diffsim/Pour-v0", render_mode="rgb_array", **TINY)
+    env = gym.make("diffsim/Pour-v1", render_mode="rgb_array", **TINY)
     env.reset(seed=0)
     img = env.render()
     assert img.dtype == np.uint8 and img.shape == (256, 256, 3)
@@ -129,10 +175,10 @@ def test_render_returns_an_image():
 
 def test_bad_input_is_rejected_clearly():
     with pytest.raises(ValueError, match="unknown option"):
-        gym.make("diffsim/Pour-v0", stiffness=3)
+        gym.make("diffsim/Pour-v1", stiffness=3)
     with pytest.raises(ValueError, match="unknown task 'Knit'"):
         de.make_task("Knit")
-    env = gym.make("diffsim/Pour-v0", **TINY)
+    env = gym.make("diffsim/Pour-v1", **TINY)
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"action has shape \(2,\); expected \(3,\)"):
         env.step(np.zeros(2))

@@ -1,6 +1,6 @@
 """Optimising a task in float32 (the default precision) as a new user does: issue 12's loop.
 
-``torch.optim.Adam`` (lr 0.2) on the raw actions of ``diffsim/Pour-v0`` through
+``torch.optim.Adam`` (lr 0.2) on the raw actions of ``diffsim/Pour-v1`` through
 ``rollout_loss``: before the float32 fixes the gradient was NaN at iteration 2 and the
 next rollout raised; with them the loop reaches the task's success within 10
 iterations (float64 needs 3). Runs in a float32 child process (``precision.py``).
@@ -19,7 +19,7 @@ def pour_adam_loop(iters=10, lr=0.2):
 
     import diffsim.envs  # noqa: F401
 
-    env = gym.make("diffsim/Pour-v0")
+    env = gym.make("diffsim/Pour-v1")
     env.reset(seed=0)
     u = env.unwrapped
     A = torch.zeros(u.horizon, u.act_dim, requires_grad=True)

@@ -85,9 +85,11 @@ def exercise(env_id: str, seeds=SEEDS, steps: int = STEPS) -> dict:
             check_env(env.unwrapped)
             out["stage"] = "stable-baselines3 check_env"
             sb3_check_env(env.unwrapped, warn=True)
+            starts = []
             for s in seeds:
                 out["stage"] = f"reset(seed={s})"
                 obs, info = env.reset(seed=s)
+                starts.append(obs)
                 env.action_space.seed(s)
                 for k in range(steps):
                     out["stage"] = f"seed {s}, step {k + 1}"
@@ -103,6 +105,11 @@ def exercise(env_id: str, seeds=SEEDS, steps: int = STEPS) -> dict:
                 img = env.render()
                 _check_image(img, f"{env_id} seed {s}")
                 out["images"].append(img.shape)
+            # issue 11: a solved task must be solved for a seed nobody tuned on
+            out["stage"] = "start variation"
+            if len(starts) > 1 and all(np.array_equal(starts[0], o) for o in starts[1:]):
+                raise AssertionError(f"seeds {list(seeds)} give the same start observation: "
+                                     "the task's start does not vary with the seed")
         out["stage"] = "done"
         out["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught
                            if "gymnasium" in (w.filename or "")]

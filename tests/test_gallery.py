@@ -45,20 +45,20 @@ def _run(folder, task, success, goal_loss, actions=True):
 
 
 def test_find_run_prefers_success_then_the_lowest_goal_loss(tmp_path):
-    _run(tmp_path / "a", "diffsim/Pour-v0", False, 0.01)
-    _run(tmp_path / "b", "diffsim/Pour-v0", True, 0.05)
-    _run(tmp_path / "c", "diffsim/Pour-v0", True, 0.02)
-    _run(tmp_path / "d", "diffsim/Pour-v0", True, 0.0, actions=False)   # no actions: not a run
+    _run(tmp_path / "a", "diffsim/Pour-v1", False, 0.01)
+    _run(tmp_path / "b", "diffsim/Pour-v1", True, 0.05)
+    _run(tmp_path / "c", "diffsim/Pour-v1", True, 0.02)
+    _run(tmp_path / "d", "diffsim/Pour-v1", True, 0.0, actions=False)   # no actions: not a run
     _run(tmp_path / "e", "diffsim/Pinch-v1", True, 0.0)
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "summary.json").write_text("{not json")
-    folder, summary = gallery.find_run(tmp_path, "diffsim/Pour-v0")
+    folder, summary = gallery.find_run(tmp_path, "diffsim/Pour-v1")
     assert folder.name == "c" and summary["goal_loss"] == 0.02
     assert gallery.find_run(tmp_path, "diffsim/Lift-v0") is None
 
 
 def _record(success, before=0.4, after=0.1):
-    return {"item": "pour", "task": "diffsim/Pour-v0", "family": "fluids (MPM)", "file": "pour.gif",
+    return {"item": "pour", "task": "diffsim/Pour-v1", "family": "fluids (MPM)", "file": "pour.gif",
             "seed": 0, "precision": "f32", "source": "dss.solve", "method": "Adam(lr=0.2)", "iterations": 10,
             "before_label": "zero actions", "before": {"goal_loss": before, "success": False},
             "after": {"goal_loss": after, "success": success}, "machine": "m", "date": "2026-01-01T00:00"}
@@ -122,7 +122,7 @@ def test_tiny_gallery_run(tmp_path):
     run.mkdir(parents=True)
     T = pour["horizon"]
     np.save(run / "actions.npy", np.tile(np.array([[0.0, 0.0, 1.0]], np.float32), (T, 1)))
-    (run / "summary.json").write_text(json.dumps({"task": "diffsim/Pour-v0", "seed": 0, "method": "adam",
+    (run / "summary.json").write_text(json.dumps({"task": "diffsim/Pour-v1", "seed": 0, "method": "adam",
                                                   "options": pour["options"], "precision": "f32",
                                                   "success": False, "goal_loss": 1.0}))
     subprocess.run(cmd[:5] + ["pour", "--from-runs", str(tmp_path / "runs"), "--out", str(out), "--no-readme",
@@ -133,13 +133,16 @@ def test_tiny_gallery_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_recipe_item_runs_diffsim_solve(tmp_path):
-    # pinch: the task's recipe through envs.solve.solve_task (one rollout), replayed
+@pytest.mark.parametrize("item", ["pinch", "grasp"])
+def test_tiny_recipe_item_runs_diffsim_solve(tmp_path, item):
+    # the task's recipe through envs.solve.solve_task (one rollout), replayed; grasp draws
+    # the tactile markers beside the scene
     out = tmp_path / "gallery"
-    subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--quiet", "--items", "pinch", "--out", str(out),
+    subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--quiet", "--items", item, "--out", str(out),
                     "--no-readme", "--cache", str(tmp_path / "cache")], check=True, timeout=900)
-    rec = json.loads((out / "gallery.json").read_text())["pinch"]
-    assert rec["task"] == "diffsim/Pinch-v1" and rec["source"] == "diffsim solve" and rec["method"] == "auto"
-    assert rec["iterations"] >= 1 and rec["tiny"] and (out / "pinch.gif").stat().st_size < 1_000_000
-    summary = json.loads((tmp_path / "cache" / "pinch" / "summary.json").read_text())
+    rec = json.loads((out / "gallery.json").read_text())[item]
+    assert rec["task"] == gallery.ITEMS[item].task_id() and rec["source"] == "diffsim solve"
+    assert rec["method"] == "auto" and rec["iterations"] >= 1 and rec["tiny"]
+    assert (out / f"{item}.gif").stat().st_size < 1_000_000
+    summary = json.loads((tmp_path / "cache" / item / "summary.json").read_text())
     assert summary["goal_loss"] == pytest.approx(rec["after"]["goal_loss"], rel=1e-4)   # the replay is the run's

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def pour():
     """A tiny Pour env held open for the module: every env and solve of this configuration
     shares its compiled simulator (envs/cache.py) instead of compiling its own."""
-    env = gym.make("diffsim/Pour-v0", **TINY)
+    env = gym.make("diffsim/Pour-v1", **TINY)
     yield env
     env.close()
 
@@ -204,8 +204,8 @@ def _cli(*args):
 
 def test_solve_cli_writes_artifacts_that_replay_to_the_reported_success(tmp_path, pour):
     out = tmp_path / "pour"
-    env = gym.make("diffsim/Pour-v0", grid_res=20, horizon=4)   # a fresh env, as a user would
-    assert _cli("diffsim/Pour-v0", "--seed", "3", "--out", str(out), "--method", "cem",
+    env = gym.make("diffsim/Pour-v1", grid_res=20, horizon=4)   # a fresh env, as a user would
+    assert _cli("diffsim/Pour-v1", "--seed", "3", "--out", str(out), "--method", "cem",
                 "--max-rollouts", "4", "--budget-s", "120", "--grid-res", "20", "--horizon", "4",
                 "--quiet") == 0
     s = json.loads((out / "summary.json").read_text())
@@ -213,7 +213,7 @@ def test_solve_cli_writes_artifacts_that_replay_to_the_reported_success(tmp_path
                 "backward_passes", "retcode", "commit", "date", "start_goal_loss",
                 "zero_actions_goal_loss"):
         assert key in s, key
-    assert s["task"] == "diffsim/Pour-v0" and s["seed"] == 3 and s["method"] == "cem"
+    assert s["task"] == "diffsim/Pour-v1" and s["seed"] == 3 and s["method"] == "cem"
     assert s["rollouts"] == 4 and s["backward_passes"] == 0 and s["retcode"] == "SUCCESS"
     assert (out / "loss.png").stat().st_size > 0 and s["gif"] == "before_after.gif"
     from PIL import Image
@@ -260,10 +260,10 @@ def test_solve_stops_once_the_objective_proves_success(tmp_path, pour, monkeypat
     monkeypatch.setattr(cls, "success", Task.success)
     monkeypatch.setattr(cls, "success_threshold", 10.0)
     kw = dict(seed=0, method="cem", max_rollouts=40, budget_s=120, options=TINY)
-    s = solve_task("diffsim/Pour-v0", **kw)
+    s = solve_task("diffsim/Pour-v1", **kw)
     assert s["stop_target"] == pytest.approx(9.0) and s["success"]
     assert s["rollouts"] < 40 and s["retcode"] == "SUCCESS"
-    full = solve_task("diffsim/Pour-v0", stop_on_success=False, **kw)
+    full = solve_task("diffsim/Pour-v1", stop_on_success=False, **kw)
     assert full["stop_target"] is None and full["rollouts"] == 40
 
 
@@ -324,9 +324,9 @@ def test_results_table_merges_rows_of_separate_runs(tmp_path, pour):
     assert len(line) == 1 and "| cem |" in line[0] and "/2 |" in line[0] and "| 0, 1 |" in line[0]
     assert rows[0]["commit"] is None or rows[0]["commit"][:8] in line[0]
     # RL rows are sized from the auto rows (none here: skipped with a message)
-    assert results_table.rl_rollouts(rows, "diffsim/Pour-v0", 20) is None
+    assert results_table.rl_rollouts(rows, "diffsim/Pour-v1", 20) is None
     rows.append({**rows[0], "method": "auto", "rollouts": 30})
-    assert results_table.rl_rollouts(rows, "diffsim/Pour-v0", 20) == 600
+    assert results_table.rl_rollouts(rows, "diffsim/Pour-v1", 20) == 600
 
 
 # --------------------------------------------------------------------------- slow: real solves
@@ -353,7 +353,7 @@ def test_auto_recipe_with_gradients_on_a_tiny_pinch(tmp_path):
 
 @pytest.mark.slow
 def test_ppo_baseline_runs_under_a_rollout_budget(tmp_path):
-    s = solve_task("diffsim/Pour-v0", seed=0, method="ppo", budget_s=120, max_rollouts=3,
+    s = solve_task("diffsim/Pour-v1", seed=0, method="ppo", budget_s=120, max_rollouts=3,
                    out=tmp_path, options=TINY, gif=False)
     assert s["rollouts"] == 3 and s["backward_passes"] == 0 and math.isfinite(s["goal_loss"])
     assert np.load(tmp_path / "actions.npy").shape == (4, 3)

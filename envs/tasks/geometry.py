@@ -70,3 +70,27 @@ def jitter_tools(state: ds.State, rng: np.random.Generator, scale: float) -> ds.
     shift = torch.as_tensor(rng.uniform(-scale, scale, size=tuple(state.tool_pos.shape)),
                             dtype=state.tool_pos.dtype)
     return state.replace(tool_pos=state.tool_pos + shift)
+
+
+def shift_bodies(state: ds.State, sim, rng: np.random.Generator, scale: float, groups,
+                 axes=(0, 2), tools: bool = False) -> ds.State:
+    """Shift particle bodies by one seeded offset of up to ``scale`` metres (episode
+    variation).
+
+    Args:
+        state: a start state (``sim.reset()``); ``sim``: its simulator (for ``groups``).
+        rng: the episode's generator; ``scale``: the largest shift (m) per axis.
+        groups: names of the particle groups moved together by the one offset.
+        axes: the axes (0 = x, 1 = y, 2 = z) the offset has components along.
+        tools: whether every tool moves by the same offset (a cup with its water).
+    """
+    offset = np.zeros(sim.dim)
+    offset[list(axes)] = rng.uniform(-scale, scale, size=len(axes))
+    off = torch.as_tensor(offset, dtype=state.x.dtype, device=state.x.device)
+    x = state.x.clone()
+    for name in groups:
+        x[sim.groups[name]] += off
+    changes = {"x": x}
+    if tools and state.tool_pos.numel():
+        changes["tool_pos"] = state.tool_pos + off.to(state.tool_pos.dtype)
+    return state.replace(**changes)

@@ -15,6 +15,8 @@ CUP = dict(lo=(0.30, TABLE, 0.30), hi=(0.70, TABLE + 0.225, 0.70), wall=0.05)
 PITCHER = dict(lo=(0.22, TABLE + 0.325, 0.42), hi=(0.40, TABLE + 0.525, 0.58), wall=0.05)
 GRID = 8  # top-view pattern resolution over the cup's inside
 REACH_SCALE = 0.1  # m: the reach term is 1 when the milk is on average 10 cm from the cup
+TARGET = np.array([0.55, 0.5])  # m: centre (x, z) of the target disc, before variation
+TARGET_RANGE = 0.04  # m: the seeded shift of the target centre along x and z
 
 
 class LatteArt(Task):
@@ -30,7 +32,8 @@ class LatteArt(Task):
         angular velocity about z (up to 8 rad/s; negative tilts towards +x).
 
     Observation Space:
-        Pitcher pose, centroids and spreads of milk and coffee, 16 particles of each.
+        Pitcher pose, centroids and spreads of milk and coffee, 16 particles of each,
+        then the target centre (x, z; m).
 
     Rewards:
         Decrease of the loss: the goal, the L1 distance between the top-view
@@ -56,10 +59,12 @@ class LatteArt(Task):
         the pitcher held over the cup), and the reach term: with v0 the loss was 1 and
         flat until milk left the pitcher (Adam and 270 CEM rollouts never poured;
         issue 11).
+        v2: the observation ends with the target centre (v1 drew it per episode but did
+        not show it, so a policy could not know where to pour).
     """
 
     name = "LatteArt"
-    version = 1
+    version = 2
     defaults = {"grid_res": 32, "horizon": 80}
     success_threshold = 0.8
 
@@ -81,15 +86,25 @@ class LatteArt(Task):
         return velocity_map(sim, [(0, 0, 0.6), (0, 2, 0.6), (0, 5, 8.0)])
 
     def initial_state(self, sim, rng):
-        self.target = np.array([0.55, 0.5]) + rng.uniform(-0.04, 0.04, size=2)
+        self.target = TARGET + rng.uniform(-TARGET_RANGE, TARGET_RANGE, size=2)
         return sim.reset()
+
+    def observe(self, sim, state):
+        target = torch.as_tensor(getattr(self, "target", TARGET), dtype=state.x.dtype,
+                                 device=state.x.device)
+        return torch.cat([super().observe(sim, state), target])
+
+    def observation_bounds(self, sim):
+        low, high = super().observation_bounds(sim)
+        return (np.concatenate([low, TARGET - TARGET_RANGE]).astype(np.float32),
+                np.concatenate([high, TARGET + TARGET_RANGE]).astype(np.float32))
 
     def _pattern(self, dtype):
         lo, hi = interior(CUP["lo"], CUP["hi"], CUP["wall"])
         c = (np.arange(GRID) + 0.5) / GRID
         gx = lo[0] + c * (hi[0] - lo[0])
         gz = lo[2] + c * (hi[2] - lo[2])
-        target = getattr(self, "target", np.array([0.55, 0.5]))
+        target = getattr(self, "target", TARGET)
         d2 = (gx[:, None] - target[0]) ** 2 + (gz[None, :] - target[1]) ** 2
         p = np.exp(-d2 / (2 * 0.04 ** 2))
         return torch.as_tensor(p / p.sum(), dtype=dtype)

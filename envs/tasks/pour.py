@@ -8,7 +8,7 @@ from diffsim import solvers as dss
 from ..losses import soft_inside_box
 from ..recipe import Recipe
 from ..task import Task, velocity_map
-from .geometry import TABLE, box_outside_distance, container, interior
+from .geometry import TABLE, box_outside_distance, container, interior, shift_bodies
 
 # walls two grid cells thick (at the default grid): thinner walls leak under grid contact
 CUP = dict(lo=(0.13, 0.475, 0.36), hi=(0.41, 0.735, 0.64), wall=0.075)
@@ -37,7 +37,8 @@ class Pour(Task):
         to the container's inside (m; 0 for water in the container).
 
     Starting State:
-        Water at rest in the upright cup; no randomisation.
+        Water at rest in the upright cup; the cup and its water shifted together along
+        ``x`` and ``z`` by up to 2 cm (seeded).
 
     Episode End:
         Success (terminated): at least 70% of the water is inside the container.
@@ -48,9 +49,12 @@ class Pour(Task):
 
     Version History:
         v0: initial release.
+        v1: the start varies with the seed (the cup and its water shifted by up to 2 cm
+        along ``x`` and ``z``); v0 started every episode the same.
     """
 
     name = "Pour"
+    version = 1
     defaults = {"grid_res": 40, "horizon": 90}
     recipe = Recipe(dss.Adam(lr=0.2), knots=None, budget_s=120.0, note=(
         "the cup touches the water from the start, so the loss is smooth in the cup's "
@@ -72,6 +76,9 @@ class Pour(Task):
 
     def action_map(self, sim):
         return velocity_map(sim, [(0, 0, 1.0), (0, 1, 1.0), (0, 5, 8.0)])
+
+    def initial_state(self, sim, rng):
+        return shift_bodies(sim.reset(), sim, rng, 0.02, ["water"], tools=True)
 
     def _target(self):
         return interior(BOWL["lo"], BOWL["hi"], BOWL["wall"])

@@ -7,7 +7,7 @@ import torch
 import diffsim as ds
 
 from ..task import Task, velocity_map
-from .geometry import TABLE, water_basin
+from .geometry import TABLE, shift_bodies, water_basin
 
 BASIN = dict(lo=(0.25, TABLE, 0.25), hi=(0.75, TABLE + 0.25, 0.75), wall=0.05)
 WATER_TOP = TABLE + 0.14
@@ -49,7 +49,8 @@ class Scoop(Task):
         centroid is below ``LIFT`` = 12 cm above the water surface.
 
     Starting State:
-        Water and cubes at rest; spoon below the cubes. No randomisation.
+        Water at rest; spoon below the cubes. Each cube is shifted along ``x`` and ``z``
+        by up to 1 cm (seeded, independently).
 
     Episode End:
         Success: loss below 1 cm. Truncation after ``horizon`` steps (default 80).
@@ -59,9 +60,12 @@ class Scoop(Task):
 
     Version History:
         v0: initial release.
+        v1: the start varies with the seed (each cube shifted by up to 1 cm along ``x``
+        and ``z``); v0 started every episode the same.
     """
 
     name = "Scoop"
+    version = 1
     defaults = {"grid_res": 32, "horizon": 80}
     success_threshold = 0.01
 
@@ -77,6 +81,12 @@ class Scoop(Task):
 
     def action_map(self, sim):
         return velocity_map(sim, [(0, 0, 0.5), (0, 1, 0.5), (0, 2, 0.5), (0, 5, 4.0)])
+
+    def initial_state(self, sim, rng):
+        state = sim.reset()
+        for i in range(2):
+            state = shift_bodies(state, sim, rng, 0.01, [f"cube{i}"])
+        return state
 
     def loss(self, sim, state):
         goal = WATER_TOP + LIFT

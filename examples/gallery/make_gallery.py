@@ -10,14 +10,14 @@
 
 Items (``--items``; ``ITEMS`` below holds each one's budget):
 
-* task items (``pour``: fluids, ``pinch``: plasticine, ``lift``: a thin shell, ``boxopen``:
-  tactile with the sensor's RGB image and markers beside the scene): an animated GIF of the
-  episode before and after optimisation, side by side, each under ``--max-bytes``. Without
-  ``--from-runs`` the script optimises with the package's own ``dss.solve`` (Adam on
-  ``rollout_loss``) for the item's budget of iterations, from the item's start plan (zero
-  actions, or BoxOpen's scripted plan at half its turn rate); an item with
-  ``solver="recipe"`` (``pinch``) runs ``diffsim solve``'s own ``solve_task`` (the task's
-  recipe for its wall-clock budget, about 6 min for Pinch). With ``--from-runs DIR`` it
+* task items (``pour``: fluids, ``pinch``: plasticine, ``lift``: a thin shell, ``grasp``:
+  tactile with the sensor's markers beside the scene): an animated GIF of the episode
+  before and after optimisation, side by side, each under ``--max-bytes``, both from the
+  task's own start (zero actions). Without ``--from-runs`` the script optimises with the
+  package's own ``dss.solve`` (Adam on ``rollout_loss``) for the item's budget of
+  iterations; an item with ``solver="recipe"`` (``pinch``, ``grasp``) runs ``diffsim
+  solve``'s own ``solve_task`` (the task's recipe until success or its wall-clock budget:
+  about 6 min for Pinch, 1-3 min for Grasp). With ``--from-runs DIR`` it
   takes the best ``actions.npy`` of a ``diffsim solve`` run of the task found under DIR
   (``summary.json`` names the task, seed, options and precision) and shows zero actions
   beside it. Either way "before" and "after" are replayed through ``env.step`` from the
@@ -70,14 +70,18 @@ class TaskItem:
     iters: int = 10
     lr: float = 0.2
     options: dict = field(default_factory=dict)
-    start: str = "zeros"          # "zeros" or "scripted_half" (BoxOpen's plan at half its turn rate)
-    basis: int = 0                # >0: Adam on K hat-function weights per action added to the start
     tiny_options: dict = field(default_factory=dict)
     why_precision: str = ""
     camera: dict | None = None    # Camera.framing arguments (None: env.render()'s own view)
     marker_gain: float = 0.0      # >0 (tactile): a panel of the sensor's markers, displacements x gain
     solver: str = "adam"          # "adam": dss.solve with Adam for ``iters``; "recipe": envs.solve.solve_task
                                   # (the task's recipe and budget, as ``diffsim solve TASK``)
+
+    def task_id(self) -> str:
+        """The registered id of the task's current version, ``diffsim/<Task>-v<N>``."""
+        from diffsim.envs.registry import env_id
+
+        return env_id(self.task)
 
 
 @dataclass(frozen=True)
@@ -99,11 +103,8 @@ ITEMS = {
                      lr=0.2, tiny_options=dict(horizon=3),
                      why_precision="float64: float32 implicit shell steps may miss Newton's tolerance "
                                    "(issue 12)"),
-    "boxopen": TaskItem("boxopen", "BoxOpen", "tactile (ds.Tactile)", precision="f64",
-                        iters=8, lr=0.02, start="scripted_half", basis=10, marker_gain=3.0,
-                        tiny_options=dict(horizon=6),
-                        why_precision="float64: float32 implicit pad steps may miss Newton's "
-                                      "tolerance (issue 12)"),
+    "grasp": TaskItem("grasp", "Grasp", "tactile (ds.Tactile)", solver="recipe", marker_gain=3.0,
+                      tiny_options=dict(horizon=3)),
     "ode_regularization": PlotItem("ode_regularization", "neural ODE"),
     "surrogate": PlotItem("surrogate", "neural PDE surrogate"),
 }
@@ -214,16 +215,6 @@ def encode_gif(frames: list[np.ndarray], max_bytes: int, max_frames: int = 40,
         scale *= 0.85
 
 
-def hat_basis(T: int, K: int, dtype):
-    """(T, K) piecewise-linear hat functions, knots spread evenly over the T steps."""
-    import torch
-
-    t = torch.arange(T, dtype=dtype)[:, None]
-    knots = torch.linspace(0, T - 1, K, dtype=dtype)[None]
-    width = (T - 1) / max(K - 1, 1)
-    return torch.clamp(1 - (t - knots).abs() / width, min=0.0)
-
-
 def marker_panel(readings, resolution, gain: float, size: int = 256) -> np.ndarray:
     """The sensors' markers as a picture: rest positions (grey) and displacements magnified
     ``gain`` times (red), in the tactile camera's pixel frame, with the force on each pad."""
@@ -299,33 +290,15 @@ def optimise(item: TaskItem, u, iters: int, progress: bool) -> tuple[np.ndarray,
     from diffsim import solvers as dss
 
     T, A, dtype = u.horizon, u.act_dim, u.sim.dtype
-    if item.start == "scripted_half":
-        U0 = u.task.scripted_actions(turn=0.3).to(dtype)
-        before_label = "scripted plan, half turn rate"
-    else:
-        U0 = torch.zeros(T, A, dtype=dtype)
-        before_label = "zero actions"
-    if item.basis:   # U = U0 + B W: smooth changes of the start plan (dss.ActionBasis in issue 11)
-        B = hat_basis(T, min(item.basis, T), dtype)
-
-        def actions(W):
-            return (U0 + B @ W).clamp(-1.0, 1.0)
-
-        w0, bounds = torch.zeros(B.shape[1], A, dtype=dtype), None
-    else:
-        def actions(W):
-            return W
-
-        w0, bounds = U0.clone(), (-1.0, 1.0)
+    U0 = torch.zeros(T, A, dtype=dtype)
     print(f"[gallery] {item.name}: Adam on rollout_loss, {iters} iterations (horizon {T})", flush=True)
-    res = dss.solve(dss.ControlProblem(lambda W: u.rollout_loss(actions(W)), u0=w0, bounds=bounds),
+    res = dss.solve(dss.ControlProblem(u.rollout_loss, u0=U0.clone(), bounds=(-1.0, 1.0)),
                     dss.Adam(lr=item.lr), maxiters=iters, catch=(ds.SimulationError,), progress=progress)
-    meta = {"method": f"Adam(lr={item.lr})" + (f" on {item.basis} hat-function weights per action added "
-                                                "to the start plan" if item.basis else ""),
+    meta = {"method": f"Adam(lr={item.lr})",
             "iterations": res.niters, "rollouts": res.nevals, "retcode": res.retcode.name,
-            "before_label": before_label, "after_label": f"Adam, {res.niters} iterations",
+            "before_label": "zero actions", "after_label": f"Adam, {res.niters} iterations",
             "optimiser_losses": [float(x) for x in res.history.mean], "optimise_seconds": res.time}
-    return U0.cpu().numpy(), actions(res.u).detach().cpu().numpy(), meta
+    return U0.cpu().numpy(), res.u.detach().cpu().numpy(), meta
 
 
 def run_task_item(item: TaskItem, args) -> dict:
@@ -336,7 +309,7 @@ def run_task_item(item: TaskItem, args) -> dict:
     import diffsim.envs  # noqa: F401  (registers the tasks)
 
     torch.set_num_threads(1)
-    task_id = next(i for i in diffsim.envs.env_ids() if i.split("/")[1].rsplit("-v", 1)[0] == item.task)
+    task_id = item.task_id()
     options = dict(item.options)
     seed, precision = args.seed, item.precision
     run_dir = run = None

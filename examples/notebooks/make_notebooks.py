@@ -124,7 +124,7 @@ after.""", "about 1 minute", [
            "renderer draws any simulator state; a camera framed on the cup and the container "
            "shows the water better than the default view of the whole domain."),
     ("code", '''options = dict(grid_res=16, horizon=6) if TINY else {}
-env = gym.make("diffsim/Pour-v0", render_mode="rgb_array", **options)
+env = gym.make("diffsim/Pour-v1", render_mode="rgb_array", **options)
 u = env.unwrapped
 obs, info = env.reset(seed=0)
 print(u.sim, "| actions:", env.action_space, "| loss at start:", info["loss"])
@@ -613,7 +613,7 @@ compared with zero actions and with Adam on the differentiable episode
 from stable_baselines3.common.callbacks import BaseCallback
 
 options = dict(grid_res=16, horizon=8) if TINY else dict(horizon=40)
-env = gym.make("diffsim/Pour-v0", **options)
+env = gym.make("diffsim/Pour-v1", **options)
 steps = 64 if TINY else 4000
 print(f"PPO on Pour (horizon {env.unwrapped.horizon}), {steps} environment steps")
 

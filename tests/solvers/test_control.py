@@ -474,7 +474,7 @@ def test_mpc_on_a_diffsim_env(close_after):
     kernels compile; Pour at grid_res 16 has 48 particles)."""
     import diffsim.envs  # noqa: F401  (registers the ids)
 
-    env = gym.make("diffsim/Pour-v0", horizon=3, grid_res=16)
+    env = gym.make("diffsim/Pour-v1", horizon=3, grid_res=16)
     close_after(env)
     base = env.unwrapped
     mpc = dss.MPC(dss.CEM(population=4, elites=2), horizon=2, replan_every=1, maxiters=1)
@@ -496,7 +496,7 @@ def test_hybrid_mpc_on_a_diffsim_env_uses_gradients(close_after):
     2 CPU cores): Hybrid(CEM, Adam) plans on Pour and the Adam stage improves on CEM."""
     import diffsim.envs  # noqa: F401
 
-    env = gym.make("diffsim/Pour-v0", horizon=3, grid_res=16)
+    env = gym.make("diffsim/Pour-v1", horizon=3, grid_res=16)
     close_after(env)
     mpc = dss.MPC(dss.Hybrid(dss.CEM(population=4, elites=2), dss.Adam(lr=0.3), sampler_iters=1),
                   horizon=3, replan_every=3, maxiters=6)
