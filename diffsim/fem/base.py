@@ -281,9 +281,7 @@ class DeformableSimulator(Simulator):
             raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
         internal = self.internal_params(params)
         drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
-        state0 = [state[n].to(self.dtype) for n in self.STATE_NAMES]
-        if self.model.kind == "shell" and self.model.n_hinges == 0:
-            state0[2] = state0[2].new_zeros(1)
+        state0 = self._engine_state(state)
         plan = RolloutPlan(engine_for=self._engine_for, n_steps=T, saveat=tuple(saveat),
                            n_state=len(state0), n_drive=len(drive), check=check, step0=state.step)
         outs = sensealg.run(Rollout(plan, tuple(state0), tuple(drive), tuple(internal)))
@@ -291,12 +289,19 @@ class DeformableSimulator(Simulator):
         states = []
         for i, step in enumerate(saveat):
             tp, tr = poses(step * S)
-            tensors = {n: o[i] for n, o in zip(self.STATE_NAMES, outs)}
-            if self.model.kind == "shell" and self.model.n_hinges == 0:
-                tensors["rest_angle"] = state.rest_angle
+            tensors = self._state_tensors([o[i] for o in outs], state)
             states.append(State(state.time + step * self.control_dt, state.step + step,
                                 **tensors, tool_pos=tp, tool_rot=tr))
         return states
+
+    def _engine_state(self, state: State) -> list:
+        """The tensors of ``state`` that the engine steps, in ``STATE_NAMES`` order."""
+        return [state[n].to(self.dtype) for n in self.STATE_NAMES]
+
+    def _state_tensors(self, tensors: list, start: State) -> dict:
+        """A rollout's stepped tensors (``_engine_state`` order) as a state's named tensors;
+        ``start``: the rollout's first state."""
+        return dict(zip(self.STATE_NAMES, tensors))
 
     def equilibrium(self, state: State | None = None, params: dict | None = None,
                     check: bool = True) -> State:

@@ -120,11 +120,12 @@ class DeformableEngine:
 
     def state_like(self) -> list:
         n, d = self.model.n_nodes, self.model.dim
-        out = [torch.empty((n, d), dtype=self.dtype, device=self.device) for _ in range(2)]
-        if self.model.kind == "shell":
-            out.append(torch.empty((max(self.model.n_hinges, 1),), dtype=self.dtype,
-                                   device=self.device))
-        return out
+        shapes = [(n, d), (n, d), *self.k.extra_state_shapes()]
+        return [torch.empty(s, dtype=self.dtype, device=self.device) for s in shapes]
+
+    def _extra(self, pattern: str):
+        """The kernels of every ``EXTRA_STATE`` name for ``pattern`` ("load_{}", ...)."""
+        return [getattr(self.k, pattern.format(name)) for name in self.k.EXTRA_STATE]
 
     def _drive_like(self, n: int) -> list:
         K, d, r = max(len(self.model.tools), 1), self.model.dim, self.model.rot_dim
@@ -141,14 +142,14 @@ class DeformableEngine:
         # a rollout that did not check its steps (check=False) leaves no stale failure
         self._failure = None
         self.k.load_nodes(slot, self._c(state[0]), self._c(state[1]))
-        if self.model.kind == "shell":
-            self.k.load_rest_angle(slot, self._c(state[2]))
+        for load, t in zip(self._extra("load_{}"), state[2:]):
+            load(slot, self._c(t))
 
     def store_state(self, slot: int) -> list:
         out = self.state_like()
         self.k.store_nodes(slot, out[0], out[1])
-        if self.model.kind == "shell":
-            self.k.store_rest_angle(slot, out[2])
+        for store, t in zip(self._extra("store_{}"), out[2:]):
+            store(slot, t)
         return out
 
     def copy_slot(self, src: int, dst: int) -> None:
@@ -226,14 +227,14 @@ class DeformableEngine:
         grads = [torch.zeros_like(z) if g is None else self._c(g)
                  for g, z in zip(grads, like)]
         self.k.add_node_grads(slot, grads[0], grads[1])
-        if self.model.kind == "shell":
-            self.k.add_rest_angle_grads(slot, grads[2])
+        for add, g in zip(self._extra("add_{}_grads"), grads[2:]):
+            add(slot, g)
 
     def store_state_grads(self, slot: int) -> list:
         out = self.state_like()
         self.k.store_node_grads(slot, out[0], out[1])
-        if self.model.kind == "shell":
-            self.k.store_rest_angle_grads(slot, out[2])
+        for store, t in zip(self._extra("store_{}_grads"), out[2:]):
+            store(slot, t)
         return out
 
     def store_drive_grads(self, n: int) -> list:

@@ -54,6 +54,14 @@ class DeformableKernels:
     ALPHA_INDEX = 2
     #: what ``after_substep`` does (the name of its reverse stage in a ``GradientError``)
     AFTER_SUBSTEP_STAGE = "after_substep"
+    #: per-state quantities besides the nodes' ``x`` and ``v``, by name; each ``name`` has
+    #: kernels ``load_<name>``, ``store_<name>``, ``add_<name>_grads``, ``store_<name>_grads``
+    #: and a shape in ``extra_state_shapes`` (the engine moves them generically)
+    EXTRA_STATE: tuple = ()
+
+    def extra_state_shapes(self) -> tuple:
+        """Shapes of the ``EXTRA_STATE`` tensors of one state (as the kernels hold them)."""
+        return ()
 
     def __init__(self, model, capacity: int, requires_grad: bool):
         cfg = ensure_init()

@@ -203,6 +203,18 @@ class Shell(DeformableSimulator):
         spec["rest_angle"] = (self.n_hinges,)
         return spec
 
+    def _engine_state(self, state):
+        out = super()._engine_state(state)
+        if self.n_hinges == 0:   # the kernels hold one unused angle (see ShellKernels)
+            out[2] = out[2].new_zeros(1)
+        return out
+
+    def _state_tensors(self, tensors, start):
+        out = super()._state_tensors(tensors, start)
+        if self.n_hinges == 0:
+            out["rest_angle"] = start.rest_angle
+        return out
+
     def _extra_state(self) -> dict:
         import torch
 

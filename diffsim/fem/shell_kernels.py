@@ -26,6 +26,11 @@ from .shell_physics import (
 class ShellKernels(DeformableKernels):
     ALPHA_INDEX = 3  # internal vector: (mu t, lam t, D, alpha, beta, 0)
     AFTER_SUBSTEP_STAGE = "plastic_update (hinge rest angles)"
+    #: the hinges' rest dihedral angles change with plasticity: part of the state
+    EXTRA_STATE = ("rest_angle",)
+
+    def extra_state_shapes(self) -> tuple:
+        return ((max(self.H, 1),),)   # a shell without hinges holds one unused angle
 
     def _build_fields(self):
         real, place, g = self.real, self._place, self.requires_grad
