@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .mpm.tools import angle_to_matrix
+from .tools import angle_to_matrix
 
 
 def _part_outline(kind, geom, axis, pos: np.ndarray, angle: float) -> np.ndarray:

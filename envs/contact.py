@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from diffsim.mpm.tools import angle_to_matrix, quat_to_matrix
+from diffsim.tools import angle_to_matrix, quat_to_matrix
 
 
 def _sdf_local(kind: str, geom, axis: int, q: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ ENVS_PUBLIC = {"diffsim", "diffsim.render", "diffsim.solvers"}
 # the recipe's option checks, the torch tool SDFs' rotations, the GIF writer). A new one
 # fails the test, and so does an entry that is gone (then delete it here).
 ENVS_DEBT = {
-    ("envs/contact.py", "diffsim.mpm.tools"),
+    ("envs/contact.py", "diffsim.tools"),
     ("envs/recipe.py", "diffsim.solvers.control.basis"),
     ("envs/recipe.py", "diffsim.solvers.control.checks"),
     ("envs/recipe.py", "diffsim.solvers.control.temporal"),
@@ -52,25 +52,18 @@ SIMULATOR_CONTAINS = {
 # issue 15 still has to remove: tool kinematics and ToolSpec live in mpm/, the FEM contact
 # laws in fem/, Tactile is a subclass chain over fem/, scene.py builds FEM bodies.
 SIMULATOR_DEBT = {
-    ("diffsim/fem/base.py", "diffsim.mpm.model"),            # ToolSpec
-    ("diffsim/fem/base.py", "diffsim.mpm.tools"),            # tool_trajectory
     ("diffsim/fem/constitutive.py", "diffsim.mpm.constitutive"),  # vec_prod
-    ("diffsim/tactile/simulator.py", "diffsim.fem.base"),    # DeformableSimulator, obstacle_geometry
+    ("diffsim/tactile/simulator.py", "diffsim.fem.base"),    # DeformableSimulator
     ("diffsim/tactile/simulator.py", "diffsim.fem.mesh"),
     ("diffsim/tactile/simulator.py", "diffsim.fem.simulator"),  # class Tactile(FEM)
-    ("diffsim/tactile/simulator.py", "diffsim.mpm.tools"),   # quaternions
     ("diffsim/tactile/kernels.py", "diffsim.fem.contact"),
     ("diffsim/tactile/kernels.py", "diffsim.fem.engine"),    # TactileEngine(DeformableEngine)
     ("diffsim/tactile/kernels.py", "diffsim.fem.solid_kernels"),  # TactileKernels(SolidKernels)
     ("diffsim/tactile/mpm_kernels.py", "diffsim.fem.contact"),
     ("diffsim/tactile/pad.py", "diffsim.fem.mesh"),
     ("diffsim/tactile/fem_coupling.py", "diffsim.fem.mesh"),
-    ("diffsim/tactile/mpm_coupling.py", "diffsim.mpm.tools"),
-    ("diffsim/tactile/rigid.py", "diffsim.mpm.tools"),
-    ("diffsim/tactile/reading.py", "diffsim.mpm.tools"),
     ("diffsim/scene.py", "diffsim.fem.mesh"),                # lazy: add_soft_body, add_shell
     ("diffsim/scene.py", "diffsim.fem.model"),               # lazy: SoftBody, ShellBody, Ground
-    ("diffsim/plotting.py", "diffsim.mpm.tools"),            # angle_to_matrix
 }
 
 # Applications over the whole core (they may import any simulator): the package's

@@ -24,8 +24,7 @@ from diffsim.envs.contact import contact_shaping, tool_gap, tool_sdf
 from diffsim.envs.recipe import Recipe, default_recipe, plain_algorithm
 from diffsim.envs.solve import solve_task
 from diffsim.mpm.model import ToolSpec
-from diffsim.mpm.simulator import _tool_geometry
-from diffsim.mpm.tools import quat_to_matrix
+from diffsim.tools import quat_to_matrix, shape_geometry
 
 TINY = {"grid_res": 20, "horizon": 4}
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +52,7 @@ SHAPES = [
 
 
 def _spec(shape):
-    kind, geom, axis = _tool_geometry(shape)
+    kind, geom, axis = shape_geometry(shape)
     return ToolSpec("t", kind, geom, axis, 0.5, 0.0, tuple(shape.center), (1.0, 0.0, 0.0, 0.0))
 
 

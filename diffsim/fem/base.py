@@ -16,30 +16,14 @@ from .. import runtime
 from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan, checkpointing
 from ..errors import ConvergenceError
 from ..implicit import ImplicitLinearization, implicit_solution
-from ..mpm.model import ToolSpec
-from ..mpm.tools import tool_trajectory
 from ..scene import Scene
-from ..shapes import Box, Capsule, Cylinder, Sphere
 from ..simulator import Simulator
 from ..state import State
+from ..tools import ToolSpec, obstacle_geometry, tool_trajectory
 from .engine import DeformableEngine, SolverOptions, SolverStats
 from .model import ColliderSpec
 
 INTEGRATORS = ("implicit", "explicit")
-
-
-def obstacle_geometry(shape) -> tuple[str, tuple, int]:
-    """``(kind, geom, axis)`` of an analytic shape in its own frame (as ``ds.MPM`` tools)."""
-    if isinstance(shape, Sphere):
-        return "sphere", (float(shape.radius),), 0
-    if isinstance(shape, Box):
-        return "box", tuple(float(h) for h in shape.half_size), 0
-    if isinstance(shape, Capsule):
-        return "capsule", (float(shape.radius), 0.5 * float(shape.length)), shape.axis
-    if isinstance(shape, Cylinder):
-        return "cylinder", (float(shape.radius), 0.5 * float(shape.height)), shape.axis
-    raise TypeError(f"FEM/Shell obstacles must be Sphere, Box, Capsule or Cylinder, got "
-                    f"{type(shape).__name__} (mesh colliders are not supported by ds.FEM/ds.Shell)")
 
 
 def _positive(name, value, integer=False):

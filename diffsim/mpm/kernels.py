@@ -19,8 +19,9 @@ The SVD has a hand-written backward (``svd.py``) instead of autodiff.
 import taichi as ti
 
 from ..runtime import ensure_init, free_fields
+from ..tools import ToolSpec
 from .contact import coulomb_project, make_tool_sdf, wall_project
-from .model import MPMModel, ToolSpec
+from .model import MPMModel
 from .svd import svd2x2, svd_backward
 
 #: nodes per axis of a grid block; grid work covers the blocks particle stencils touch

@@ -37,24 +37,6 @@ class GroupSpec:
         return self.end - self.start
 
 
-@dataclass(frozen=True)
-class ToolSpec:
-    """A kinematic tool: analytic shape ``kind`` with ``geom`` numbers in its own frame.
-
-    ``geom``: sphere ``(radius,)``; box ``half sizes``; capsule ``(radius,
-    half_length)``; cylinder ``(radius, half_height)``; ``axis`` orients the last two.
-    """
-
-    name: str
-    kind: str
-    geom: tuple
-    axis: int
-    friction: float
-    contact_width: float
-    position: tuple
-    rotation: tuple  # 2D: (angle,) in rad; 3D: quaternion (w, x, y, z)
-
-
 @dataclass(frozen=True, eq=False)
 class ColliderGrid:
     """Static colliders baked on the grid nodes (signed distance, unit normal, friction)."""

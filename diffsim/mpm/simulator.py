@@ -18,33 +18,15 @@ import torch
 from .. import runtime
 from ..adjoint import Rollout, RolloutPlan, checkpointing
 from ..scene import Scene
-from ..shapes import Box, Capsule, Compound, Cylinder, Sphere
 from ..simulator import Simulator
 from ..state import State
+from ..tools import ToolSpec, shape_geometry, tool_trajectory
 from .constitutive import model_for
 from .engine import STATE_NAMES, MPMEngine
-from .model import ColliderGrid, GroupSpec, MPMModel, ToolSpec
-from .tools import tool_trajectory
+from .model import ColliderGrid, GroupSpec, MPMModel
 
 #: control steps the first engine holds when memory allows (see ``MPM._engine_for``)
 DEFAULT_SEGMENT = 16
-
-
-def _tool_geometry(shape) -> tuple[str, tuple, int]:
-    if isinstance(shape, Sphere):
-        return "sphere", (float(shape.radius),), 0
-    if isinstance(shape, Box):
-        return "box", tuple(float(h) for h in shape.half_size), 0
-    if isinstance(shape, Capsule):
-        return "capsule", (float(shape.radius), 0.5 * float(shape.length)), shape.axis
-    if isinstance(shape, Cylinder):
-        return "cylinder", (float(shape.radius), 0.5 * float(shape.height)), shape.axis
-    if isinstance(shape, Compound):
-        c = shape.center
-        parts = tuple((*_tool_geometry(p), tuple(float(v) for v in p.center - c))
-                      for p in shape.parts)
-        return "compound", parts, 0
-    raise TypeError(f"unsupported tool shape {type(shape).__name__}")
 
 
 class MPM(Simulator):
@@ -150,7 +132,7 @@ class MPM(Simulator):
 
         tools = []
         for t in scene.tools:
-            kind, geom, axis = _tool_geometry(t.shape)
+            kind, geom, axis = shape_geometry(t.shape)
             width = dx if t.contact_width is None else t.contact_width
             tools.append(ToolSpec(t.name, kind, geom, axis, t.friction, width,
                                   tuple(map(float, t.shape.center)), t.rotation))

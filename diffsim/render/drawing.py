@@ -381,8 +381,8 @@ def tactile_drawing(renderer, sim, choice: ColorChoice) -> SceneDrawing:
     MPM or FEM object."""
     import trimesh
 
-    from ..fem.base import obstacle_geometry
     from ..shapes import Mesh
+    from ..tools import obstacle_geometry
 
     model = sim.model
     x0 = np.asarray(model.x0, float)

@@ -44,10 +44,10 @@ import torch
 
 from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan
 from ..mpm.simulator import MPM
-from ..mpm.tools import tool_trajectory
 from ..scene import Scene
 from ..shapes import Box
 from ..state import State
+from ..tools import tool_trajectory
 
 PARTICLE_STATE = ("x", "v", "C", "F", "Jp")
 PAD_STATE = ("x", "v", "f", "wrench", "f_mpm")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..mpm.tools import quat_to_matrix
+from ..tools import quat_to_matrix
 from .pad import embed_xy
 
 

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..mpm.tools import quat_mul, quat_to_matrix
+from ..tools import quat_mul, quat_to_matrix
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def hinge_angle(body: FreeBody, quat: torch.Tensor) -> torch.Tensor:
 def mass_properties(kind: str, geom: tuple, axis: int, density: float) -> tuple[float, tuple]:
     """``(mass, (Ixx, Iyy, Izz))`` of a uniform solid about its centre, in its own frame.
 
-    ``geom`` as ``fem.base.obstacle_geometry``: sphere ``(r,)``, box half sizes, capsule
+    ``geom`` as ``diffsim.tools.obstacle_geometry``: sphere ``(r,)``, box half sizes, capsule
     ``(r, half_length)`` and cylinder ``(r, half_height)`` along ``axis``.
     """
     if kind == "sphere":

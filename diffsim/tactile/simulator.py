@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from ..adjoint import CheckpointAdjoint, checkpointing
-from ..fem.base import DeformableSimulator, obstacle_geometry
+from ..fem.base import DeformableSimulator
 from ..fem.mesh import VolumeMesh
 from ..fem.simulator import FEM
-from ..mpm.tools import quat_to_matrix
 from ..scene import Scene
 from ..shapes import Mesh, Sphere
 from ..state import State
+from ..tools import obstacle_geometry, quat_to_matrix
 from .fem_coupling import FEMCoupling
 from .gridsdf import GridSDF
 from .gridsdf import mass_properties as mesh_mass_properties
@@ -50,7 +50,7 @@ CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
 class ObjectSpec:
     """An object the pads touch: a kinematic tool (``tool`` its index), a static collider or
     the ground (``tool = -1``, ``center`` its position). ``geom``: the analytic shape's
-    sizes (``obstacle_geometry``), or for ``kind == "mesh"`` its ``gridsdf.GridSDF``."""
+    sizes (``diffsim.tools.obstacle_geometry``), or for ``kind == "mesh"`` its ``gridsdf.GridSDF``."""
 
     name: str
     kind: str

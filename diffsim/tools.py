@@ -1,4 +1,5 @@
-"""Kinematic tool trajectories from per-step velocity controls (torch, differentiable).
+"""Kinematic tools, shared by every simulator: their specification, the shapes they may
+take, and their trajectories from per-step velocity controls (torch, differentiable).
 
 A control step holds each tool's linear velocity ``v`` (m/s) and angular
 velocity ``w`` (rad/s; a scalar in 2D, a vector in the world frame in 3D)
@@ -6,14 +7,77 @@ constant for ``substeps`` substeps. Positions integrate exactly
 (``p += dt v``); orientations integrate exactly with the exponential map
 (2D angle ``a += dt w``; 3D ``q <- exp(w dt / 2) q``). The poses of every
 substep are computed here, in torch, so gradients reach the controls through
-ordinary autograd; the Taichi kernels only read the poses.
+ordinary autograd; the Taichi kernels of ``ds.MPM``, ``ds.FEM``/``ds.Shell`` and
+``ds.Tactile`` only read the poses.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .model import MPMModel
+from .shapes import Box, Capsule, Compound, Cylinder, Sphere
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A kinematic tool: analytic shape ``kind`` with ``geom`` numbers in its own frame.
+
+    ``geom``: sphere ``(radius,)``; box ``half sizes``; capsule ``(radius,
+    half_length)``; cylinder ``(radius, half_height)``; ``axis`` orients the last two.
+    """
+
+    name: str
+    kind: str
+    geom: tuple
+    axis: int
+    friction: float
+    contact_width: float
+    position: tuple
+    rotation: tuple  # 2D: (angle,) in rad; 3D: quaternion (w, x, y, z)
+
+
+
+def shape_geometry(shape) -> tuple[str, tuple, int]:
+    """``(kind, geom, axis)`` of an analytic shape in its own frame (a ``ToolSpec``'s
+    fields); a ``Compound`` gives ``("compound", ((kind, geom, axis, offset), ...), 0)``.
+
+    Raises:
+        TypeError: a shape that is not a Sphere, Box, Capsule, Cylinder or Compound.
+    """
+    if isinstance(shape, Sphere):
+        return "sphere", (float(shape.radius),), 0
+    if isinstance(shape, Box):
+        return "box", tuple(float(h) for h in shape.half_size), 0
+    if isinstance(shape, Capsule):
+        return "capsule", (float(shape.radius), 0.5 * float(shape.length)), shape.axis
+    if isinstance(shape, Cylinder):
+        return "cylinder", (float(shape.radius), 0.5 * float(shape.height)), shape.axis
+    if isinstance(shape, Compound):
+        c = shape.center
+        parts = tuple((*shape_geometry(p), tuple(float(v) for v in p.center - c))
+                      for p in shape.parts)
+        return "compound", parts, 0
+    raise TypeError(f"unsupported tool shape {type(shape).__name__}")
+
+
+def obstacle_geometry(shape) -> tuple[str, tuple, int]:
+    """``shape_geometry`` of the one analytic shape that a ``ds.FEM``, ``ds.Shell`` or
+    ``ds.Tactile`` tool or collider may be (no compounds: their contact kernels take one
+    signed distance per obstacle).
+
+    Raises:
+        TypeError: any other shape.
+    """
+    if not isinstance(shape, (Sphere, Box, Capsule, Cylinder)):
+        raise TypeError(f"FEM/Shell obstacles must be Sphere, Box, Capsule or Cylinder, got "
+                        f"{type(shape).__name__} (mesh colliders are not supported by "
+                        "ds.FEM/ds.Shell)")
+    return shape_geometry(shape)
+
+
+
 
 
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -51,12 +115,13 @@ def angle_to_matrix(a: torch.Tensor) -> torch.Tensor:
     return torch.stack([c, -s, s, c], -1).reshape(*a.shape, 2, 2)
 
 
-def tool_trajectory(model: MPMModel, controls: torch.Tensor, pos0: torch.Tensor,
+def tool_trajectory(model, controls: torch.Tensor, pos0: torch.Tensor,
                     rot0: torch.Tensor):
     """Tool poses and velocities at every substep of a rollout.
 
     Args:
-        model: the static model (dimension, dt, substeps, tools).
+        model: the static model of any simulator (``dim``, ``dt``, ``substeps``, ``tools``,
+            ``rot_dim``).
         controls: (T, action_dim) per-step controls.
         pos0: (K, d) initial positions; rot0: (K, 1) angles or (K, 4) quaternions.
 
