@@ -23,8 +23,7 @@ from diffsim.envs import cache
 from diffsim.envs.contact import contact_shaping, tool_gap, tool_sdf
 from diffsim.envs.recipe import Recipe, default_recipe, plain_algorithm
 from diffsim.envs.solve import solve_task
-from diffsim.mpm.model import ToolSpec
-from diffsim.tools import quat_to_matrix, shape_geometry
+from diffsim.tools import ToolSpec, quat_to_matrix, shape_geometry
 
 TINY = {"grid_res": 20, "horizon": 4}
 ROOT = Path(__file__).resolve().parents[1]
