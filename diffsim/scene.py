@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .materials import Material
+from .mesh import Rectangle, TriMesh, check_volume_mesh, mesh_volume, rectangle_mesh, shell_topology
+from .parts import Ground, ShellBody, SoftBody, check_fixed
 from .shapes import Box, Capsule, Compound, Cylinder, Mesh, Shape, Sphere
 
 WALL_KINDS = ("sticky", "slip", "friction")
@@ -243,8 +245,6 @@ class Scene:
             ValueError: bad mesh (naming the element), a ``fixed`` mask that pins every
                 node or (when given) none, bad numbers.
         """
-        from .fem.mesh import check_volume_mesh, mesh_volume
-        from .fem.model import SoftBody, check_fixed
 
         if not isinstance(material, Material):
             raise TypeError(f"material must be a ds.Material, got {type(material).__name__}")
@@ -282,8 +282,6 @@ class Scene:
             ValueError: degenerate faces, non-manifold or inconsistently oriented meshes
                 (naming the face, edge or vertex), bad ``fixed`` masks or numbers.
         """
-        from .fem.mesh import Rectangle, TriMesh, rectangle_mesh, shell_topology
-        from .fem.model import ShellBody, check_fixed
         from .materials import ShellMaterial
 
         if self.dim != 3:
@@ -317,7 +315,6 @@ class Scene:
         """
         if not (isinstance(height, (int, float)) and math.isfinite(height)):
             raise ValueError(f"height={height!r} is not allowed: it must be a finite number")
-        from .fem.model import Ground
 
         self.__dict__["_ground"] = Ground(float(height), _finite_nonneg("friction", friction))
         return self

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import diffsim as ds
-from diffsim.fem.mesh import grid_mesh
+from diffsim.mesh import grid_mesh
 
 
 def _cantilever_error(dim, h):

@@ -37,7 +37,7 @@ def test_membrane_patch_test(close_after):
     """Pin the boundary of a flat sheet to an in-plane affine map: the interior follows."""
     scene = ds.Scene(dim=3, gravity=(0.0, 0.0, 0.0))
     rect = ds.Rectangle(center=(0.0, 0.0, 0.0), size=(0.2, 0.2))
-    from diffsim.fem.mesh import rectangle_mesh
+    from diffsim.mesh import rectangle_mesh
 
     X, F = rectangle_mesh(rect, 0.04)
     boundary = (np.abs(X[:, 0]) > 0.1 - 1e-9) | (np.abs(X[:, 2]) > 0.1 - 1e-9)

@@ -1,6 +1,6 @@
 """Finite elements: ``ds.FEM`` (soft solids) and ``ds.Shell`` (thin shells); see README.md."""
 
-from .mesh import Rectangle, TriMesh, VolumeMesh
+from ..mesh import Rectangle, TriMesh, VolumeMesh
 from .shell import Shell
 from .simulator import FEM
 

@@ -31,8 +31,8 @@ import math
 import numpy as np
 import torch
 
-from ..fem.mesh import VolumeMesh
 from ..fem.simulator import FEM
+from ..mesh import VolumeMesh
 from ..scene import Scene
 from ..shapes import Mesh
 from ..state import State

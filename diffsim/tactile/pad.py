@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fem.mesh import _orient, check_volume_mesh, mesh_volume
+from ..mesh import _orient, check_volume_mesh, mesh_volume
 
 
 def _graded_axis(lo: float, hi: float, h: float, core: float | None, h_fine: float | None,

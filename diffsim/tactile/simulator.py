@@ -27,8 +27,8 @@ import torch
 
 from ..adjoint import CheckpointAdjoint, checkpointing
 from ..fem.base import DeformableSimulator
-from ..fem.mesh import VolumeMesh
 from ..fem.simulator import FEM
+from ..mesh import VolumeMesh
 from ..scene import Scene
 from ..shapes import Mesh, Sphere
 from ..state import State

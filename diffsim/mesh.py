@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..shapes import Box, Mesh, Shape, Sphere
+from .shapes import Box, Mesh, Shape, Sphere
 
 
 # ------------------------------------------------------------------------------ types
