@@ -24,6 +24,9 @@ import torch
 
 from diffsim.tools import angle_to_matrix, quat_to_matrix
 
+#: shapes with a signed distance here (and compounds of them)
+ANALYTIC = ("sphere", "box", "capsule", "cylinder")
+
 
 def _sdf_local(kind: str, geom, axis: int, q: torch.Tensor) -> torch.Tensor:
     """Signed distance (m) of points ``q`` (N, d) in a tool part's frame."""
@@ -73,8 +76,25 @@ def tool_index(sim, tool) -> int:
         return tool
     names = [t.name for t in tools]
     if tool not in names:
-        raise ValueError(f"unknown tool {tool!r}; the scene's tools: {names}")
+        raise ValueError(f"unknown tool {tool!r}; the scene's tools: {names} (a static "
+                         "obstacle may be named too: a ds.FEM/ds.Shell collider or a "
+                         "ds.Tactile static object)")
     return names.index(tool)
+
+
+def static_obstacle(sim, name: str):
+    """The analytic static obstacle ``name`` of a scene, as ``(spec, position)``: a
+    ``ds.FEM``/``ds.Shell`` collider (``sim.model.colliders``) or a ``ds.Tactile`` static
+    object (``sim.objects`` with no tool); None when there is none of that name. ``spec``
+    has the ``kind``, ``geom`` and ``axis`` of a ``ToolSpec``; obstacles are not rotated."""
+    colliders = getattr(sim.model, "colliders", None)
+    found = [c for c in (colliders if isinstance(colliders, tuple) else ())
+             if c.name == name]
+    found += [o for o in getattr(sim, "objects", ()) if o.name == name and o.tool == -1
+              and o.kind in ANALYTIC]
+    if not found:
+        return None
+    return found[0], found[0].center
 
 
 def tool_gap(sim, state, tool, body: str) -> torch.Tensor:
@@ -85,14 +105,22 @@ def tool_gap(sim, state, tool, body: str) -> torch.Tensor:
     Args:
         sim: the simulator (``model.tools``, ``groups``).
         state: a state of ``sim`` (``x``, ``tool_pos``, ``tool_rot``).
-        tool: the tool's name or index.
+        tool: the tool's name or index, or the name of a static analytic obstacle
+            (``static_obstacle``: a collider the body must reach, e.g. a surface to follow).
         body: a body name (``sim.groups``).
     """
-    k = tool_index(sim, tool)
     if body not in sim.groups:
         raise ValueError(f"unknown body {body!r}; the scene's bodies: {list(sim.groups)}")
-    phi = tool_sdf(sim.model.tools[k], state.tool_pos[k], state.tool_rot[k],
-                   state.x[sim.groups[body]])
+    x = state.x[sim.groups[body]]
+    obstacle = static_obstacle(sim, tool) if isinstance(tool, str) else None
+    if obstacle is not None and tool not in [t.name for t in sim.model.tools]:
+        spec, center = obstacle
+        pos = torch.as_tensor(center, dtype=x.dtype, device=x.device)
+        rot = x.new_zeros(1) if x.shape[1] == 2 else torch.tensor(
+            [1.0, 0.0, 0.0, 0.0], dtype=x.dtype, device=x.device)
+        return tool_sdf(spec, pos, rot, x).min()
+    k = tool_index(sim, tool)
+    phi = tool_sdf(sim.model.tools[k], state.tool_pos[k], state.tool_rot[k], x)
     return phi.min()
 
 
@@ -101,7 +129,8 @@ def contact_shaping(sim, state, contacts, scale: float, tolerance: float = 0.0,
     """``weight * sum max(gap - tolerance, 0)^2 / scale^2`` over ``(tool, body)`` pairs.
 
     Args:
-        contacts: ``(tool name or index, body name)`` pairs.
+        contacts: ``(tool name or index, body name)`` pairs; the tool may be a static
+            obstacle's name (``static_obstacle``).
         scale: length (m) at which a pair's term is ``weight``.
         tolerance: gap (m) that already counts as contact (e.g. a soft-contact width).
         weight: the term's weight.

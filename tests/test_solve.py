@@ -115,6 +115,47 @@ def test_contact_shaping_vanishes_in_contact_and_pulls_towards_the_body():
         tool_gap(sim, st, 0, "cup")
 
 
+def test_contacts_may_name_a_static_obstacle():
+    """A declared contact's tool may be a static collider (SurfaceFollow's cylinder): the
+    gap is the analytic distance from the nearest body point to the obstacle's surface."""
+    from types import SimpleNamespace
+
+    from diffsim.envs.contact import static_obstacle
+    from diffsim.fem.model import ColliderSpec
+
+    cyl = ColliderSpec("surface", "cylinder", (0.05, 0.05), 1, (0.0, 0.0, 0.0), 0.3)
+    sim = SimpleNamespace(model=SimpleNamespace(tools=(), colliders=(cyl,)),
+                          groups={"pad": slice(0, 2)})
+    x = torch.tensor([[0.0, 0.0, 0.053], [0.0, 0.01, 0.0605]], dtype=torch.float64,
+                     requires_grad=True)
+    st = ds.State(x=x, tool_pos=torch.zeros(0, 3, dtype=torch.float64),
+                  tool_rot=torch.zeros(0, 4, dtype=torch.float64))
+    gap = tool_gap(sim, st, "surface", "pad")
+    assert float(gap) == pytest.approx(0.003, abs=1e-12)      # 3 mm above the top (radius 5 cm)
+    gap.backward()
+    assert torch.allclose(x.grad[0], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    assert float(contact_shaping(sim, st, (("surface", "pad"),), 1e-3)) == pytest.approx(9.0)
+    assert static_obstacle(sim, "table") is None
+    with pytest.raises(ValueError, match="a static obstacle may be named too"):
+        tool_gap(sim, st, "table", "pad")
+
+
+@pytest.mark.slow
+def test_surface_follow_pulls_a_lifted_pad_back():
+    """SurfaceFollow-v1: a plan that lifts the pad off the cylinder (v0: zero force, a flat
+    loss) has a gradient that pushes it back down."""
+    env = gym.make("diffsim/SurfaceFollow-v1", horizon=3)
+    u = env.unwrapped
+    env.reset(seed=0)
+    U = torch.zeros(3, 3, dtype=u.sim.dtype)
+    U[:, 1] = 1.0                               # up along +z, away from the cylinder's top
+    U.requires_grad_(True)
+    loss = u.rollout_loss(U)
+    loss.backward()
+    assert float(loss) > 2.0 and torch.all(U.grad[:, 1] > 1.0), (float(loss), U.grad)
+    env.close()
+
+
 def test_migrated_shell_task_keeps_its_shaping_and_goal():
     """Lift declares its contacts instead of adding an ad-hoc term: the objective is the old
     ``goal + sum max(gap, 0)^2 / (1 cm)^2`` (finger to nearest sheet vertex), and success

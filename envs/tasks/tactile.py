@@ -74,7 +74,9 @@ class SurfaceFollow(TactileTask):
         and marker displacements (px) (``TactileReading.vector()``).
 
     Rewards:
-        Decrease of the loss ``((angle - target) / target)^2 + ((F_n - 0.5 N) / 0.5 N)^2``.
+        Decrease of the loss ``((angle - target) / target)^2 + ((F_n - 0.5 N) / 0.5 N)^2``,
+        plus the contact-seeking term of the pad and the cylinder (``contacts``: zero while
+        the pad touches it, ``(gap / 1 mm)^2`` once it lifts off).
 
     Starting State:
         The dome touches the cylinder's top; finger shifted by up to 0.2 mm (seeded).
@@ -88,14 +90,20 @@ class SurfaceFollow(TactileTask):
 
     Version History:
         v0: initial release.
+        v1: the pad declares the cylinder as its contact: with v0, a plan that lifted the
+        pad off lost the force term's gradient (zero force, a flat loss), and Adam's
+        iterates stayed there (issue 11); goal loss and success unchanged.
     """
 
     name = "SurfaceFollow"
+    version = 1
     defaults = {"grid_res": 6, "horizon": 30, "target_angle": 0.2}
     episode_options = ("horizon", "target_angle")
     success_threshold = 0.05
     radius = 0.05
     force = 0.5
+    contacts = (("surface", "finger"),)
+    contact_scale = 1e-3
 
     def build_scene(self):
         scene = ds.Scene(dim=3, gravity=(0.0, 0.0, -9.8))
