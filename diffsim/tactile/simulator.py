@@ -30,37 +30,20 @@ from ..fem.base import DeformableSimulator
 from ..fem.simulator import FEM
 from ..mesh import VolumeMesh
 from ..scene import Scene
-from ..shapes import Mesh, Sphere
+from ..shapes import Sphere
 from ..state import State
-from ..tools import obstacle_geometry, quat_to_matrix
+from ..tools import quat_to_matrix
 from .fem_coupling import FEMCoupling
-from .gridsdf import GridSDF
 from .gridsdf import mass_properties as mesh_mass_properties
 from .kernels import TactileEngine, TactileKernels
 from .mpm_coupling import PAD_STATE, MPMCoupling
 from .mpm_kernels import MPMTactileEngine, MPMTactileKernels
+from .objects import ObjectSpec, rigid_objects
 from .reading import SensorOptics, TactileReading
 from .rigid import FreeBody, advance, check_hinges, hinge_angle, mass_properties
 from .sensor import TactileSensor
 
 CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
-
-
-@dataclass(frozen=True)
-class ObjectSpec:
-    """An object the pads touch: a kinematic tool (``tool`` its index), a static collider or
-    the ground (``tool = -1``, ``center`` its position). ``geom``: the analytic shape's
-    sizes (``diffsim.tools.obstacle_geometry``), or for ``kind == "mesh"`` its ``gridsdf.GridSDF``."""
-
-    name: str
-    kind: str
-    geom: tuple
-    axis: int
-    tool: int
-    center: tuple
-    stiffness: float
-    damping: float
-    friction: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,25 +62,60 @@ def _quat_matrix(q) -> np.ndarray:
     return quat_to_matrix(torch.as_tensor(q, dtype=torch.float64)).numpy()
 
 
-def _mesh_grid(shape: Mesh, name: str, ref: np.ndarray, sdf_spacing) -> GridSDF:
-    """The grid SDF of a mesh object in its own frame (origin ``ref``, world axes)."""
-    import trimesh
+def _check_arguments(scene, sensors, free_objects, substeps, fem_contact_stiffness,
+                     contact_stiffness, contact_damping, contact_width) -> tuple:
+    """``ds.Tactile``'s argument checks: ``(sensors as a list, sensor names, contact width)``.
 
-    spacing = sdf_spacing.get(name) if isinstance(sdf_spacing, dict) else sdf_spacing
-    arg = f"sdf_spacing[{name!r}]" if isinstance(sdf_spacing, dict) else "sdf_spacing"
-    if not shape.mesh.is_watertight:
-        raise ValueError(f"object {name!r}: the mesh is not watertight: a signed distance needs "
-                         "a closed surface (try trimesh's repair.fill_holes)")
-    local = trimesh.Trimesh(np.asarray(shape.mesh.vertices, np.float64) - ref,
-                            np.asarray(shape.mesh.faces), process=False)
-    try:
-        return GridSDF.bake(local, spacing, name=arg)
-    except ValueError as e:
-        raise ValueError(f"object {name!r}: {e}") from None
-
-
-def _mesh_center_of_mass(shape: Mesh) -> np.ndarray:
-    return np.asarray(shape.mesh.mass_properties.center_mass, np.float64)
+    Raises:
+        TypeError, ValueError: the argument, its value and what is allowed.
+    """
+    if not isinstance(scene, Scene):
+        raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
+    if scene.dim != 3:
+        raise ValueError(f"ds.Tactile needs a 3D scene (Scene(dim=3)), got dim={scene.dim}")
+    if isinstance(sensors, TactileSensor):
+        sensors = [sensors]
+    sensors = list(sensors)
+    if not sensors or not all(isinstance(s, TactileSensor) for s in sensors):
+        raise ValueError(f"sensors={sensors!r} is not allowed: expected a non-empty list of "
+                         "ds.TactileSensor")
+    if scene.shells:
+        raise ValueError("scene.shells is not allowed: ds.Tactile supports rigid objects "
+                         "(the scene's tools, colliders and ground) and one deformable "
+                         "object (an MPM particle body or an FEM soft body); shells in "
+                         "contact with the pads are not implemented")
+    if scene.bodies and scene.soft_bodies:
+        raise ValueError(f"scene.soft_bodies ({[b.name for b in scene.soft_bodies]}) is not "
+                         "allowed together with an MPM particle body (scene.bodies: "
+                         f"{[b.name for b in scene.bodies]}): ds.Tactile supports one "
+                         "deformable object")
+    deformable = "an MPM particle body" if scene.bodies else "an FEM soft body"
+    if (scene.bodies or scene.soft_bodies) and free_objects:
+        raise ValueError(f"free_objects={free_objects!r} is not allowed together with "
+                         f"{deformable}: free rigid bodies do not touch deformable objects; "
+                         "use free_objects=None (kinematic tools push the object)")
+    if (scene.bodies or scene.soft_bodies) and substeps != 1:
+        raise ValueError(f"substeps={substeps!r} is not allowed with {deformable}: "
+                         "one pad step per object step; use substeps=1 (and "
+                         "mpm_substeps for an MPM object)")
+    if not (isinstance(fem_contact_stiffness, (int, float))
+            and math.isfinite(fem_contact_stiffness) and fem_contact_stiffness > 0):
+        raise ValueError(f"fem_contact_stiffness={fem_contact_stiffness!r} is not allowed: "
+                         "it must be a finite number > 0 (1/s^2)")
+    for name, val, lo in (("contact_stiffness", contact_stiffness, 0.0),
+                          ("contact_damping", contact_damping, None)):
+        ok = isinstance(val, (int, float)) and math.isfinite(val) and (
+            val > 0 if lo is not None else val >= 0)
+        if not ok:
+            raise ValueError(f"{name}={val!r} is not allowed: it must be a finite number "
+                             f"{'> 0' if lo is not None else '>= 0'}")
+    width = 1e-6 if contact_width is None else contact_width
+    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+        raise ValueError(f"contact_width={contact_width!r} is not allowed: it must be > 0 (m)")
+    names = [s.name or f"sensor{i}" for i, s in enumerate(sensors)]
+    if len(set(names)) != len(names):
+        raise ValueError(f"sensor names {names} are not unique")
+    return sensors, names, width
 
 
 class Tactile(FEM):
@@ -207,52 +225,9 @@ class Tactile(FEM):
                  max_cg: int = 2000, adjoint_tol: float = 1e-10, mpm_grid_res: int = 32,
                  mpm_substeps: int = 4, mpm_friction: float = 0.5,
                  mpm_ppc: float | None = None, fem_contact_stiffness: float = 1e6):
-        if not isinstance(scene, Scene):
-            raise TypeError(f"scene must be a ds.Scene, got {type(scene).__name__}")
-        if scene.dim != 3:
-            raise ValueError(f"ds.Tactile needs a 3D scene (Scene(dim=3)), got dim={scene.dim}")
-        if isinstance(sensors, TactileSensor):
-            sensors = [sensors]
-        sensors = list(sensors)
-        if not sensors or not all(isinstance(s, TactileSensor) for s in sensors):
-            raise ValueError(f"sensors={sensors!r} is not allowed: expected a non-empty list of "
-                             "ds.TactileSensor")
-        if scene.shells:
-            raise ValueError("scene.shells is not allowed: ds.Tactile supports rigid objects "
-                             "(the scene's tools, colliders and ground) and one deformable "
-                             "object (an MPM particle body or an FEM soft body); shells in "
-                             "contact with the pads are not implemented")
-        if scene.bodies and scene.soft_bodies:
-            raise ValueError(f"scene.soft_bodies ({[b.name for b in scene.soft_bodies]}) is not "
-                             "allowed together with an MPM particle body (scene.bodies: "
-                             f"{[b.name for b in scene.bodies]}): ds.Tactile supports one "
-                             "deformable object")
-        deformable = "an MPM particle body" if scene.bodies else "an FEM soft body"
-        if (scene.bodies or scene.soft_bodies) and free_objects:
-            raise ValueError(f"free_objects={free_objects!r} is not allowed together with "
-                             f"{deformable}: free rigid bodies do not touch deformable objects; "
-                             "use free_objects=None (kinematic tools push the object)")
-        if (scene.bodies or scene.soft_bodies) and substeps != 1:
-            raise ValueError(f"substeps={substeps!r} is not allowed with {deformable}: "
-                             "one pad step per object step; use substeps=1 (and "
-                             "mpm_substeps for an MPM object)")
-        if not (isinstance(fem_contact_stiffness, (int, float))
-                and math.isfinite(fem_contact_stiffness) and fem_contact_stiffness > 0):
-            raise ValueError(f"fem_contact_stiffness={fem_contact_stiffness!r} is not allowed: "
-                             "it must be a finite number > 0 (1/s^2)")
-        for name, val, lo in (("contact_stiffness", contact_stiffness, 0.0),
-                              ("contact_damping", contact_damping, None)):
-            ok = isinstance(val, (int, float)) and math.isfinite(val) and (
-                val > 0 if lo is not None else val >= 0)
-            if not ok:
-                raise ValueError(f"{name}={val!r} is not allowed: it must be a finite number "
-                                 f"{'> 0' if lo is not None else '>= 0'}")
-        width = 1e-6 if contact_width is None else contact_width
-        if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
-            raise ValueError(f"contact_width={contact_width!r} is not allowed: it must be > 0 (m)")
-        names = [s.name or f"sensor{i}" for i, s in enumerate(sensors)]
-        if len(set(names)) != len(names):
-            raise ValueError(f"sensor names {names} are not unique")
+        sensors, names, width = _check_arguments(scene, sensors, free_objects, substeps,
+                                                 fem_contact_stiffness, contact_stiffness,
+                                                 contact_damping, contact_width)
         inner = Scene(dim=3, gravity=scene.gravity)
         for s, name in zip(sensors, names):
             R = _quat_matrix(s.rotation)
@@ -262,45 +237,9 @@ class Tactile(FEM):
         for s, name in zip(sensors, names):
             inner.add_tool(Sphere(center=s.position, radius=1e-3), name=f"{name}_finger",
                            rotation=s.rotation)
-        objects = []
         free_names = set(free_objects) if isinstance(free_objects, dict) else set()
-        meshes = [o.name for o in (*scene.tools, *scene.colliders) if isinstance(o.shape, Mesh)]
-        if sdf_spacing is not None and not (
-                isinstance(sdf_spacing, dict) and set(sdf_spacing) <= set(meshes)
-                or isinstance(sdf_spacing, (int, float))):
-            raise ValueError(f"sdf_spacing={sdf_spacing!r} is not allowed: expected None, a "
-                             "spacing (m) or a dict {mesh object name: spacing}; mesh objects: "
-                             f"{meshes}")
-        for t in scene.tools:
-            if isinstance(t.shape, Mesh):
-                # the pose of a mesh tool moves its bounding box's centre (Shape.center); a
-                # free mesh body's moves its centre of mass (the body's reference point)
-                ref = (_mesh_center_of_mass(t.shape) if t.name in free_names else
-                       np.asarray(t.shape.center, np.float64))
-                kind, geom, axis = "mesh", _mesh_grid(t.shape, t.name, ref, sdf_spacing), 0
-                # a stand-in for ds.FEM's tool list (its own contact is off, as the fingers')
-                inner.add_tool(Sphere(center=tuple(ref), radius=1e-3), friction=t.friction,
-                               name=t.name, rotation=t.rotation)
-            else:
-                kind, geom, axis = obstacle_geometry(t.shape)
-                inner.add_tool(t.shape, friction=t.friction, name=t.name, rotation=t.rotation)
-            objects.append(ObjectSpec(t.name, kind, geom, axis, len(inner.tools) - 1,
-                                      (0.0, 0.0, 0.0), float(contact_stiffness),
-                                      float(contact_damping), t.friction))
-        for c in scene.colliders:
-            if isinstance(c.shape, Mesh):
-                kind, geom, axis = "mesh", _mesh_grid(c.shape, c.name, np.asarray(
-                    c.shape.center, np.float64), sdf_spacing), 0
-            else:
-                kind, geom, axis = obstacle_geometry(c.shape)
-            objects.append(ObjectSpec(c.name, kind, geom, axis, -1,
-                                      tuple(map(float, c.shape.center)), float(contact_stiffness),
-                                      float(contact_damping), c.friction))
-        if scene.ground is not None:
-            objects.append(ObjectSpec("ground", "ground", (), 0, -1, (0.0, scene.ground.height,
-                                                                        0.0),
-                                      float(contact_stiffness), float(contact_damping),
-                                      scene.ground.friction))
+        objects = rigid_objects(scene, inner, free_names, sdf_spacing, contact_stiffness,
+                                contact_damping)
         self.mpm_coupling = self.fem_coupling = self.coupling = None
         if scene.bodies:
             self.mpm_coupling = MPMCoupling(scene, float(dt), mpm_grid_res, mpm_substeps,
