@@ -174,7 +174,7 @@ def peer_step(sim, state, assembler):
 
 
 def _static_drive(sim, state):
-    from diffsim.mpm.tools import tool_trajectory
+    from diffsim.tools import tool_trajectory
 
     U = torch.zeros(1, sim.action_dim, dtype=sim.dtype)
     drive, _ = tool_trajectory(sim.model, U, state.tool_pos, state.tool_rot)

@@ -19,7 +19,7 @@ from helpers import hat_basis_adam
 import diffsim as ds
 import diffsim.envs as de
 from diffsim.envs.tasks.box_open import BoxOpen
-from diffsim.mpm.tools import quat_to_matrix
+from diffsim.tools import quat_to_matrix
 
 F64 = torch.float64
 G = 9.8

@@ -33,7 +33,7 @@ CODE = textwrap.dedent('''
         s0 = sim.reset()
         U = torch.zeros(1, sim.action_dim, dtype=torch.float64)
         U[:, 0] = -1.0
-        from diffsim.mpm.tools import tool_trajectory
+        from diffsim.tools import tool_trajectory
         drive, _ = tool_trajectory(sim.model, U, s0.tool_pos, s0.tool_rot)
         eng.set_params(sim.internal_params())
         eng.load_state(0, [s0[n] for n in ("x", "v", "C", "F", "Jp")])
