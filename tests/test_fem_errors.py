@@ -229,3 +229,25 @@ def test_a_nan_in_the_simulation_raises_simulation_error(close_after):
     engine.load_state(0, parts)
     with pytest.raises(ds.SimulationError, match="1 node.* non-finite"):
         engine.check_step(0, 1)
+
+
+def test_cg_reports_an_overflowed_iteration_as_a_breakdown():
+    """A CG iteration whose residual overflowed (inf/NaN: float32, an exact Hessian near
+    singular along the search direction) ends the solve as negative curvature does, so the
+    Newton step and the adjoint solve fall back to the projected Hessian and start again
+    from zero instead of carrying inf/NaN into the step."""
+    from types import SimpleNamespace
+
+    from diffsim.fem.engine import DeformableEngine, SolverOptions
+
+    def engine(residuals):
+        seq = iter(residuals)
+        eng = DeformableEngine.__new__(DeformableEngine)
+        eng.k = SimpleNamespace(cg_start=lambda use_gradient: 1.0,
+                                cg_iter=lambda parity: next(seq))
+        eng.opts, eng.eps = SolverOptions(max_cg=10), 1e-7
+        return eng
+
+    for bad in (float("nan"), float("inf")):
+        assert engine([0.5, 0.25, bad, 1e-30]).cg(True, 1e-12) == (3, True), bad
+    assert engine([0.5, 1e-20]).cg(True, 1e-6) == (2, False)     # converged: unchanged

@@ -39,6 +39,7 @@ of 1e-11 m among coordinates of 1e-2 m, whose spacing is 1e-9 m).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -269,7 +270,10 @@ class DeformableEngine:
         target = rel_tol * rel_tol * rr0
         for it in range(self.opts.max_cg):
             rr = k.cg_iter(it % 2)
-            if rr < 0:
+            if rr < 0 or not math.isfinite(rr):
+                # negative curvature, or a breakdown that overflowed (float32: an exact
+                # Hessian near singular along p): the caller projects the Hessian and
+                # solves again from zero instead of carrying inf/NaN into dx
                 return it + 1, True
             if rr <= target:
                 return it + 1, False
