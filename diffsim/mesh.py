@@ -142,16 +142,22 @@ def signed_volumes(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
     return np.linalg.det(Ds) / math.factorial(d)
 
 
-def check_volume_mesh(points: np.ndarray, cells: np.ndarray, what: str = "mesh") -> None:
-    """Raise ``ValueError`` naming the first bad element or vertex of a volume mesh."""
-    n, d = points.shape
+def _check_references(cells: np.ndarray, n: int, what: str, noun: str) -> None:
+    """Raise ``ValueError`` if ``cells`` (elements or faces, a ``noun`` each) is empty or
+    refers to a vertex outside ``0..n-1``."""
     if len(cells) == 0:
-        raise ValueError(f"{what} has no elements")
+        raise ValueError(f"{what} has no {noun}s")
     bad = np.nonzero((cells < 0) | (cells >= n))
     if len(bad[0]):
         e = int(bad[0][0])
-        raise ValueError(f"{what}: element {e} refers to vertex {int(cells[e, bad[1][0]])}, but "
+        raise ValueError(f"{what}: {noun} {e} refers to vertex {int(cells[e, bad[1][0]])}, but "
                          f"there are only {n} vertices")
+
+
+def check_volume_mesh(points: np.ndarray, cells: np.ndarray, what: str = "mesh") -> None:
+    """Raise ``ValueError`` naming the first bad element or vertex of a volume mesh."""
+    n, d = points.shape
+    _check_references(cells, n, what, "element")
     srt = np.sort(cells, axis=1)
     rep = (np.diff(srt, axis=1) == 0).any(1)
     if rep.any():
@@ -195,13 +201,7 @@ def shell_topology(vertices: np.ndarray, faces: np.ndarray, what: str = "mesh"):
             inconsistently oriented, or a vertex that no face uses.
     """
     n = len(vertices)
-    if len(faces) == 0:
-        raise ValueError(f"{what} has no faces")
-    bad = np.nonzero((faces < 0) | (faces >= n))
-    if len(bad[0]):
-        f = int(bad[0][0])
-        raise ValueError(f"{what}: face {f} refers to vertex {int(faces[f, bad[1][0]])}, but there "
-                         f"are only {n} vertices")
+    _check_references(faces, n, what, "face")
     e1 = vertices[faces[:, 1]] - vertices[faces[:, 0]]
     e2 = vertices[faces[:, 2]] - vertices[faces[:, 0]]
     area = 0.5 * np.linalg.norm(np.cross(e1, e2), axis=1)

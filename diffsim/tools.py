@@ -37,6 +37,12 @@ class ToolSpec:
     position: tuple
     rotation: tuple  # 2D: (angle,) in rad; 3D: quaternion (w, x, y, z)
 
+    @classmethod
+    def of(cls, tool, geometry: tuple, contact_width: float) -> ToolSpec:
+        """The spec of a scene tool (``Scene.add_tool``'s record) with ``geometry`` its
+        ``(kind, geom, axis)`` (``shape_geometry`` or ``obstacle_geometry``)."""
+        return cls(tool.name, *geometry, tool.friction, contact_width,
+                   tuple(map(float, tool.shape.center)), tool.rotation)
 
 
 def shape_geometry(shape) -> tuple[str, tuple, int]:
@@ -75,9 +81,6 @@ def obstacle_geometry(shape) -> tuple[str, tuple, int]:
                         f"{type(shape).__name__} (mesh colliders are not supported by "
                         "ds.FEM/ds.Shell)")
     return shape_geometry(shape)
-
-
-
 
 
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

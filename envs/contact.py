@@ -112,8 +112,9 @@ def tool_gap(sim, state, tool, body: str) -> torch.Tensor:
     if body not in sim.groups:
         raise ValueError(f"unknown body {body!r}; the scene's bodies: {list(sim.groups)}")
     x = state.x[sim.groups[body]]
-    obstacle = static_obstacle(sim, tool) if isinstance(tool, str) else None
-    if obstacle is not None and tool not in [t.name for t in sim.model.tools]:
+    is_tool = not isinstance(tool, str) or tool in [t.name for t in sim.model.tools]
+    obstacle = None if is_tool else static_obstacle(sim, tool)
+    if obstacle is not None:
         spec, center = obstacle
         pos = torch.as_tensor(center, dtype=x.dtype, device=x.device)
         rot = x.new_zeros(1) if x.shape[1] == 2 else torch.tensor(

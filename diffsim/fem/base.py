@@ -67,10 +67,8 @@ class DeformableSimulator(Simulator):
     def _obstacles(self, scene, default_width):
         tools = []
         for t in scene.tools:
-            kind, geom, axis = obstacle_geometry(t.shape)
             width = default_width if not t.contact_width else t.contact_width
-            tools.append(ToolSpec(t.name, kind, geom, axis, t.friction, width,
-                                  tuple(map(float, t.shape.center)), t.rotation))
+            tools.append(ToolSpec.of(t, obstacle_geometry(t.shape), width))
         colliders = []
         for c in scene.colliders:
             kind, geom, axis = obstacle_geometry(c.shape)

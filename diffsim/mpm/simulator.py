@@ -132,10 +132,8 @@ class MPM(Simulator):
 
         tools = []
         for t in scene.tools:
-            kind, geom, axis = shape_geometry(t.shape)
             width = dx if t.contact_width is None else t.contact_width
-            tools.append(ToolSpec(t.name, kind, geom, axis, t.friction, width,
-                                  tuple(map(float, t.shape.center)), t.rotation))
+            tools.append(ToolSpec.of(t, shape_geometry(t.shape), width))
 
         colliders = self._bake_colliders(scene, origin, dx, grid_shape) if scene.colliders else None
         self.model = MPMModel(

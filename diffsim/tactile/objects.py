@@ -31,7 +31,6 @@ class ObjectSpec:
     friction: float
 
 
-
 def _mesh_grid(shape: Mesh, name: str, ref: np.ndarray, sdf_spacing) -> GridSDF:
     """The grid SDF of a mesh object in its own frame (origin ``ref``, world axes)."""
     import trimesh
@@ -106,4 +105,3 @@ def rigid_objects(scene: Scene, inner: Scene, free_names: set, sdf_spacing, stif
         objects.append(ObjectSpec("ground", "ground", (), 0, -1, (0.0, scene.ground.height, 0.0),
                                   float(stiffness), float(damping), scene.ground.friction))
     return objects
-
