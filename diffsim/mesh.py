@@ -154,6 +154,16 @@ def _check_references(cells: np.ndarray, n: int, what: str, noun: str) -> None:
                          f"there are only {n} vertices")
 
 
+def _check_all_used(cells: np.ndarray, n: int, what: str, noun: str) -> None:
+    """Raise ``ValueError`` naming the first of the ``n`` vertices that no ``noun`` uses."""
+    used = np.zeros(n, dtype=bool)
+    used[cells.ravel()] = True
+    if not used.all():
+        v = int(np.argmin(used))
+        raise ValueError(f"{what}: vertex {v} belongs to no {noun} (it would have no mass); "
+                         "remove unreferenced vertices")
+
+
 def check_volume_mesh(points: np.ndarray, cells: np.ndarray, what: str = "mesh") -> None:
     """Raise ``ValueError`` naming the first bad element or vertex of a volume mesh."""
     n, d = points.shape
@@ -181,12 +191,7 @@ def check_volume_mesh(points: np.ndarray, cells: np.ndarray, what: str = "mesh")
         raise ValueError(f"{what}: element {e} (vertices {cells[e].tolist()}) is inverted: signed "
                          f"{'volume' if d == 3 else 'area'} {vol[e]:.3g} < 0. Elements must be "
                          "positively oriented (det[x1 - x0, ...] > 0); swap two of its vertices")
-    used = np.zeros(n, dtype=bool)
-    used[cells.ravel()] = True
-    if not used.all():
-        v = int(np.argmin(used))
-        raise ValueError(f"{what}: vertex {v} belongs to no element (it would have no mass); "
-                         "remove unreferenced vertices")
+    _check_all_used(cells, n, what, "element")
 
 
 def shell_topology(vertices: np.ndarray, faces: np.ndarray, what: str = "mesh"):
@@ -228,12 +233,7 @@ def shell_topology(vertices: np.ndarray, faces: np.ndarray, what: str = "mesh"):
             c = [w for w in faces[f] if w != u and w != v][0]
             d = [w for w in faces[g] if w != u and w != v][0]
             hinges.append((u, v, c, d))
-    used = np.zeros(n, dtype=bool)
-    used[faces.ravel()] = True
-    if not used.all():
-        v = int(np.argmin(used))
-        raise ValueError(f"{what}: vertex {v} belongs to no face (it would have no mass); remove "
-                         "unreferenced vertices")
+    _check_all_used(faces, n, what, "face")
     # a vertex whose faces form more than one fan is a non-manifold ("bow-tie") vertex
     for v, fans in _vertex_fans(faces, directed).items():
         if fans > 1:
