@@ -320,8 +320,13 @@ class _Rollout(torch.autograd.Function):
                                                                     engine.segment)))
         outputs, checkpoints = run_forward(engine, run_plan, state0, drive, params,
                                            keep_checkpoints=needs_grad)
-        ctx.plan, ctx.checkpoints, ctx.engine = plan, checkpoints, engine
-        ctx.save_for_backward(*drive, *params)
+        ctx.plan, ctx.engine = plan, engine
+        # the checkpoints go through save_for_backward, like drive and params, so that
+        # torch frees them after the backward pass, or keeps them for another one with
+        # retain_graph=True (and names the error of a second backward without it)
+        checkpoints = checkpoints or []
+        ctx.checkpoint_sizes = [len(c) for c in checkpoints]
+        ctx.save_for_backward(*drive, *params, *(t for c in checkpoints for t in c))
         ctx.run_id = engine.resident_run
         return tuple(outputs)
 
@@ -329,16 +334,19 @@ class _Rollout(torch.autograd.Function):
     def backward(ctx, *grad_outputs):
         plan = ctx.plan
         saved = ctx.saved_tensors
-        drive, params = saved[:plan.n_drive], saved[plan.n_drive:]
+        n = len(saved) - sum(ctx.checkpoint_sizes)
+        drive, params, flat = saved[:plan.n_drive], saved[plan.n_drive:n], saved[n:]
+        checkpoints, i = [], 0
+        for k in ctx.checkpoint_sizes:
+            checkpoints.append(list(flat[i:i + k]))
+            i += k
         # Ask for the engine again: a rollout run between this forward and its backward
         # may have replaced (and closed) the forward's engine, e.g. a longer segment.
         engine = plan.engine_for(plan.segment, True)
         resident = engine is ctx.engine and engine.resident_run == ctx.run_id
         g_state0, g_drive, g_params = run_backward(
-            engine, plan, ctx.checkpoints, drive, params, grad_outputs,
+            engine, plan, checkpoints, drive, params, grad_outputs,
             last_resident=resident)
-        ctx.engine = None
-        ctx.checkpoints = None
         return (None, *g_state0, *g_drive, *g_params)
 
 

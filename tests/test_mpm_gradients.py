@@ -143,6 +143,28 @@ def test_saveat_intermediate_states_carry_gradients(close_after):
     assert_close_rel(U.grad[2, 0].item(), fd, 1e-5, 1e-10, "saveat dL/dU")
 
 
+def test_backward_twice_with_retain_graph(close_after):
+    """A second backward pass through one rollout (``retain_graph=True``, as
+    ``torch.autograd.grad`` of two losses of the same states needs) gives the same
+    gradients, also after another rollout ran on the engine; without it torch's own error
+    says the saved tensors were freed (once: the checkpoints were not saved with torch)."""
+    sim = _pushed_block(ds.NeoHookean(E=2e3, nu=0.3))
+    close_after(sim)
+    U = _controls(sim).requires_grad_()
+    sol = ds.solve(ds.SimulationProblem(sim, controls=U), saveat=[4, T],
+                   sensealg=ds.CheckpointAdjoint(segment=3))
+    a, b = (sol.u[0].x ** 2).sum(), (sol.u[1].x ** 2).sum() + sol.u[0].v.sum()
+    g1 = torch.autograd.grad(b, U, retain_graph=True)[0]
+    ds.solve(ds.SimulationProblem(sim, controls=U.detach() * 0.5),
+             sensealg=ds.CheckpointAdjoint(segment=3))
+    g2 = torch.autograd.grad(b, U, retain_graph=True)[0]
+    assert torch.equal(g1, g2) and g1.abs().sum() > 0
+    ga = torch.autograd.grad(a, U)[0]
+    assert ga.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="second time"):
+        torch.autograd.grad(b, U)
+
+
 @pytest.mark.parametrize("name", ["elastic", "plasticine", "snow"])
 def test_gradients_exact_for_undeformed_particles_hitting_the_floor(name, close_after):
     """Particles start with F = I (coinciding singular values) and stay nearly undeformed

@@ -85,7 +85,7 @@ def test_hinge_bad_input():
 
 
 def test_boxopen_registered_with_full_docstring():
-    assert "diffsim/BoxOpen-v1" in de.env_ids()
+    assert "diffsim/BoxOpen-v2" in de.env_ids()
     doc = de.registry.task_class("BoxOpen").__doc__
     for section in ("Description", "Action Space", "Observation Space", "Rewards",
                     "Starting State", "Episode End", "Arguments", "Version History"):
@@ -167,6 +167,10 @@ def test_limits_and_damped_spring():
     sim = pendulum(hinge=ds.Hinge((0, 0, 0), (0, 0, 1), limits=(0.0, None)))
     outs, theta = swing(sim, 5)
     assert np.all(theta == 0.0) and float(outs[-1].body_vel.abs().max()) == 0.0
+    # the stop absorbs gravity's torque about the axis; no pad touches the lid
+    m, _, (rx, ry) = lid_inertia()
+    pads, grav = sim.hinge_torques(outs[-1], "lid")
+    assert float(pads) == 0.0 and float(grav) == pytest.approx(gravity_torque(0.0, m, rx, ry))
     sim.close()
     sim = pendulum(hinge=ds.Hinge((0, 0, 0), (0, 0, 1), limits=(-0.1, 0.5)))
     _, theta = swing(sim, 20)
@@ -235,17 +239,49 @@ def test_hinge_angle_gradients_fd():
 
 # ---------------------------------------------------------------------------- the task (slow)
 @pytest.mark.slow
+def test_boxopen_lifting_term_has_a_gradient_where_the_angle_has_none():
+    """A plan that presses and slides up too slowly to lift the lid: it rests on the
+    hinge's stop, so the goal loss's gradient is exactly zero; v2's lifting term has one,
+    equal to central differences (float64), and pushing up more lowers it."""
+    env = gym.make("diffsim/BoxOpen-v2", horizon=12)
+    e = env.unwrapped
+    env.reset(seed=0)
+    U0 = torch.zeros(12, 3, dtype=F64)
+    U0[:4, 0], U0[4:, 1] = 0.25, 0.02
+
+    def losses(up):
+        scale = torch.ones(3, dtype=F64)
+        scale[1] = 0.0
+        U = U0 * scale + U0 * (1 - scale) * up
+        state = e.sim.rollout(e.get_state(), e._physical(U))[-1]
+        return (e.task.goal_loss(e.sim, state), e.task.objective(e.sim, state),
+                e.sim.hinge_angle(state, "lid"))
+
+    up = torch.tensor(1.0, dtype=F64, requires_grad=True)
+    goal, obj, angle = losses(up)
+    assert float(angle.detach()) == 0.0
+    assert torch.autograd.grad(goal, up, retain_graph=True)[0] == 0.0
+    g = float(torch.autograd.grad(obj, up)[0])
+    with torch.no_grad():
+        fd = float(losses(torch.tensor(1.0 + 1e-4))[1] - losses(torch.tensor(1.0 - 1e-4))[1]) / 2e-4
+    print("d objective / d up", g, fd)
+    assert g < 0 and g == pytest.approx(fd, rel=1e-3)
+    env.close()
+
+
+@pytest.mark.slow
 def test_boxopen_env_checker_and_observation():
     from gymnasium.utils.env_checker import check_env
 
-    env = gym.make("diffsim/BoxOpen-v1", horizon=3)
+    env = gym.make("diffsim/BoxOpen-v2", horizon=3)
     check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     # 2 tools x (position, quaternion), the lid's velocity, force, torque, 3 x 3 markers, angle
     assert obs.shape == (2 * 7 + 6 + 6 + 18 + 1,) and env.observation_space.contains(obs)
-    # angle error 1 + lost contact 1; the contact-seeking term (0.7 mm / 1 mm)^2 on top
+    # angle error 1 + lost contact 1; the contact-seeking term (0.7 mm / 1 mm)^2 and the
+    # lifting term (1: no torque from the pads) on top
     assert info["goal_loss"] == pytest.approx(2.0) and not info["success"]
-    assert info["loss"] == pytest.approx(2.0 + 0.7 ** 2, abs=1e-3)
+    assert info["loss"] == pytest.approx(2.0 + 0.7 ** 2 + 1.0, abs=1e-3)
     obs, reward, term, trunc, info = env.step(np.array([1.0, 0.0, 0.0], np.float32))
     assert env.observation_space.contains(obs) and isinstance(reward, float)
     env.close()
@@ -257,7 +293,7 @@ def _adam(env, U0, iters=3, lr=0.02, knots=10):
 
 @pytest.mark.slow
 def test_boxopen_scripted_plan_opens_the_lid_and_adam_improves_a_slow_one():
-    env = gym.make("diffsim/BoxOpen-v1")
+    env = gym.make("diffsim/BoxOpen-v2")
     e = env.unwrapped
     env.reset(seed=0)
     terms = []
@@ -269,11 +305,11 @@ def test_boxopen_scripted_plan_opens_the_lid_and_adam_improves_a_slow_one():
     assert info["success"] and trunc and terms.index(True) > 30
     assert float(t["angle"]) == pytest.approx(math.pi / 3, rel=0.01)
     assert float(t["normal_force"]) > 0.1
-    # zero actions: nothing touches the lid, which stays shut on its limit (goal 2, and the
-    # contact-seeking term of the 0.7 mm gap)
+    # zero actions: nothing touches the lid, which stays shut on its limit (goal 2, the
+    # contact-seeking term of the 0.7 mm gap and the lifting term 1)
     with torch.no_grad():
         assert float(e.rollout_loss(torch.zeros(e.horizon, 3, dtype=F64))) == pytest.approx(
-            2.0 + 0.7 ** 2, abs=1e-3)
+            2.0 + 0.7 ** 2 + 1.0, abs=1e-3)
     # a plan that turns at half the rate stops short (0.52 rad); Adam on smooth changes of
     # it (10 hat functions per action) improves it steadily (0.257, 0.198, 0.147, 0.107
     # measured)

@@ -171,6 +171,18 @@ def hinge_angle(body: FreeBody, quat: torch.Tensor) -> torch.Tensor:
     return 2 * torch.atan2(rel[1:] @ quat.new_tensor(body.hinge.axis), rel[0])
 
 
+def hinge_torques(body: FreeBody, gravity: torch.Tensor, pos: torch.Tensor,
+                  wrench: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The torques (N m) about a hinged body's axis, positive in the right-handed sense
+    about ``body.hinge.axis`` (the direction of increasing hinge angle): of the pads'
+    ``wrench`` (6,) (force, and torque about the centre ``pos`` (3,), m) and of gravity
+    (3,) (m/s^2) on the body's mass. Their sum drives the hinge (``_advance_hinged``)."""
+    e = pos.new_tensor(body.hinge.axis)
+    r = pos - pos.new_tensor(body.hinge.anchor)
+    return (e.dot(wrench[3:] + torch.linalg.cross(r, wrench[:3])),
+            e.dot(torch.linalg.cross(r, body.mass * gravity)))
+
+
 def mass_properties(kind: str, geom: tuple, axis: int, density: float) -> tuple[float, tuple]:
     """``(mass, (Ixx, Iyy, Izz))`` of a uniform solid about its centre, in its own frame.
 
@@ -278,7 +290,8 @@ def _advance_hinged(b: FreeBody, h: float, gravity: torch.Tensor, p: torch.Tenso
     Iw = _world_inertia(b, R, u)
     r_perp = r - r.dot(e) * e
     Ia = e.dot(Iw @ e) + b.mass * r_perp.dot(r_perp)
-    tau = e.dot(w[3:] + torch.linalg.cross(r, w[:3] + b.mass * gravity))
+    tau_pads, tau_gravity = hinge_torques(b, gravity, p, w)
+    tau = tau_pads + tau_gravity
     theta = hinge_angle(b, q)
     om = (u[3:].dot(e) + h * (tau - j.stiffness * (theta - j.rest_angle)) / Ia) / (
         1 + h * (j.damping + h * j.stiffness) / Ia)

@@ -40,7 +40,7 @@ from .mpm_coupling import PAD_STATE, MPMCoupling
 from .mpm_kernels import MPMTactileEngine, MPMTactileKernels
 from .objects import ObjectSpec, rigid_objects
 from .reading import SensorOptics, TactileReading
-from .rigid import FreeBody, advance, check_hinges, hinge_angle, mass_properties
+from .rigid import FreeBody, advance, check_hinges, hinge_angle, hinge_torques, mass_properties
 from .sensor import TactileSensor
 
 CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
@@ -331,11 +331,25 @@ class Tactile(FEM):
 
     def hinge_angle(self, state: State, name: str) -> torch.Tensor:
         """The hinge angle (rad, differentiable) of the hinged free object ``name``."""
+        b = self._hinged(name)
+        return hinge_angle(b, state.tool_rot[b.tool])
+
+    def hinge_torques(self, state: State, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pads, gravity)``: the torques (N m, differentiable) about the hinge axis of the
+        hinged free object ``name``, positive in the opening sense (increasing angle), of
+        the pads' contact forces of the step that reached ``state`` and of gravity. At a
+        limit the hinge's stop absorbs their sum; the angle moves off the lower limit only
+        where it is positive."""
+        b = self._hinged(name)
+        g = torch.tensor(self.model.gravity, dtype=self.dtype, device=self.device)
+        return hinge_torques(b, g, state.tool_pos[b.tool], state.wrench[b.obj])
+
+    def _hinged(self, name: str) -> FreeBody:
         b = self.free[self.body_index(name)]
         if b.hinge is None:
             raise ValueError(f"{name!r} has no hinge; hinged objects: "
                              f"{[c.name for c in self.free if c.hinge is not None]}")
-        return hinge_angle(b, state.tool_rot[b.tool])
+        return b
 
     @property
     def action_dim(self) -> int:

@@ -47,7 +47,12 @@ class BoxOpen(TactileTask):
         F_min)^2``: the angle error (overshoot counts too) and the loss of contact (at most
         ``contact_weight``), plus the contact-seeking term ``max(gap, 0)^2 / (1 mm)^2``
         (``gap``: the lid's signed distance at the pad's nearest node), zero while the pad
-        touches the lid.
+        touches the lid, and the lifting term ``lift_weight g softplus(2 s) / softplus(2)``
+        with ``s = -(tau_pads + tau_gravity) / |tau_gravity|`` (the torques about the hinge
+        axis, opening positive: how short of lifting the lid the pads are; 1 before
+        contact, 0 where they balance gravity, negative where they lift it) and
+        ``g = max(1 - theta / 0.1 rad, 0)``: zero once the lid is open. ``success`` uses
+        the loss without the two shaping terms.
 
     Starting State:
         Lid closed (angle 0, at rest on its limit); the finger 0.5 mm in front of the lid's
@@ -60,25 +65,29 @@ class BoxOpen(TactileTask):
 
     Arguments:
         ``grid_res`` (cells across the pad, default 4: 2.5 mm cells, 50 nodes; at most 8
-        are used), ``horizon`` (40), ``target_angle`` (60 deg = 1.047 rad), ``min_force``
-        (0.1 N), ``contact_weight`` (1.0).
+        are used), ``horizon`` (50), ``target_angle`` (60 deg = 1.047 rad), ``min_force``
+        (0.1 N), ``contact_weight`` (1.0), ``lift_weight`` (1.0).
 
     Version History:
         v0: initial release.
         v1: contact-seeking term for the pads (``Task.contacts``): with v0 the loss
         was flat, its gradient exactly zero, until a pad touched the lid
         (issue 11). Goal and success unchanged.
+        v2: lifting term: with v1 the lid rests on its hinge's stop (an inelastic limit)
+        until the pads' torque about the hinge exceeds gravity's, and the angle's gradient
+        is exactly zero there; the optimiser had no signal to lift it (v1's default recipe:
+        goal loss 1.0, the lid never moved, in 300 s). Goal and success unchanged.
     """
 
     name = "BoxOpen"
-    version = 1
+    version = 2
     #: the framework adds ``max(gap, 0)^2 / (1 mm)^2`` (``gap``: the lid's signed distance
     #: at the pad's nearest node), zero while the pad touches the lid
     contacts = (("lid", "finger"),)
     contact_scale = 1e-3
     defaults = {"grid_res": 4, "horizon": 50, "target_angle": math.pi / 3, "min_force": 0.1,
-                "contact_weight": 1.0}
-    episode_options = ("horizon", "target_angle", "min_force", "contact_weight")
+                "contact_weight": 1.0, "lift_weight": 1.0}
+    episode_options = ("horizon", "target_angle", "min_force", "contact_weight", "lift_weight")
     success_threshold = 0.05
     sim_options = dict(dt=2e-3, substeps=1, newton_tol=1e-9, cg_tol=1e-9, max_newton=40,
                        friction_eps=1e-3)
@@ -181,6 +190,21 @@ class BoxOpen(TactileTask):
     def loss(self, sim, state):
         t = self.terms(sim, state)
         return t["angle_error"] + t["contact"]
+
+    #: the lifting term fades out linearly up to this hinge angle (rad)
+    lift_gate = 0.1
+
+    def shaping(self, sim, state):
+        """The contact-seeking term plus the lifting term (see the class docstring): its
+        gradient reaches the pads' forces while the hinge's stop holds the lid, where the
+        angle's is zero."""
+        pads, gravity = sim.hinge_torques(state, "lid")
+        s = -(pads + gravity) / gravity.detach().abs().clamp_min(1e-12)
+        gate = torch.relu(1 - sim.hinge_angle(state, "lid") / self.lift_gate)
+        # smooth through s = 0: a relu would be flat (zero gradient) on the rollouts whose
+        # last step is the first to lift the lid, whose angle has not moved yet
+        lift = torch.nn.functional.softplus(2 * s) / math.log1p(math.exp(2.0))
+        return super().shaping(sim, state) + float(self.options["lift_weight"]) * gate * lift
 
     def scripted_actions(self, press_steps: int = 4, press: float = 0.25, turn: float = 0.6,
                          ramp: int = 5) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """BoxOpen: a scripted plan swings a hinged lid open by friction; Adam refines a weaker one.
 
 The finger starts 0.7 mm in front of the closed lid, so zero actions never touch it (goal
-loss 2: angle error 1 plus the lost-contact term 1; the objective adds BoxOpen-v1's
-contact-seeking term, 0.49 at the 0.7 mm gap, which gives it a gradient). The scripted plan
+loss 2: angle error 1 plus the lost-contact term 1; the objective adds BoxOpen-v2's
+contact-seeking term, 0.49 at the 0.7 mm gap, which gives it a gradient, and its lifting
+term, 1 while the pads exert no torque on the lid). The scripted plan
 presses the pad on the lid's front face for 4 steps and then carries it around the hinge as
 if glued to the lid (``BoxOpen.scripted_actions``); a plan that turns too slowly
 (``--turn``, 0.3 of the top turn rate by default, vs 0.6 for the scripted plan) stops short
