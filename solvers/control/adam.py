@@ -22,6 +22,10 @@ class AdamState:
     x: torch.Tensor
     opt: torch.optim.Adam
     sched: Any
+    #: the last iterate whose loss and gradient evaluated (None before the first)
+    good: torch.Tensor | None = None
+    #: failed evaluations in a row (steps taken back since the last good iterate)
+    backtracks: int = 0
 
 
 def check_scheduler(scheduler: Any) -> None:
@@ -55,8 +59,12 @@ class Adam(AbstractGradientMethod):
 
     Each iteration evaluates the loss and its gradient at the current iterate (1
     evaluation + 1 backward pass), clips the gradient, takes an Adam step and clips the
-    controls into ``[lo, hi]``. A NaN/Inf loss or gradient ends the run with
-    ``ControlReturnCode.NON_FINITE`` and the best finite iterate in ``res.u``; non-finite
+    controls into ``[lo, hi]``. An iterate whose evaluation fails (a NaN/Inf loss or
+    gradient, or a simulation error the solve catches, e.g. a contact solve that does not
+    converge) is rejected: the step is halved back towards the last iterate that evaluated
+    (Adam's moments untouched), up to ``backtrack`` times in a row, as a line search
+    would; then, or at a failed first iterate, the run ends with
+    ``ControlReturnCode.NON_FINITE`` and the best finite iterate in ``res.u``. Non-finite
     values never reach the optimizer state.
 
     Args:
@@ -75,6 +83,8 @@ class Adam(AbstractGradientMethod):
             ``lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1,
             total_steps=200)``; stepped once per iteration (``ReduceLROnPlateau`` with the
             iteration's loss). A fresh scheduler is made at every (re)start of the method.
+        backtrack: failed evaluations in a row that step back (halving) before the run
+            ends with ``NON_FINITE``; 0 ends it at the first.
 
     Raises:
         ValueError, TypeError: options out of range (named in the message).
@@ -88,6 +98,7 @@ class Adam(AbstractGradientMethod):
     lr_min: float = 0.0
     gamma: float = 0.99
     scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
+    backtrack: int = 4
 
     def __post_init__(self):
         number("lr", self.lr, lo=0.0, lo_open=True)
@@ -105,6 +116,8 @@ class Adam(AbstractGradientMethod):
         number("lr_min", self.lr_min, lo=0.0, hi=float(self.lr))
         number("gamma", self.gamma, lo=0.0, hi=1.0, lo_open=True)
         check_scheduler(self.scheduler)
+        if not isinstance(self.backtrack, int) or isinstance(self.backtrack, bool) or self.backtrack < 0:
+            raise ValueError(f"backtrack must be an int >= 0, got {self.backtrack!r}")
         if self.scheduler is not None and self.schedule != "constant":
             raise ValueError(f"give either schedule= ({self.schedule!r}) or scheduler=, not both")
 
@@ -138,8 +151,15 @@ class Adam(AbstractGradientMethod):
         value, grad = ev.value_and_grad(x)
         info = StepInfo(losses=torch.tensor([value], dtype=x.dtype))
         if grad is None:
-            info.failed = True
+            if state.good is None or state.backtracks >= self.backtrack:
+                info.failed = True
+                return state, info
+            # reject the step: halfway back towards the last iterate that evaluated
+            state.backtracks += 1
+            with torch.no_grad():
+                x.copy_(state.good + 0.5 * (x - state.good))
             return state, info
+        state.good, state.backtracks = x.detach().clone(), 0
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_([x], self.grad_clip)
         state.opt.step()

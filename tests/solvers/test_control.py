@@ -236,15 +236,52 @@ def test_adam_non_finite_loss_ends_with_retcode():
         return val + torch.where(U.max() > 0.5, torch.tensor(math.nan), torch.tensor(0.0))
 
     prob = quad_problem(loss_fn=loss)
-    res = dss.solve(prob, dss.Adam(lr=0.1), maxiters=100)
+    res = dss.solve(prob, dss.Adam(lr=0.1, backtrack=0), maxiters=100)
     assert res.retcode is dss.ControlReturnCode.NON_FINITE and not res.successful
     assert "NaN" in str(res.retcode) or "non-finite" in str(res.retcode)
     assert "loss is nan" in res.message and res.niters < 100
     assert math.isfinite(res.loss) and bool(torch.isfinite(res.u).all()) and float(res.u.max()) <= 0.5
     assert res.history.best[-1] == res.loss
     with pytest.raises(dss.ControlError, match="NON_FINITE") as info:
-        dss.solve(prob, dss.Adam(lr=0.1), maxiters=100, throw=True)
+        dss.solve(prob, dss.Adam(lr=0.1, backtrack=0), maxiters=100, throw=True)
     assert info.value.retcode is dss.ControlReturnCode.NON_FINITE and info.value.result.loss == res.loss
+    # at a wall the default steps back (halving towards the last good iterate) 4 times,
+    # then ends the same way
+    back = dss.solve(prob, dss.Adam(lr=0.1), maxiters=100)
+    assert back.retcode is dss.ControlReturnCode.NON_FINITE and back.nnonfinite == 5
+    assert float(back.u.max()) <= 0.5
+
+
+def test_adam_steps_back_over_isolated_failures():
+    """Failures at scattered iterates (a contact solve that does not converge at some
+    of them, one in five here): the default rejects each failed step, retries a shorter one
+    and goes on to the optimum."""
+    def loss(U):
+        s = float(U.abs().sum())
+        return quad(U) + (math.nan if s > 0.1 and round(s * 1e3) % 5 == 0 else 0.0)
+
+    prob = quad_problem(loss_fn=loss)
+    dead = dss.solve(prob, dss.Adam(lr=0.1, backtrack=0), maxiters=200)
+    res = dss.solve(prob, dss.Adam(lr=0.1), maxiters=200)
+    print(dead, res)
+    assert dead.retcode is dss.ControlReturnCode.NON_FINITE
+    assert res.successful and res.nnonfinite > 0 and res.loss < 1.01 * QUAD_OPT < dead.loss
+
+
+def test_adam_backtracks_a_bounded_number_of_times():
+    calls = []
+
+    def loss(U):  # defined only at the start: every step away from it fails
+        calls.append(float(U.abs().max()))
+        return quad(U) * (1.0 if calls[-1] == 0.0 else math.nan)
+
+    res = dss.solve(quad_problem(loss_fn=loss), dss.Adam(lr=0.1, backtrack=3), maxiters=50)
+    assert res.retcode is dss.ControlReturnCode.NON_FINITE and len(calls) == 1 + 1 + 3
+    # each rejected step is half the one before: 0.1, 0.05, 0.025, 0.0125
+    assert calls[1:] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+    assert torch.equal(res.u, torch.zeros(T, D))
+    with pytest.raises(ValueError, match="backtrack must be an int >= 0, got -1"):
+        dss.Adam(backtrack=-1)
 
 
 def test_adam_non_finite_gradient_ends_with_retcode():
@@ -282,7 +319,7 @@ def test_catch_turns_exceptions_into_non_finite_losses():
     assert res.successful and res.nnonfinite > 0
     with pytest.raises(Blowup):
         dss.solve(prob, dss.CEM(population=16, elites=4), maxiters=5, seed=0)
-    res = dss.solve(prob, dss.Adam(lr=0.3), maxiters=50, catch=(Blowup,))
+    res = dss.solve(prob, dss.Adam(lr=0.3, backtrack=0), maxiters=50, catch=(Blowup,))
     assert res.retcode is dss.ControlReturnCode.NON_FINITE and "Blowup" in res.message
 
 
