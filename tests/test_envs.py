@@ -1,5 +1,6 @@
 """Gymnasium environments: checkers, determinism, pickling, planners' API, bad input."""
 
+import math
 import pickle
 
 import gymnasium as gym
@@ -143,6 +144,21 @@ def test_latte_art_observes_its_seeded_target():
         assert env.observation_space.contains(obs)
         targets.append(target)
     assert not np.allclose(*targets)
+    env.close()
+
+
+def test_gather_goal_loss_is_the_farthest_ball_and_the_loss_bounds_it():
+    env = gym.make("diffsim/Gather-v1", **TINY)
+    obs, info = env.reset(seed=0)
+    u = env.unwrapped
+    state = u.get_state()
+    target = torch.tensor([0.65, 0.65], dtype=state.x.dtype)
+    d = torch.stack([(state.x[u.sim.groups[f"ball{i}"]].mean(0)[[0, 2]] - target).norm()
+                     for i in range(3)])
+    assert info["goal_loss"] == pytest.approx(float(d.max()), rel=1e-5)
+    assert info["success"] == (float(d.max()) < 0.1) and not info["success"]
+    # the smooth maximum (2 cm) over-estimates the maximum by at most 2 cm ln 3
+    assert float(d.max()) <= info["loss"] - 0.5 * float(d.mean()) <= float(d.max()) + 0.02 * math.log(3) + 1e-6
     env.close()
 
 

@@ -281,8 +281,11 @@ def test_success_target_only_where_the_objective_decides_success():
     final = Recipe(algorithm=dss.Adam())
     assert success_target(task("RollingPin")(), final) == pytest.approx(STOP_MARGIN * 0.003)
     assert success_target(task("Lift")(), final) == pytest.approx(STOP_MARGIN * 0.1)
-    # their own success tests (water fraction, every ball in a radius, density L1 ratio)
-    for name in ("Pour", "Gather", "Pinch", "Carve"):
+    # Gather-v1's success is its goal loss (the farthest ball's distance), and its loss is
+    # above it (a smooth maximum)
+    assert success_target(task("Gather")(), final) == pytest.approx(STOP_MARGIN * 0.1)
+    # their own success tests (water fraction, density L1 ratio)
+    for name in ("Pour", "Pinch", "Carve"):
         assert success_target(task(name)(), final) is None, name
     # a per-step weighting or an expanding horizon: the objective is not the final state's
     assert success_target(task("Lift")(), Recipe(algorithm=dss.Adam(), weights="sum")) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 import diffsim as ds
@@ -30,15 +29,19 @@ class Gather(Task):
         Paddle pose, per body (water, ball0..2) centroid, spread and 16 particles.
 
     Rewards:
-        Decrease of the loss: mean horizontal distance (m) of the balls to the
-        target centre plus ``0.5 * mean(relu(0.1 - distance(paddle, ball)))``.
+        Decrease of the loss (``d_i``: the horizontal distance (m) of ball ``i``'s
+        centroid to the target centre): ``tau logsumexp(d / tau)`` (a smooth maximum,
+        ``tau`` = 2 cm: the success test is on the farthest ball) ``+ 0.5 mean(d) + 0.5
+        mean(relu(0.1 - distance(paddle, ball)))`` (the touch penalty). The goal loss is
+        ``max(d)``.
 
     Starting State:
         Water and balls at rest; the paddle near the basin's left wall, shifted
         by up to 2 cm per episode (seeded).
 
     Episode End:
-        Success: every ball within 10 cm of the target (horizontally).
+        Success: every ball within 10 cm of the target (horizontally): goal loss below
+        0.1.
         Truncation after ``horizon`` steps (default 80).
 
     Arguments:
@@ -46,9 +49,16 @@ class Gather(Task):
 
     Version History:
         v0: initial release.
+        v1: the loss leads with a smooth maximum of the balls' distances, the goal loss is
+        the largest distance: v0's loss, their mean, was not the success test (Adam on 12
+        hat functions, 600 s: mean 0.068 m, the farthest ball 0.112 m, not solved).
     """
 
     name = "Gather"
+    version = 1
+    success_threshold = 0.1
+    #: the smooth maximum's temperature (m)
+    tau = 0.02
     defaults = {"grid_res": 32, "horizon": 80, "target": (0.65, 0.65)}
     episode_options = ("horizon", "target")
 
@@ -71,14 +81,21 @@ class Gather(Task):
     def _centroids(self, sim, state):
         return torch.stack([state.x[sim.groups[f"ball{i}"]].mean(0) for i in range(len(BALLS))])
 
-    def loss(self, sim, state):
+    def _distances(self, sim, state):
+        """(3,) the balls' horizontal distances (m) to the target centre, and (3, 3) their
+        centroids."""
         c = self._centroids(sim, state)
         target = torch.as_tensor(self.options["target"], dtype=c.dtype)
-        dist = torch.sqrt(((c[:, [0, 2]] - target) ** 2).sum(1) + 1e-12)
+        return torch.sqrt(((c[:, [0, 2]] - target) ** 2).sum(1) + 1e-12), c
+
+    def loss(self, sim, state):
+        dist, c = self._distances(sim, state)
         paddle = state.tool_pos[0]
         touch = torch.relu(0.1 - torch.sqrt(((c - paddle) ** 2).sum(1) + 1e-12))
-        return dist.mean() + 0.5 * touch.mean()
+        # the smooth maximum is above max(dist), so the loss bounds the goal loss
+        return (self.tau * torch.logsumexp(dist / self.tau, 0) + 0.5 * dist.mean()
+                + 0.5 * touch.mean())
 
-    def success(self, sim, state):
-        c = self._centroids(sim, state)[:, [0, 2]].detach().cpu().numpy()
-        return bool(np.all(np.linalg.norm(c - np.asarray(self.options["target"]), axis=1) < 0.1))
+    def goal_loss(self, sim, state):
+        """The farthest ball's distance (m) to the target centre."""
+        return self._distances(sim, state)[0].max()
