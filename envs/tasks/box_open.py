@@ -89,7 +89,10 @@ class BoxOpen(TactileTask):
                 "contact_weight": 1.0, "lift_weight": 1.0}
     episode_options = ("horizon", "target_angle", "min_force", "contact_weight", "lift_weight")
     success_threshold = 0.05
-    sim_options = dict(dt=2e-3, substeps=1, newton_tol=1e-9, cg_tol=1e-9, max_newton=40,
+    # max_newton: with 40, Newton stopped short on 4 of 8 plans near a solved one (CEM's
+    # best of BoxOpen-v2 seed 0 perturbed by 0.02; still descending, float32), with 100 on
+    # 1, with 200 on none; a step that converges sooner is unchanged by the cap
+    sim_options = dict(dt=2e-3, substeps=1, newton_tol=1e-9, cg_tol=1e-9, max_newton=200,
                        friction_eps=1e-3)
     force_limit = 20.0
     depth = 0.02          # lid depth along x, hinge to front face (m)
