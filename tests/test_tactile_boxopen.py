@@ -303,6 +303,12 @@ def test_boxopen_scripted_plan_opens_the_lid_and_adam_improves_a_slow_one():
     t = e.task.terms(e.sim, e.get_state())
     # opened by friction to the target (60 deg; success from 0.82 rad on), still pressing
     assert info["success"] and trunc and terms.index(True) > 30
+    # the same actions in one rollout reach the same state to the last bit (diffsim solve
+    # optimises rollouts and replays with env.step; the lid's contact amplifies any rounding)
+    with torch.no_grad():
+        U = torch.as_tensor(e.task.scripted_actions().numpy().astype(np.float32))  # as stepped
+        end = e.sim.rollout(e._start, e._physical(U.to(e.sim.dtype)))[-1]
+    assert all(torch.equal(v, dict(end.items())[k]) for k, v in e.get_state().items())
     assert float(t["angle"]) == pytest.approx(math.pi / 3, rel=0.01)
     assert float(t["normal_force"]) > 0.1
     # zero actions: nothing touches the lid, which stays shut on its limit (goal 2, the

@@ -436,7 +436,18 @@ class Tactile(FEM):
 
     def attach(self, state: State) -> State:
         """``state`` with the pads' back faces moved onto their fingers' poses (differentiable
-        in ``tool_pos``/``tool_rot``); ``rollout`` does this to its start state."""
+        in ``tool_pos``/``tool_rot``); ``rollout`` does this to its start state.
+
+        A state that a rollout produced (``state.step > 0``) is returned as it is: its
+        back faces moved with their fingers by the velocity steps, and recomputing them
+        from the poses rounds differently (float32: by a unit in the last place), so that
+        the same actions in one rollout or one step at a time (``env.step``) would part,
+        and contact grows such a difference into another outcome (BoxOpen-v2: goal 0.56
+        against 1.53). Move a finger of such a state by its velocity controls, or set
+        ``step=0`` with ``state.replace`` to have the pad follow an edited pose.
+        """
+        if state.step > 0:
+            return state
         R = quat_to_matrix(state.tool_rot[self._driven_tool])           # (n, 3, 3)
         pos = state.tool_pos[self._driven_tool] + (R @ self._driven_local[..., None])[..., 0]
         x = state.x.clone()

@@ -26,6 +26,22 @@ class AdamState:
     good: torch.Tensor | None = None
     #: failed evaluations in a row (steps taken back since the last good iterate)
     backtracks: int = 0
+    #: the learning rate's factor after rejected steps (1: none; it grows back by 2 per
+    #: accepted step)
+    lr_scale: float = 1.0
+
+
+def _scale_lr(state: AdamState, factor: float) -> None:
+    """Multiply the learning rate of every later step by ``factor`` (through the
+    scheduler's base rates, which set the rate at each step)."""
+    state.lr_scale *= factor
+    sched = state.sched
+    if hasattr(sched, "base_lrs"):
+        sched.base_lrs = [lr * factor for lr in sched.base_lrs]
+    for group in state.opt.param_groups:
+        group["lr"] *= factor
+    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        sched.min_lrs = [lr * factor for lr in sched.min_lrs]
 
 
 def check_scheduler(scheduler: Any) -> None:
@@ -62,8 +78,9 @@ class Adam(AbstractGradientMethod):
     controls into ``[lo, hi]``. An iterate whose evaluation fails (a NaN/Inf loss or
     gradient, or a simulation error the solve catches, e.g. a contact solve that does not
     converge) is rejected: the step is halved back towards the last iterate that evaluated
-    (Adam's moments untouched), up to ``backtrack`` times in a row, as a line search
-    would; then, or at a failed first iterate, the run ends with
+    (Adam's moments untouched) and the learning rate of the later steps halved (a
+    shrinking trust region; it doubles back with each accepted step), up to ``backtrack``
+    times in a row; then, or at a failed first iterate, the run ends with
     ``ControlReturnCode.NON_FINITE`` and the best finite iterate in ``res.u``. Non-finite
     values never reach the optimizer state.
 
@@ -154,12 +171,17 @@ class Adam(AbstractGradientMethod):
             if state.good is None or state.backtracks >= self.backtrack:
                 info.failed = True
                 return state, info
-            # reject the step: halfway back towards the last iterate that evaluated
+            # reject the step: halfway back towards the last iterate that evaluated, and
+            # halve the learning rate (a trust region: Adam's steps are about lr whatever
+            # the gradient, so at full rate the next ones would walk into the same failure)
             state.backtracks += 1
             with torch.no_grad():
                 x.copy_(state.good + 0.5 * (x - state.good))
+            _scale_lr(state, 0.5)
             return state, info
         state.good, state.backtracks = x.detach().clone(), 0
+        if state.lr_scale < 1.0:   # grows back while steps succeed
+            _scale_lr(state, min(2.0, 1.0 / state.lr_scale))
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_([x], self.grad_clip)
         state.opt.step()

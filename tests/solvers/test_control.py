@@ -258,7 +258,7 @@ def test_adam_steps_back_over_isolated_failures():
     and goes on to the optimum."""
     def loss(U):
         s = float(U.abs().sum())
-        return quad(U) + (math.nan if s > 0.1 and round(s * 1e3) % 5 == 0 else 0.0)
+        return quad(U) + (math.nan if s > 0.1 and round(s * 1e6) % 5 == 0 else 0.0)
 
     prob = quad_problem(loss_fn=loss)
     dead = dss.solve(prob, dss.Adam(lr=0.1, backtrack=0), maxiters=200)
