@@ -18,6 +18,7 @@ import math
 import os
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +273,7 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
                         "return": after["return"], "start_goal_loss": after["start_goal_loss"],
                         "zero_actions_goal_loss": before["goal_loss"],
                         "zero_actions_success": before["success"]})
+        _check_replay(summary, rec if method not in RL_METHODS else None)
         summary.update(origin)
         summary["total_seconds"] = time.perf_counter() - t_start
         if folder is not None:
@@ -288,6 +290,24 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
         return summary
     finally:
         env.close()
+
+
+def _check_replay(summary: dict, rec: Recipe | None) -> None:
+    """Where the optimiser minimised the final state's objective, the replay must give it
+    back: ``replay_gap`` (replayed minus optimised objective) in the summary, and a
+    warning where they part by more than 1e-3 of the value (the optimiser's rollouts and
+    ``env.step`` diverging, e.g. through rounding that contact amplifies, would make the
+    reported success a different trajectory's)."""
+    if rec is None or rec.horizon is not None or rec.weights != "final":
+        return
+    opt, got = summary.get("objective_optimised"), summary["objective"]
+    if opt is None or not math.isfinite(opt):
+        return
+    summary["replay_gap"] = got - opt
+    if abs(got - opt) > 1e-3 * max(1.0, abs(opt)):
+        warnings.warn(f"{summary['task']} seed {summary['seed']}: the replay through env.step "
+                      f"gives objective {got:.6g}, the optimiser's rollouts gave {opt:.6g}",
+                      RuntimeWarning, stacklevel=3)
 
 
 # ------------------------------------------------------------------------------ artifacts

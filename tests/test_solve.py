@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -268,6 +269,7 @@ def test_solve_cli_writes_artifacts_that_replay_to_the_reported_success(tmp_path
     assert info["success"] == s["success"] and info["goal_loss"] == s["goal_loss"]
     # the optimiser's best is what the replay gives (CEM's best loss = the replayed one)
     assert s["objective_optimised"] == pytest.approx(s["objective"], rel=1e-6)
+    assert abs(s["replay_gap"]) <= 1e-6 * abs(s["objective"])
     assert s["goal_loss"] <= s["zero_actions_goal_loss"]   # CEM evaluates zero actions first
     _, start = env.reset(seed=3)
     assert s["start_goal_loss"] == start["goal_loss"]
@@ -399,3 +401,21 @@ def test_ppo_baseline_runs_under_a_rollout_budget(tmp_path):
                    out=tmp_path, options=TINY, gif=False)
     assert s["rollouts"] == 3 and s["backward_passes"] == 0 and math.isfinite(s["goal_loss"])
     assert np.load(tmp_path / "actions.npy").shape == (4, 3)
+
+
+def test_a_replay_that_parts_from_the_optimised_objective_is_flagged():
+    from diffsim.envs.solve import _check_replay
+
+    rec = Recipe(algorithm=dss.Adam())
+    s = {"task": "diffsim/BoxOpen-v2", "seed": 1, "objective_optimised": 0.5636, "objective": 1.528}
+    with pytest.warns(RuntimeWarning, match="replay through env.step gives objective 1.528"):
+        _check_replay(s, rec)
+    assert s["replay_gap"] == pytest.approx(0.9644)
+    ok = dict(s, objective=0.5636)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_replay(ok, rec)
+    assert ok["replay_gap"] == 0.0
+    summed = {k: v for k, v in s.items() if k != "replay_gap"}
+    _check_replay(summed, Recipe(algorithm=dss.Adam(), weights="sum"))   # not comparable
+    assert "replay_gap" not in summed
