@@ -284,6 +284,14 @@ def test_boxopen_env_checker_and_observation():
     assert info["loss"] == pytest.approx(2.0 + 0.7 ** 2 + 1.0, abs=1e-3)
     obs, reward, term, trunc, info = env.step(np.array([1.0, 0.0, 0.0], np.float32))
     assert env.observation_space.contains(obs) and isinstance(reward, float)
+    # the recipe's per-step loss: the crush term, and the objective at the last step
+    e = env.unwrapped
+    state, fn = e.get_state(), float(e.task.terms(e.sim, e.get_state())["normal_force"])
+    crush = max(fn - 10.0, 0.0) ** 2 / 100.0
+    assert float(e.task.step_loss(e.sim, state, 1)) == pytest.approx(crush, abs=1e-9)
+    assert float(e.task.step_loss(e.sim, state, 3)) == pytest.approx(
+        crush + float(e.task.objective(e.sim, state)), rel=1e-6)
+    assert e.task.solve_recipe().weights == "sum"
     env.close()
 
 
