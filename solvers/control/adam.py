@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .base import AbstractGradientMethod, Context, StepInfo
-from .checks import number
+from .checks import number, positive_int
 from .evaluator import Evaluator
 from .problem import ControlProblem
 
@@ -133,8 +133,7 @@ class Adam(AbstractGradientMethod):
         number("lr_min", self.lr_min, lo=0.0, hi=float(self.lr))
         number("gamma", self.gamma, lo=0.0, hi=1.0, lo_open=True)
         check_scheduler(self.scheduler)
-        if not isinstance(self.backtrack, int) or isinstance(self.backtrack, bool) or self.backtrack < 0:
-            raise ValueError(f"backtrack must be an int >= 0, got {self.backtrack!r}")
+        positive_int("backtrack", self.backtrack, minimum=0)
         if self.scheduler is not None and self.schedule != "constant":
             raise ValueError(f"give either schedule= ({self.schedule!r}) or scheduler=, not both")
 
