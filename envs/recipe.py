@@ -63,6 +63,12 @@ class Recipe:
                             f"{type(self.horizon).__name__}")
         number("budget_s", self.budget_s, lo=0.0, lo_open=True)
 
+    @property
+    def final_state(self) -> bool:
+        """Whether the optimised objective is the final state's (no temporal weighting,
+        no expanding horizon): then it can be compared with the replay's."""
+        return self.horizon is None and self.weights == "final"
+
     def action_basis(self, steps: int) -> dss.ActionBasis | None:
         """The ``ActionBasis`` over ``steps`` control steps (None: per-step actions)."""
         if self.knots is None or self.knots >= steps:

@@ -177,8 +177,8 @@ def success_target(task: Task, recipe: Recipe) -> float | None:
     every ball within a radius) and per-step weightings run their whole budget.
     ``STOP_MARGIN`` times the threshold leaves a margin for the replay.
     """
-    if type(task).success is not Task.success or recipe.horizon is not None or \
-            recipe.weights != "final" or not task.success_threshold > 0:
+    if type(task).success is not Task.success or not recipe.final_state or \
+            not task.success_threshold > 0:
         return None
     return STOP_MARGIN * float(task.success_threshold)
 
@@ -298,7 +298,7 @@ def _check_replay(summary: dict, rec: Recipe | None) -> None:
     warning where they part by more than 1e-3 of the value (the optimiser's rollouts and
     ``env.step`` diverging, e.g. through rounding that contact amplifies, would make the
     reported success a different trajectory's)."""
-    if rec is None or rec.horizon is not None or rec.weights != "final":
+    if rec is None or not rec.final_state:
         return
     opt, got = summary.get("objective_optimised"), summary["objective"]
     if opt is None or not math.isfinite(opt):
