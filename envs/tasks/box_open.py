@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 
 import diffsim as ds
 
-from ..recipe import Recipe, default_recipe
+from ..recipe import default_recipe
 from .tactile import GRIPPER_GEL, TactileTask
 
 
@@ -184,10 +185,9 @@ class BoxOpen(TactileTask):
         target = float(self.options["target_angle"])
         fmin = float(self.options["min_force"])
         theta = sim.hinge_angle(state, "lid")
-        # the lid pushes the pad back along -z of its finger frame; friction on a contact
-        # tilted against the pad (its edge on the lid's face) can pull it (fn < 0): clamp,
-        # so that losing contact costs at most contact_weight
-        fn = -sim.read(state, image=False).force[2]
+        # friction on a contact tilted against the pad (its edge on the lid's face) can
+        # pull it (fn < 0): clamp, so that losing contact costs at most contact_weight
+        fn = self.normal_force(sim, state)
         return {"angle": theta, "normal_force": fn,
                 "angle_error": ((theta - target) / target) ** 2,
                 "contact": float(self.options["contact_weight"]) * (
@@ -204,8 +204,7 @@ class BoxOpen(TactileTask):
     #: gel (84 N, then non-finite nodes: the rollout blows up), which a final-state loss
     #: does not see
     crush_force = 10.0
-    recipe = Recipe(default_recipe().algorithm, knots=8, basis="linear", weights="sum",
-                    budget_s=300.0, note=(
+    recipe = dataclasses.replace(default_recipe(), weights="sum", note=(
                         "default recipe with weights='sum' over step_loss: the objective of "
                         "the final state plus a crush term at every step (v2 seeds 0-2 with "
                         "the final-state objective alone: 0.088, 0.813 and 0.108 in 300 s, "
@@ -215,8 +214,13 @@ class BoxOpen(TactileTask):
     def crush(self, sim, state) -> torch.Tensor:
         """``(max(F_n - crush_force, 0) / crush_force)^2``: the pad pressed harder than
         ``crush_force`` (N)."""
-        fn = -sim.read(state, image=False).force[2]
-        return (torch.relu(fn - self.crush_force) / self.crush_force) ** 2
+        return (torch.relu(self.normal_force(sim, state) - self.crush_force)
+                / self.crush_force) ** 2
+
+    def normal_force(self, sim, state) -> torch.Tensor:
+        """The pad's normal force on the lid (N): the lid pushes the pad back along -z of
+        its finger frame."""
+        return -sim.read(state, image=False).force[2]
 
     def step_loss(self, sim, state, t: int) -> torch.Tensor:
         """The crush term after every step plus, after the last (``t == horizon``), the
