@@ -11,9 +11,9 @@ and 1.12x after 400 steps, 1.17-1.38x and 0.99-1.12x after 1000 (float32, 2-core
 solvers/README.md, "Tuning the coefficient").
 
 The fast tests run the 400-step case on seed 0 (where every former default fails the 2x
-bound); the slow one the README's setting on three seeds and both samplings of the local
-regularizer, both kinds of the global one on seed 0, plus the digits classifier (accuracy
-must not drop).
+bound); the slow one the same bound on seeds 1 and 2, the other sampling of the local
+regularizer, and the digits classifier (accuracy must not drop). The 1000-step figures
+above come from the example (``examples/neural_ode/regularization_effect.py --sweep``).
 """
 
 import functools
@@ -81,26 +81,20 @@ def test_default_global_coefficient_keeps_the_spiral_fit(float32_default, kind):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampling", ["unbiased", "biased"])
-def test_default_coefficient_on_the_readme_examples(float32_default, sampling):
+def test_default_coefficients_beyond_seed_0_and_on_the_digits(float32_default):
+    """The fast tests' 400-step bound on the spiral's seeds 1 and 2 (default sampling of the
+    local regularizer), the other sampling on seed 0, and the digits classifier on seed 0
+    (the fit within 2x and the accuracy not lower by more than a point). The README's
+    1000-step figures on three seeds come from the example's own command; running them here
+    took 32 minutes of one CI worker."""
     pytest.importorskip("sklearn")
-    # the default sampling on the README's three seeds; the other on seed 0, with both
-    # kinds of GlobalRegularization at their defaults (CI time: the unregularized fits are
-    # cached, so seed 0's are shared by both parametrizations)
-    default = sampling == dss.LocalRegularization().sampling
-    seeds = (0, 1, 2) if default else (0,)
-    regs = [dss.LocalRegularization(sampling=sampling)]
-    if not default:
-        regs += [dss.GlobalRegularization(kind="error"), dss.GlobalRegularization(kind="stiffness")]
-    for seed in seeds:
-        for reg in regs:
-            ratio, _, _, _ = fit_ratio("spiral", 1000, seed, reg)
-            assert ratio < 2.0, (seed, reg, ratio)
-    for seed in seeds:
-        for reg in regs:
-            ratio, _, base, regd = fit_ratio("digits", 400, seed, reg)
-            assert ratio < 2.0 and regd.accuracy >= base.accuracy - 0.01, (
-                seed, reg, ratio, base.accuracy, regd.accuracy)
+    default = dss.LocalRegularization()
+    other = dss.LocalRegularization(sampling="biased" if default.sampling == "unbiased" else "unbiased")
+    for seed, reg in ((1, default), (2, default), (0, other)):
+        ratio, _, _, _ = fit_ratio("spiral", 400, seed, reg)
+        assert ratio < 2.0, (seed, reg, ratio)
+    ratio, _, base, regd = fit_ratio("digits", 400, 0, default)
+    assert ratio < 2.0 and regd.accuracy >= base.accuracy - 0.01, (ratio, base.accuracy, regd.accuracy)
 
 
 def test_sweep_mode_of_the_example_runs_tiny(tmp_path, float32_default):
