@@ -185,11 +185,12 @@ class BoxOpen(TactileTask):
         target = float(self.options["target_angle"])
         fmin = float(self.options["min_force"])
         theta = sim.hinge_angle(state, "lid")
-        # friction on a contact tilted against the pad (its edge on the lid's face) can
-        # pull it (fn < 0): clamp, so that losing contact costs at most contact_weight
         fn = self.normal_force(sim, state)
         return {"angle": theta, "normal_force": fn,
                 "angle_error": ((theta - target) / target) ** 2,
+                # friction on a contact tilted against the pad (its edge on the lid's face)
+                # can pull it (fn < 0): clamp, so that losing contact costs at most
+                # contact_weight
                 "contact": float(self.options["contact_weight"]) * (
                     torch.relu(fmin - torch.relu(fn)) / fmin) ** 2}
 
@@ -205,11 +206,11 @@ class BoxOpen(TactileTask):
     #: does not see
     crush_force = 10.0
     recipe = dataclasses.replace(default_recipe(), weights="sum", note=(
-                        "default recipe with weights='sum' over step_loss: the objective of "
-                        "the final state plus a crush term at every step (v2 seeds 0-2 with "
-                        "the final-state objective alone: 0.088, 0.813 and 0.108 in 300 s, "
-                        "ended NON_FINITE by pads crushed near the best plans); with it: "
-                        "0.333, 0.684 and 0.184, no failed run, not solved (budget-bound)"))
+        "default recipe with weights='sum' over step_loss: the objective of "
+        "the final state plus a crush term at every step (v2 seeds 0-2 with "
+        "the final-state objective alone: 0.088, 0.813 and 0.108 in 300 s, "
+        "ended NON_FINITE by pads crushed near the best plans); with it: "
+        "0.333, 0.684 and 0.184, no failed run, not solved (budget-bound)"))
 
     def crush(self, sim, state) -> torch.Tensor:
         """``(max(F_n - crush_force, 0) / crush_force)^2``: the pad pressed harder than
