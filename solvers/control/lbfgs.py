@@ -24,6 +24,12 @@ class LBFGSState:
     x: torch.Tensor
     opt: torch.optim.LBFGS
     fresh: bool = True   # no curvature pairs yet (just made or reset)
+    #: failed steps in a row without progress (restarts from the best point)
+    backtracks: int = 0
+    #: the step length's factor: halved at each failed step, doubled back after good ones
+    lr_scale: float = 1.0
+    #: the best point the last good step evaluated (None before one)
+    good: torch.Tensor | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +54,15 @@ class LBFGS(AbstractGradientMethod):
     smooth losses (few evaluations to high accuracy) and stalls, like any gradient
     method, on flat ones.
 
+    Failed evaluations: where a trial point of the line search fails (a NaN/Inf loss or
+    gradient, or a simulation error the solve catches), the step is abandoned, the
+    iterate goes back to the best point that evaluated, the curvature pairs are dropped
+    and the step length halved (it doubles back with each good step), up to
+    ``backtrack`` times in a row without progress; then, or when nothing evaluated yet,
+    the run ends with
+    ``ControlReturnCode.NON_FINITE``, as ``Adam`` does. torch's line search cannot step
+    over a non-finite value itself (its interpolation turns NaN).
+
     Args:
         lr: step length of torch's L-BFGS (1 is the natural step with a line search).
         inner: quasi-Newton iterations per iteration of ``solve`` (torch's ``max_iter``).
@@ -55,6 +70,8 @@ class LBFGS(AbstractGradientMethod):
         line_search: ``"strong_wolfe"`` or None (fixed steps of ``lr``: only safe on
             well-scaled problems).
         tolerance_grad, tolerance_change: torch's stopping tolerances within a step.
+        backtrack: failed steps in a row that restart from the best point (halving the
+            step length) before the run ends with ``NON_FINITE``; 0 ends it at the first.
 
     Raises:
         ValueError, TypeError: options out of range (named in the message).
@@ -66,6 +83,7 @@ class LBFGS(AbstractGradientMethod):
     line_search: str | None = "strong_wolfe"
     tolerance_grad: float = 1e-9
     tolerance_change: float = 1e-12
+    backtrack: int = 4
 
     def __post_init__(self):
         number("lr", self.lr, lo=0.0, lo_open=True)
@@ -75,9 +93,11 @@ class LBFGS(AbstractGradientMethod):
             raise ValueError(f"line_search must be 'strong_wolfe' or None, got {self.line_search!r}")
         number("tolerance_grad", self.tolerance_grad, lo=0.0)
         number("tolerance_change", self.tolerance_change, lo=0.0)
+        if not isinstance(self.backtrack, int) or isinstance(self.backtrack, bool) or self.backtrack < 0:
+            raise ValueError(f"backtrack must be an int >= 0, got {self.backtrack!r}")
 
-    def _optimizer(self, x: torch.Tensor) -> torch.optim.LBFGS:
-        return torch.optim.LBFGS([x], lr=self.lr, max_iter=self.inner, history_size=self.history_size,
+    def _optimizer(self, x: torch.Tensor, lr_scale: float = 1.0) -> torch.optim.LBFGS:
+        return torch.optim.LBFGS([x], lr=self.lr * lr_scale, max_iter=self.inner, history_size=self.history_size,
                                  line_search_fn=self.line_search, tolerance_grad=self.tolerance_grad,
                                  tolerance_change=self.tolerance_change)
 
@@ -90,6 +110,7 @@ class LBFGS(AbstractGradientMethod):
         x_before = x.detach().clone()
         losses: list[float] = []
         failed = False
+        best: list = []   # [value, point] of the best evaluation of this step
 
         def closure() -> Any:
             nonlocal failed
@@ -100,6 +121,8 @@ class LBFGS(AbstractGradientMethod):
             if grad is None:
                 failed = True
                 raise _Stop
+            if not best or value < best[0]:
+                best[:] = [value, x.detach().clone()]
             with torch.no_grad():   # the projected gradient: no push out of the box
                 xd = x.detach()
                 grad[((xd <= prob.lo) & (grad > 0)) | ((xd >= prob.hi) & (grad < 0))] = 0.0
@@ -109,6 +132,25 @@ class LBFGS(AbstractGradientMethod):
             state.opt.step(closure)
         except _Stop:
             pass
+        if best and len(losses) > 1 and best[0] < losses[0]:
+            state.backtracks = 0   # the step made progress before it failed
+        if failed and state.backtracks < self.backtrack and (best or state.good is not None):
+            # abandon the step: back to the best point that evaluated, no curvature
+            # pairs, half the step length
+            with torch.no_grad():
+                x.copy_(best[1] if best else state.good)
+            state.backtracks += 1
+            state.lr_scale *= 0.5
+            state.opt, state.fresh = self._optimizer(x, state.lr_scale), True
+            return state, StepInfo(losses=torch.tensor(losses, dtype=x.dtype))
+        if not failed:
+            state.backtracks = 0
+            if best:
+                state.good = best[1]
+            if state.lr_scale < 1.0:   # grows back while steps succeed
+                state.lr_scale = min(1.0, 2.0 * state.lr_scale)
+                for group in state.opt.param_groups:
+                    group["lr"] = self.lr * state.lr_scale
         with torch.no_grad():
             x.copy_(prob.project(x))
         # torch's step returns without moving when the projected gradient is below
@@ -117,7 +159,7 @@ class LBFGS(AbstractGradientMethod):
         stalled = not failed and torch.equal(x.detach(), x_before)
         converged = stalled and state.fresh
         if stalled and not state.fresh:
-            state.opt = self._optimizer(x)
+            state.opt = self._optimizer(x, state.lr_scale)
         state.fresh = stalled
         info = StepInfo(losses=torch.tensor(losses, dtype=x.dtype), failed=failed,
                         converged=converged)

@@ -284,6 +284,35 @@ def test_adam_backtracks_a_bounded_number_of_times():
         dss.Adam(backtrack=-1)
 
 
+def test_lbfgs_restarts_over_isolated_failures():
+    """L-BFGS whose line search meets failures at scattered trial points (one in five
+    here): by default it abandons the step, restarts from the best point with half the step
+    length and reaches the optimum; with backtrack=0 the first failure ends the run."""
+    calls = []
+
+    def loss(U):   # every fifth evaluation fails (a contact solve that does not converge)
+        calls.append(1)
+        return quad(U) + (math.nan if len(calls) % 5 == 2 else 0.0)
+
+    prob = quad_problem(loss_fn=loss)
+    dead = dss.solve(prob, dss.LBFGS(backtrack=0), maxevals=300)
+    assert dead.retcode is dss.ControlReturnCode.NON_FINITE and dead.nnonfinite == 1
+    calls.clear()
+    res = dss.solve(prob, dss.LBFGS(), maxevals=300)
+    assert res.successful and res.nnonfinite > 0 and res.loss < 1.0001 * QUAD_OPT < dead.loss
+    # a wall (every point past 0.5 fails, the optimum lies beyond): it restarts, closing in
+    # on the wall while steps make progress, and ends NON_FINITE after 5 failed steps in a
+    # row without progress, with the best finite point, which is on the good side
+    wall = quad_problem(loss_fn=lambda U: quad(U) + torch.where(
+        U.max() > 0.5, torch.tensor(math.nan), torch.tensor(0.0)))
+    res = dss.solve(wall, dss.LBFGS(), maxevals=300)
+    assert res.retcode is dss.ControlReturnCode.NON_FINITE and res.nnonfinite > 5
+    assert math.isfinite(res.loss) and 0.45 < float(res.u.max()) <= 0.5
+    assert res.loss < float(quad(torch.zeros(T, D)))
+    with pytest.raises(ValueError, match="backtrack must be an int >= 0, got -1"):
+        dss.LBFGS(backtrack=-1)
+
+
 def test_adam_non_finite_gradient_ends_with_retcode():
     prob = dss.ControlProblem(lambda U: U.abs().sqrt().sum(), torch.zeros(3))  # d/dU sqrt|U| at 0 = inf
     res = dss.solve(prob, dss.Adam(), maxiters=10)

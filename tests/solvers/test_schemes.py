@@ -317,8 +317,11 @@ def test_lbfgs_budget_and_bounds_respected():
 
 def test_lbfgs_in_hybrid_and_non_finite():
     prob = dss.ControlProblem(lambda U: torch.log(U.sum()), torch.ones(3), bounds=(-1.0, 1.0))
-    res = dss.solve(prob, dss.LBFGS(lr=10.0, line_search=None), maxiters=5)
+    res = dss.solve(prob, dss.LBFGS(lr=10.0, line_search=None, backtrack=0), maxiters=5)
     assert res.retcode is dss.ControlReturnCode.NON_FINITE and math.isfinite(res.loss)
+    # by default the failed steps restart from the best point with half the step length
+    res = dss.solve(prob, dss.LBFGS(lr=10.0, line_search=None), maxiters=5)
+    assert res.successful and res.nnonfinite > 0 and res.loss < math.log(3.0)
     quad = dss.ControlProblem(lambda U: ((U - 0.3) ** 2).sum(), torch.zeros(2, 2), bounds=(-1, 1))
     hyb = dss.solve(quad, dss.Hybrid(dss.CEM(population=8, elites=2), dss.LBFGS()), maxevals=60, seed=0)
     assert hyb.loss < 1e-12 and [type(s.alg).__name__ for s in hyb.stages] == ["CEM", "LBFGS"]
