@@ -116,6 +116,12 @@ class LBFGS(AbstractGradientMethod):
             nonlocal failed
             if ev.remaining < 1 or (losses and ev.out_of_time):
                 raise _Stop
+            if not bool(torch.isfinite(x).all()):
+                # torch's line search overflowed (float32 controls, a trial loss of 1e5
+                # and more): a failed step, not a point to evaluate
+                failed = True
+                ev.failure = "the line search proposed a non-finite point"
+                raise _Stop
             value, grad = ev.value_and_grad(x, transform=prob.project)
             losses.append(value)
             if grad is None:

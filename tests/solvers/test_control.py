@@ -313,6 +313,31 @@ def test_lbfgs_restarts_over_isolated_failures():
         dss.LBFGS(backtrack=-1)
 
 
+def test_lbfgs_restarts_when_its_line_search_overflows(monkeypatch):
+    """torch's L-BFGS can propose a NaN point itself (its arithmetic overflowed in float32
+    on Stir-v0); that point is not evaluated: the step is abandoned and restarted as after a
+    failed evaluation (here the third trial point is made NaN)."""
+    add_grad = torch.optim.LBFGS._add_grad
+    calls = []
+
+    def nan_third(self, step_size, update):
+        calls.append(1)
+        return add_grad(self, step_size, update * math.nan if len(calls) == 3 else update)
+
+    monkeypatch.setattr(torch.optim.LBFGS, "_add_grad", nan_third)
+    seen = []
+
+    def loss(U):
+        seen.append(bool(torch.isfinite(U).all()))
+        return quad(U)
+
+    dead = dss.solve(quad_problem(loss_fn=loss), dss.LBFGS(backtrack=0), maxevals=100)
+    assert dead.retcode is dss.ControlReturnCode.NON_FINITE and "non-finite point" in dead.message
+    calls.clear()
+    res = dss.solve(quad_problem(loss_fn=loss), dss.LBFGS(), maxevals=100)
+    assert all(seen) and res.successful and res.loss < 1.0001 * QUAD_OPT
+
+
 def test_adam_non_finite_gradient_ends_with_retcode():
     prob = dss.ControlProblem(lambda U: U.abs().sqrt().sum(), torch.zeros(3))  # d/dU sqrt|U| at 0 = inf
     res = dss.solve(prob, dss.Adam(), maxiters=10)
