@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 import diffsim as ds
+from diffsim import solvers as dss
 
+from ..recipe import Recipe
 from ..task import Task, velocity_map
 
 GEL = dict(E=3e5, nu=0.45, density=1000.0)
@@ -97,6 +99,11 @@ class SurfaceFollow(TactileTask):
 
     name = "SurfaceFollow"
     version = 1
+    recipe = Recipe(dss.LBFGS(), knots=8, basis="linear", budget_s=300.0, note=(
+        "L-BFGS on 8 hat functions: seeds 0-2 solved in 79, 69 and 42 s (goal 0.0003, "
+        "0.0023, 0.0014 against 0.05); the default CEM-then-Adam recipe ended at 0.16-1.04 "
+        "in 300 s, Adam alone did not improve on zero actions (fixed steps overshoot the "
+        "1 mm contact term; the line search does not)"))
     defaults = {"grid_res": 6, "horizon": 30, "target_angle": 0.2}
     episode_options = ("horizon", "target_angle")
     success_threshold = 0.05
