@@ -52,7 +52,6 @@ SIMULATOR_CONTAINS = {
 # issue 15 still has to remove: tool kinematics and ToolSpec live in mpm/, the FEM contact
 # laws in fem/, Tactile is a subclass chain over fem/, scene.py builds FEM bodies.
 SIMULATOR_DEBT = {
-    ("diffsim/fem/constitutive.py", "diffsim.mpm.constitutive"),  # vec_prod
     ("diffsim/tactile/simulator.py", "diffsim.fem.base"),    # DeformableSimulator
     ("diffsim/tactile/simulator.py", "diffsim.fem.simulator"),  # class Tactile(FEM)
     ("diffsim/tactile/kernels.py", "diffsim.fem.contact"),

@@ -42,7 +42,7 @@ corotated, neo-Hookean ``(mu, lam)``; stable neo-Hookean ``(mu, lam + mu)``.
 import taichi as ti
 
 from ..materials import Elastic, LinearElastic, NeoHookean, StableNeoHookean
-from ..mpm.constitutive import vec_prod
+from ..taichi_math import vec_prod
 from .linalg import psd
 
 _TINY = 1e-6
