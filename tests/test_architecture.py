@@ -54,10 +54,8 @@ SIMULATOR_CONTAINS = {
 SIMULATOR_DEBT = {
     ("diffsim/tactile/simulator.py", "diffsim.fem.base"),    # DeformableSimulator
     ("diffsim/tactile/simulator.py", "diffsim.fem.simulator"),  # class Tactile(FEM)
-    ("diffsim/tactile/kernels.py", "diffsim.fem.contact"),
     ("diffsim/tactile/kernels.py", "diffsim.fem.engine"),    # TactileEngine(DeformableEngine)
     ("diffsim/tactile/kernels.py", "diffsim.fem.solid_kernels"),  # TactileKernels(SolidKernels)
-    ("diffsim/tactile/mpm_kernels.py", "diffsim.fem.contact"),
 }
 
 # Applications over the whole core (they may import any simulator): the package's

@@ -36,7 +36,7 @@ import numpy as np
 import taichi as ti
 
 from ..runtime import ensure_init, free_fields
-from .contact import coulomb_velocity, lagged_friction, make_sdf_grad, penalty
+from ..node_contact import coulomb_velocity, lagged_friction, make_sdf_grad, penalty
 from .linalg import psd
 
 

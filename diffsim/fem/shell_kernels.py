@@ -10,7 +10,7 @@ passes come from Taichi's autodiff: ``explicit_elems`` (explicit steps) and ``vj
 
 import taichi as ti
 
-from .contact import penalty
+from ..node_contact import penalty
 from .kernels import DeformableKernels
 from .shell_physics import (
     HINGE_FACTOR,

@@ -20,7 +20,7 @@ contact potential built on it is C2 with a continuous Hessian and the contact fo
 C1 in the object's pose (the quadratic one is C1: Newton still converges, but a reading
 is then kinked wherever a node crosses a cell face, and finite differences across a
 kink disagree with the one-sided gradient, seen at 1 % in a check); Taichi's
-reverse mode differentiates it like the analytic SDFs of ``fem/contact.py``; the
+reverse mode differentiates it like the analytic SDFs of ``node_contact.py``; the
 gradient is that of the interpolant (|grad| = 1 up to the interpolation error), not
 renormalised, so the contact force stays the exact derivative of its potential. Outside
 the lattice's interpolation box the distance is the spline at the nearest point of the

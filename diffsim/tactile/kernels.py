@@ -14,7 +14,7 @@ the implicit adjoint, element physics - is ``ds.FEM``'s):
   static collider or the ground) through the object's signed distance ``phi`` and
   penetration ``p = -phi``:
 
-  - normal pressure ``k_n rho(p)`` (Pa; the C1 penalty of ``fem/contact.py`` with onset
+  - normal pressure ``k_n rho(p)`` (Pa; the C1 penalty of ``node_contact.py`` with onset
     ``width``), force ``A_i k_n rho(p) grad(phi)``: an area-weighted penalty, so the
     pressure does not depend on the mesh;
   - normal damping ``-k_d A_i w (n . u) n`` (``k_d`` in Pa s/m, ``u`` the velocity relative
@@ -39,7 +39,7 @@ import numpy as np
 import taichi as ti
 import torch
 
-from ..fem.contact import lagged_friction, make_sdf_grad, penalty
+from ..node_contact import lagged_friction, make_sdf_grad, penalty
 from ..fem.engine import DeformableEngine
 from ..fem.solid_kernels import SolidKernels
 

@@ -26,7 +26,7 @@ import dataclasses
 import taichi as ti
 import torch
 
-from ..fem.contact import lagged_friction, penalty
+from ..node_contact import lagged_friction, penalty
 from .kernels import TactileEngine, TactileKernels, _no_contact
 
 

@@ -1,4 +1,5 @@
-"""Node contact of ``ds.FEM`` and ``ds.Shell``: penalty normal force, smoothed Coulomb friction.
+"""Node contact of ``ds.FEM``, ``ds.Shell`` and the tactile pads: penalty normal force,
+smoothed Coulomb friction.
 
 Obstacles are kinematic tools, static colliders (analytic shapes) and the ground plane.
 Each node ``i`` of mass ``m_i`` meets each obstacle through its signed distance ``phi``
