@@ -35,8 +35,8 @@ import math
 import numpy as np
 import taichi as ti
 
-from ..runtime import ensure_init, free_fields
 from ..node_contact import coulomb_velocity, lagged_friction, make_sdf_grad, penalty
+from ..runtime import ensure_init, free_fields
 from .linalg import psd
 
 

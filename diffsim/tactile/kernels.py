@@ -39,9 +39,9 @@ import numpy as np
 import taichi as ti
 import torch
 
-from ..node_contact import lagged_friction, make_sdf_grad, penalty
 from ..fem.engine import DeformableEngine
 from ..fem.solid_kernels import SolidKernels
+from ..node_contact import lagged_friction, make_sdf_grad, penalty
 
 
 @ti.func
