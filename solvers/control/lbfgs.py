@@ -59,9 +59,10 @@ class LBFGS(AbstractGradientMethod):
     iterate goes back to the best point that evaluated, the curvature pairs are dropped
     and the step length halved (it doubles back with each good step), up to
     ``backtrack`` times in a row without progress; then, or when nothing evaluated yet,
-    the run ends with
-    ``ControlReturnCode.NON_FINITE``, as ``Adam`` does. torch's line search cannot step
-    over a non-finite value itself (its interpolation turns NaN).
+    the run ends with ``ControlReturnCode.NON_FINITE``, as ``Adam`` does. torch's line
+    search cannot step over a non-finite value itself (its interpolation turns NaN), and a
+    non-finite point it proposes (its float32 arithmetic overflowed) is treated the same
+    way, without being evaluated.
 
     Args:
         lr: step length of torch's L-BFGS (1 is the natural step with a line search).
@@ -148,7 +149,7 @@ class LBFGS(AbstractGradientMethod):
             state.backtracks += 1
             state.lr_scale *= 0.5
             state.opt, state.fresh = self._optimizer(x, state.lr_scale), True
-            return state, StepInfo(losses=torch.tensor(losses, dtype=x.dtype))
+            return state, StepInfo(losses=torch.tensor(losses or [float("inf")], dtype=x.dtype))
         if not failed:
             state.backtracks = 0
             if best:
