@@ -49,8 +49,8 @@ SIMULATOR_CONTAINS = {
 }
 
 # Imports between simulator packages (and from shared core modules into a simulator) that
-# issue 15 still has to remove: tool kinematics and ToolSpec live in mpm/, the FEM contact
-# laws in fem/, Tactile is a subclass chain over fem/, scene.py builds FEM bodies.
+# issue 15 still has to remove: Tactile is a subclass chain over fem/ (simulator, engine,
+# kernels).
 SIMULATOR_DEBT = {
     ("diffsim/tactile/simulator.py", "diffsim.fem.base"),    # DeformableSimulator
     ("diffsim/tactile/simulator.py", "diffsim.fem.simulator"),  # class Tactile(FEM)

@@ -58,8 +58,7 @@ class Gather(Task):
 
     name = "Gather"
     version = 1
-    recipe = Recipe(dss.LBFGS(lr=1.0, inner=10, history_size=10), knots=12, basis="linear",
-                    budget_s=600.0, note=(
+    recipe = Recipe(dss.LBFGS(), knots=12, basis="linear", budget_s=600.0, note=(
         "L-BFGS on 12 hat functions, 600 s: the farthest ball ends at 0.099, 0.096 and "
         "0.093 m on seeds 0-2 (0.1 needed). Adam on the same basis (lr 0.1) crawled: 0.105, "
         "0.101 and 0.095 m in 600 s, still descending by about 1% per 10 iterations"))

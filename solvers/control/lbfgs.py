@@ -94,8 +94,7 @@ class LBFGS(AbstractGradientMethod):
             raise ValueError(f"line_search must be 'strong_wolfe' or None, got {self.line_search!r}")
         number("tolerance_grad", self.tolerance_grad, lo=0.0)
         number("tolerance_change", self.tolerance_change, lo=0.0)
-        if not isinstance(self.backtrack, int) or isinstance(self.backtrack, bool) or self.backtrack < 0:
-            raise ValueError(f"backtrack must be an int >= 0, got {self.backtrack!r}")
+        positive_int("backtrack", self.backtrack, minimum=0)
 
     def _optimizer(self, x: torch.Tensor, lr_scale: float = 1.0) -> torch.optim.LBFGS:
         return torch.optim.LBFGS([x], lr=self.lr * lr_scale, max_iter=self.inner, history_size=self.history_size,
