@@ -35,8 +35,9 @@ import math
 import numpy as np
 import taichi as ti
 
-from ..node_contact import coulomb_velocity, lagged_friction, make_sdf_grad, penalty
+from ..node_contact import coulomb_velocity, lagged_friction, penalty
 from ..runtime import ensure_init, free_fields
+from ..sdf import make_sdf
 from .linalg import psd
 
 
@@ -179,9 +180,9 @@ class DeformableKernels:
         self.kappa, self.width, self.offset, self.fr_eps = (
             c.stiffness, c.width, c.offset, c.friction_eps)
         self.rot_dim = r
-        self.tool_sdf = [make_sdf_grad(t.kind, t.geom, t.axis) for t in model.tools]
+        self.tool_sdf = [make_sdf(t.kind, t.geom, t.axis) for t in model.tools]
         self.n_coll = len(model.colliders)
-        self.coll_sdf = [make_sdf_grad(cs.kind, cs.geom, cs.axis) for cs in model.colliders]
+        self.coll_sdf = [make_sdf(cs.kind, cs.geom, cs.axis) for cs in model.colliders]
         self.coll_center = tuple(tuple(cs.center) for cs in model.colliders)
         self.has_ground = model.ground is not None
         self.ground_h = model.ground.height if self.has_ground else 0.0

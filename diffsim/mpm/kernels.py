@@ -19,8 +19,9 @@ The SVD has a hand-written backward (``svd.py``) instead of autodiff.
 import taichi as ti
 
 from ..runtime import ensure_init, free_fields
+from ..sdf import make_sdf
 from ..tools import ToolSpec
-from .contact import coulomb_project, make_tool_sdf, wall_project
+from .contact import coulomb_project, wall_project
 from .model import MPMModel
 from .svd import svd2x2, svd_backward
 
@@ -31,8 +32,8 @@ BLOCK = 4
 def tool_parts(tool: ToolSpec) -> list:
     """``(sdf_func, offset)`` per part of a tool, offsets in the tool frame."""
     if tool.kind == "compound":
-        return [(make_tool_sdf(k, g, a), tuple(o)) for k, g, a, o in tool.geom]
-    return [(make_tool_sdf(tool.kind, tool.geom, tool.axis), (0.0,) * len(tool.position))]
+        return [(make_sdf(k, g, a), tuple(o)) for k, g, a, o in tool.geom]
+    return [(make_sdf(tool.kind, tool.geom, tool.axis), (0.0,) * len(tool.position))]
 
 
 @ti.data_oriented

@@ -41,7 +41,8 @@ import torch
 
 from ..fem.engine import DeformableEngine
 from ..fem.solid_kernels import SolidKernels
-from ..node_contact import lagged_friction, make_sdf_grad, penalty
+from ..node_contact import lagged_friction, penalty
+from ..sdf import make_sdf
 
 
 @ti.func
@@ -114,7 +115,7 @@ class TactileKernels(SolidKernels):
             return _ground_sdf
         if o.kind == "mesh":
             return o.geom.func(self.mesh_sdf[j])
-        return make_sdf_grad(o.kind, o.geom, o.axis)
+        return make_sdf(o.kind, o.geom, o.axis)
 
     # ------------------------------------------------------------------ contact
     @ti.func
