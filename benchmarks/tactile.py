@@ -27,8 +27,10 @@ MPM objects (``--mpm``; steps of 0.3 ms, 4 MPM substeps each, a 20^3-cell MPM gr
 each against its **peer in the same run**: the same pad(s), controls and contact
 parameters against a rigid (kinematic) box of the block's size, so the ratio is the cost
 of the coupling. Per case: forward and forward + backward steps/s (medians of
-``--reps`` runs) and the forward time split: pad solve, MPM step, coupling (level set,
-object velocity, reaction impulse, in torch).
+``--reps`` runs), the forward time split: pad solve, MPM step, coupling (level set,
+object velocity, reaction impulse, in torch), and the memory autograd keeps through the
+rollout (its saved tensors) for the whole rollout and with segments of T/4 steps
+checkpointed (``adjoint.stepwise_rollout``), with that gradient's steps/s.
 
 Usage: ``python benchmarks/tactile.py [--steps 10] [--resolution 0.002] [--arch cpu]
 [--optimize runtime|compile] [--cases one,two,mesh,peer] [--json out.json]
@@ -280,7 +282,25 @@ def run_mpm_case(name, sim, controls, T, reps):
         loss_of(sim.rollout(s0, Ug, segment=T)[-1]).backward()
         fb.append(time.perf_counter() - t0)
     t_f, t_fb = statistics.median(fwd), statistics.median(fb)
+    # memory autograd keeps through the rollout (saved tensors), whole vs checkpointed in
+    # segments of T/4 steps (adjoint.stepwise_rollout), and the segmented gradient's time
+    mem, t_seg = {}, None
+    for seg in (T, max(1, T // 4)):
+        sizes = []
+
+        def pack(t, sizes=sizes):
+            sizes.append(t.numel() * t.element_size())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            t0 = time.perf_counter()
+            end = sim.rollout(s0, Ug, segment=seg)[-1]
+        loss_of(end).backward()
+        t_seg = time.perf_counter() - t0
+        mem[seg] = sum(sizes) / 2 ** 20
     row = {"case": name, "nodes": sim.n_nodes,
+           "saved_mb_whole": mem[T], "saved_mb_segmented": mem[max(1, T // 4)],
+           "forward_backward_segmented_steps_per_s": T / t_seg,
            "particles": sim.mpm_coupling.mpm.n_particles if sim.mpm_coupling else 0,
            "forward_steps_per_s": T / t_f, "forward_backward_steps_per_s": T / t_fb,
            "newton_per_step": sim.solver_stats()["newton_per_step"]}
@@ -314,7 +334,9 @@ def mpm_main(args) -> list:
         print(f"{r['case']:34s} {r['nodes']:4d} nodes {r['particles']:5d} particles: forward "
               f"{r['forward_steps_per_s']:6.2f} steps/s, forward+backward "
               f"{r['forward_backward_steps_per_s']:6.2f} steps/s, Newton/step "
-              f"{r['newton_per_step']:.1f}{split}")
+              f"{r['newton_per_step']:.1f}{split}; autograd keeps {r['saved_mb_whole']:.1f} MB "
+              f"(segments of T/4: {r['saved_mb_segmented']:.2f} MB, forward+backward "
+              f"{r['forward_backward_segmented_steps_per_s']:.2f} steps/s)")
     for i in (0, 2):
         a, b = rows[i], rows[i + 1]
         print(f"{a['case']} vs its rigid peer: forward {a['forward_steps_per_s'] / b['forward_steps_per_s']:.2f}x, "

@@ -74,6 +74,55 @@ def checkpointing(default: int, segment: int | None, sensealg) -> CheckpointAdjo
     return sensealg
 
 
+def stepwise_rollout(step, state, n_steps: int, saveat, segment: int) -> list:
+    """States at ``saveat`` of ``state -> step(t, state)`` for ``t = 0 .. n_steps - 1``, for
+    rollouts that go one control step at a time through torch (the tactile pads with free
+    bodies or a coupled MPM/FEM object: each step mixes Taichi solves and torch code).
+
+    With gradients, segments of ``segment`` steps run under ``torch.utils.checkpoint``
+    (non-reentrant): a segment keeps only its start state and the saved states it
+    returns, not the autograd graph's tensors of its steps, and the backward pass
+    recomputes the segment's steps first. Memory then grows with ``T / segment`` instead
+    of ``T``, at the cost of a second forward pass of each segment (as
+    ``CheckpointAdjoint`` does for the other simulators). On the CPU in deterministic mode
+    the recomputed steps equal the forward's bitwise, so the gradient does not depend on
+    ``segment``; with GPU atomics they equal it to rounding.
+
+    Args:
+        step: ``(t, state) -> state``, one control step (``t`` counts from 0).
+        state: the start state.
+        n_steps: T.
+        saveat: sorted step indices in ``[0, T]`` whose states are returned.
+        segment: control steps per checkpoint segment (>= 1).
+    """
+    want = sorted(set(int(s) for s in saveat))
+    states = {0: state} if 0 in want else {}
+    checkpointed = torch.is_grad_enabled() and segment < n_steps
+
+    def run(start, end, cur):
+        kept = []
+        for t in range(start, end):
+            cur = step(t, cur)
+            if t + 1 in want and t + 1 < end:
+                kept.append(cur)
+        return cur, kept
+
+    cur = state
+    for start in range(0, n_steps, segment):
+        end = min(start + segment, n_steps)
+        if checkpointed:
+            from torch.utils.checkpoint import checkpoint
+
+            cur, kept = checkpoint(run, start, end, cur, use_reentrant=False)
+        else:
+            cur, kept = run(start, end, cur)
+        inside = [s for s in want if start + 1 <= s < end]
+        states.update(zip(inside, kept))
+        if end in want:
+            states[end] = cur
+    return [states[s] for s in saveat]
+
+
 class SegmentEngine(Protocol):
     """Primitives a simulator's engine offers to the segment loops below.
 

@@ -108,6 +108,46 @@ def test_impulse_conserves_momentum(sim):
     assert torch.allclose(J, 1e-3 * f.sum(0), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow  # 60-120 s on 2 cores (the coupling's reverse kernels compile); the fast suite checks
+# adjoint.stepwise_rollout on a torch step (tests/test_solve.py)
+def test_segment_checkpointing_keeps_the_gradient_and_drops_the_steps_tensors(sim):
+    """Coupled steps run one at a time through torch; with ``segment=K < T`` each K steps
+    are checkpointed (``adjoint.stepwise_rollout``): the gradient is bitwise the one of
+    the unsegmented rollout (deterministic CPU: the recomputed steps are the forward's),
+    the saved states are the same, and autograd keeps none of the steps' tensors."""
+    st0 = sim.reset()
+    st0.particle_x = st0.particle_x - torch.tensor([0.0, 0.0, 3e-5], dtype=F64)
+    T = 4
+
+    def run(segment):
+        vz = torch.tensor(0.02, dtype=F64, requires_grad=True)
+        E = torch.tensor(1e5, dtype=F64, requires_grad=True)
+        U = torch.zeros(T, sim.action_dim, dtype=F64)
+        U[:, 2] = vz
+        U[:, 0] = 0.02
+        saved = []
+
+        def pack(t):
+            saved.append(t.numel() * t.element_size())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            mid, end = sim.rollout(st0, U, params={"block.E": E}, saveat=[1, T], segment=segment)
+        loss = -sim.read(end, image=False).force[2] + 10 * end.particle_x[:, 2].mean() \
+            + 5 * mid.particle_v[:, 2].mean()
+        loss.backward()
+        return (float(loss.detach()), vz.grad, E.grad, mid.particle_x.detach(), sum(saved))
+
+    plain, seg = run(T), run(2)
+    assert plain[0] == seg[0]
+    assert torch.equal(plain[1], seg[1]) and torch.equal(plain[2], seg[2]), (plain[1:3], seg[1:3])
+    assert torch.equal(plain[3], seg[3])
+    assert float(plain[1]) != 0.0 and float(plain[2]) != 0.0
+    # every step's tensors (particle grids, pad solves: 24 MB for these 4 steps) are behind
+    # the checkpoints; what autograd keeps is the loss's own few hundred bytes
+    assert seg[4] < 1e-4 * plain[4], (seg[4], plain[4])
+
+
 @pytest.mark.slow  # 40-100 s on 2 cores: the fast suite keeps test_tactile.py's cases
 def test_gradients_match_finite_differences(sim):
     """d(reading + particle terms) / d(finger velocity, block E, block contact stiffness)

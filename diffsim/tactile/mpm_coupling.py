@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan
+from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan, stepwise_rollout
 from ..mpm.simulator import MPM
 from ..scene import Scene
 from ..shapes import Box
@@ -163,7 +163,7 @@ class LevelSetCoupling:
         A = _scatter(flat, W, a, self.n_cells)
         return h / self.grid.dx ** 3 * _gather(*sten_p, A)
 
-    def rollout(self, sim, state: State, U: torch.Tensor, params, saveat, check) -> list:
+    def rollout(self, sim, state: State, U: torch.Tensor, params, saveat, check, segment: int) -> list:
         T = U.shape[0]
         saveat = [T] if saveat is None else [int(s) for s in saveat]
         if not saveat or any(not 0 <= s <= T for s in saveat):
@@ -173,12 +173,8 @@ class LevelSetCoupling:
         obj_params = {k: v for k, v in params.items() if k in mine}
         sim._scalar_params(params)                       # names and values, as for the pads
         self.check_params(obj_params)
-        cur = state
-        states = {0: cur}
-        for t in range(T):
-            cur = self.step(sim, cur, U[t:t + 1], params, obj_params, check)
-            states[t + 1] = cur
-        return [states[s] for s in saveat]
+        return stepwise_rollout(lambda t, cur: self.step(sim, cur, U[t:t + 1], params, obj_params, check),
+                                state, T, saveat, segment)
 
     def step(self, sim, cur: State, U1, params, obj_params, check) -> State:
         h = sim.dt

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..adjoint import CheckpointAdjoint, checkpointing
+from ..adjoint import CheckpointAdjoint, checkpointing, stepwise_rollout
 from ..fem.base import DeformableSimulator
 from ..fem.simulator import FEM
 from ..mesh import VolumeMesh
@@ -44,6 +44,12 @@ from .rigid import FreeBody, advance, check_hinges, hinge_angle, hinge_torques, 
 from .sensor import TactileSensor
 
 CONTACT_PARAMS = ("contact_stiffness", "contact_damping", "friction")
+#: autograd memory of one coupled control step, in floats per object sample point (MPM
+#: particle or FEM sample): the stencils, level-set grids and impulses of the step. Measured
+#: (tests/test_tactile_mpm.py's block: 24.3 MB saved for 4 float64 steps, 1728 particles).
+COUPLED_STEP_FLOATS_PER_SAMPLE = 440
+#: memory a coupled gradient rollout may keep before ``default_segment`` checkpoints it (MiB)
+COUPLED_MEMORY_MB = 1024.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -454,20 +460,36 @@ class Tactile(FEM):
         x[self._driven] = pos.to(x.dtype)
         return state.replace(x=x)
 
+    def default_segment(self, n_steps: int) -> int:
+        """Checkpoint segment of a gradient rollout when the caller gives none. With an MPM
+        or FEM object (the coupled steps keep about ``COUPLED_STEP_FLOATS_PER_SAMPLE`` floats
+        per object sample each): the whole rollout while that fits ``COUPLED_MEMORY_MB``
+        (no recomputation), else as many steps as fit. With free rigid bodies only: the
+        whole rollout (a step keeps the pads' few hundred nodes' tensors). Otherwise
+        ``ds.FEM``'s rule."""
+        if self.coupling is None:
+            return n_steps if self.free else super().default_segment(n_steps)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        step_bytes = COUPLED_STEP_FLOATS_PER_SAMPLE * itemsize * int(self.coupling.mass.numel())
+        return max(1, min(n_steps, int(COUPLED_MEMORY_MB * 2 ** 20 // max(step_bytes, 1))))
+
     def rollout(self, state: State, controls: torch.Tensor, params: dict | None = None,
                 segment: int | None = None, saveat=None, check: bool = True,
                 sensealg=None) -> list[State]:
         """As ``ds.FEM.rollout``; controls are finger, then kinematic tool velocities (6 per
-        body). With free objects, or an MPM or FEM object, the rollout goes one step at a
-        time (each step its own checkpoint segment: memory grows with ``T``; the segment of
-        ``segment`` / ``sensealg`` is checked but not used), advancing the bodies between
-        steps in torch (``rigid.advance``) or through the object's coupling."""
+        body). With free objects, or an MPM or FEM object, the rollout goes one control step
+        at a time, advancing the bodies between steps in torch (``rigid.advance``) or
+        through the object's coupling; with gradients, segments of ``segment`` steps
+        (``sensealg.segment``) are checkpointed as a whole (``adjoint.stepwise_rollout``:
+        memory grows with ``T / segment``, and the backward pass runs each segment's steps
+        twice)."""
         state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
         sensealg = checkpointing(self.default_segment(T), segment, sensealg)
         if self.coupling is not None:
-            return self.coupling.rollout(self, self.attach(state), U, params, saveat, check)
+            return self.coupling.rollout(self, self.attach(state), U, params, saveat, check,
+                                         sensealg.segment)
         if not self.free:
             return self._simulate(self.attach(state), U, params, sensealg, saveat, check)
         saveat = [T] if saveat is None else [int(s) for s in saveat]
@@ -476,17 +498,16 @@ class Tactile(FEM):
         g = torch.tensor(self.model.gravity, dtype=self.dtype, device=self.device)
         tools = [b.tool for b in self.free]
         objs = [b.obj for b in self.free]
-        cur = self.attach(state)
-        states = {0: cur}
-        for t in range(T):
+
+        def step(t, cur):
             full = torch.cat([U[t:t + 1], cur.body_vel.reshape(1, -1)], 1)[:, self._perm]
             nxt = self._simulate(cur, full, params, CheckpointAdjoint(segment=1), [1], check)[0]
             vel = advance(self.free, self.dt, g, self.user_scene.ground, self.model.contact.friction_eps,
                           nxt.tool_pos[tools], nxt.tool_rot[tools], cur.body_vel,
                           nxt.wrench[objs])
-            cur = nxt.replace(body_vel=vel)
-            states[t + 1] = cur
-        return [states[s] for s in saveat]
+            return nxt.replace(body_vel=vel)
+
+        return stepwise_rollout(step, self.attach(state), T, saveat, sensealg.segment)
 
     def _simulate(self, state, U, params, sensealg, saveat, check):
         out = DeformableSimulator._simulate(self, state, U, params, sensealg, saveat, check)
