@@ -109,10 +109,14 @@ def test_tiny_gallery_run(tmp_path):
     out, readme = tmp_path / "gallery", tmp_path / "README.md"
     readme.write_text(f"# x\n\n{gallery.BEGIN}\n{gallery.END}\n")
     cmd = [sys.executable, str(SCRIPT), "--tiny", "--quiet", "--items", "pour", "ode_regularization",
-           "--out", str(out), "--readme", str(readme), "--cache", str(tmp_path / "cache")]
+           "surrogate", "--out", str(out), "--readme", str(readme), "--cache", str(tmp_path / "cache")]
     subprocess.run(cmd, check=True, timeout=900)
     records = json.loads((out / "gallery.json").read_text())
-    assert set(records) == {"pour", "ode_regularization"}
+    assert set(records) == {"pour", "ode_regularization", "surrogate"}
+    # the surrogate item trains through the benchmark script (its recipe) and quotes its run
+    sur = records["surrogate"]
+    assert sur["tiny"] and sur["nx"] == 100 and sur["finite"] and (out / "surrogate_rollout.png").exists()
+    assert (tmp_path / "cache" / "neural_pde" / "runs" / "FNO_E1_100_s0_tiny.pt").exists()
     assert (out / "pour.gif").stat().st_size < 1_000_000 and (out / "ode_regularization.png").exists()
     pour = records["pour"]
     assert pour["source"] == "dss.solve" and pour["iterations"] == 1 and pour["tiny"]
