@@ -17,8 +17,15 @@ plus hinge bending). For each case:
   reported but not charged to the peer. Printed: time per linear solve (PCG vs
   spsolve), time per step (ours vs ours-with-spsolve) and their ratios.
 
+Task-sized meshes (``--tasks``, default Lift-v1 Fold-v1 Separate-v1 Squeeze-v1; each task's
+own mesh, float precision and options, one rollout of seeded random actions): forward and
+forward + backward seconds with CG in one single-threaded launch (``kernels.cg_serial``,
+chosen on the CPU up to ``engine.SERIAL_CG_NODES`` nodes) against the parallel CG kernels
+(4 launches per iteration) in the same run, and their ratio (``--tasks`` with no names
+skips them).
+
 Usage: ``python benchmarks/fem.py [--cases tets10k cloth64] [--large] [--steps 10]
-[--arch cpu] [--json out.json]`` (``./dev bench fem``).
+[--tasks ...] [--arch cpu] [--json out.json]`` (``./dev bench fem``).
 """
 
 from __future__ import annotations
@@ -255,13 +262,54 @@ def bench_case(name: str, steps: int, peer: bool = True) -> dict:
     return out
 
 
+def bench_task(task: str, reps: int = 2) -> dict:
+    """Rollout and gradient times of a task's sheet or block: one-launch CG vs the parallel
+    kernels (medians of ``reps`` after a compiling run), same actions, same process."""
+    import gymnasium as gym
+
+    import diffsim.envs  # noqa: F401  (registers the tasks)
+
+    env = gym.make(task)
+    env.reset(seed=0)
+    u = env.unwrapped
+    rng = np.random.default_rng(0)
+    A = torch.tensor(rng.uniform(-0.5, 0.5, (u.horizon, u.act_dim)), dtype=u.sim.dtype)
+    row = {"task": task, "nodes": u.sim.n_nodes}
+    for serial in (False, True):
+        fwd, fb = [], []
+        for rep in range(reps + 1):
+            eng = u.sim._engine_for(u.sim.default_segment(u.horizon), True)
+            eng.serial_cg = serial
+            Ag = A.clone().requires_grad_(True)
+            with torch.no_grad():
+                u.sim._engine_for(u.sim.default_segment(u.horizon), False).serial_cg = serial
+                t0 = time.perf_counter()
+                u.rollout_loss(A)
+                t1 = time.perf_counter()
+            u.rollout_loss(Ag).backward()
+            t2 = time.perf_counter()
+            if rep:
+                fwd.append(t1 - t0)
+                fb.append(t2 - t1)
+        key = "serial" if serial else "parallel"
+        row[f"{key}_fwd_s"], row[f"{key}_fwd_bwd_s"] = float(np.median(fwd)), float(np.median(fb))
+        stats = u.sim.solver_stats(reset=True)
+        row["cg_per_newton"] = stats["cg_per_newton"]
+    env.close()
+    row["fwd_speedup"] = row["parallel_fwd_s"] / row["serial_fwd_s"]
+    row["fwd_bwd_speedup"] = row["parallel_fwd_bwd_s"] / row["serial_fwd_bwd_s"]
+    return row
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", nargs="+", default=["tets10k", "cloth64"])
+    ap.add_argument("--cases", nargs="*", default=["tets10k", "cloth64"])
     ap.add_argument("--large", action="store_true", help="add the ~100k-tet case")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--arch", default=None)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--tasks", nargs="*", default=["diffsim/Lift-v1", "diffsim/Fold-v1", "diffsim/Separate-v1",
+                                                   "diffsim/Squeeze-v1"])
     ap.add_argument("--json", help="write results to this file")
     args = ap.parse_args(argv)
     cfg = ds.init(arch=args.arch, precision="f64", optimize="runtime")
@@ -287,6 +335,13 @@ def main(argv=None):
                   f"(Newton iteration incl. CG) | spsolve {r['peer_solve_s'] * 1e3:.1f} ms "
                   f"(factor + solve; assembly by {r['peer_colours']}-colour probing "
                   f"{r['peer_assembly_s'] * 1e3:.0f} ms, not counted)")
+    for task in args.tasks:
+        r = bench_task(task)
+        results.append(r)
+        print(f"{task} ({r['nodes']} nodes, CG/Newton {r['cg_per_newton']:.0f}): rollout "
+              f"{r['serial_fwd_s']:.2f} s one-launch CG vs {r['parallel_fwd_s']:.2f} s parallel kernels "
+              f"({r['fwd_speedup']:.1f}x); gradient {r['serial_fwd_bwd_s']:.2f} s vs "
+              f"{r['parallel_fwd_bwd_s']:.2f} s ({r['fwd_bwd_speedup']:.1f}x)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -139,3 +139,53 @@ def test_block_sliding_on_ground_decelerates_at_mu_g(close_after):
     decel = (v1 - v2) / t
     assert v2 > 0.2, "still sliding"
     assert abs(decel / (0.3 * 9.8) - 1) < 0.05, decel
+
+
+def test_one_launch_cg_of_small_meshes_equals_the_parallel_kernels(close_after):
+    """Small meshes solve CG in one single-threaded launch on the CPU (``cg_serial``,
+    several times faster on the tasks' sheets); it must give the parallel kernels' solve:
+    same Newton and CG iteration counts and the same states and gradients (float64, to the
+    CG tolerance's effect), on a shell with contact (Lift-like) and a tet block."""
+    def sheet():
+        scene = ds.Scene(dim=3)
+        scene.add_ground(height=0.0, friction=0.5)
+        scene.add_shell(ds.Rectangle(center=(0.5, 1e-4, 0.5), size=(0.1, 0.08)),
+                        ds.ShellMaterial(E=3e6, nu=0.3, thickness=1e-4, density=800.0,
+                                         bending_stiffness=1e-4), resolution=0.02, name="sheet")
+        scene.add_tool(ds.Sphere(center=(0.5, 0.0161, 0.5), radius=0.015), friction=1.0, name="finger")
+        return ds.Shell(scene, dt=0.02, contact_stiffness=3e5, newton_tol=1e-8, cg_tol=1e-8)
+
+    def block():
+        scene = ds.Scene(dim=3)
+        scene.add_soft_body(ds.Box(lo=(0.0, 0.5, 0.0), hi=(0.3, 0.36 + 0.2, 0.06)),
+                            ds.StableNeoHookean(E=1e5, nu=0.4, density=1000.0), resolution=0.03,
+                            fixed=lambda x: x[:, 0] < 1e-9)
+        return ds.FEM(scene, dt=1e-2, newton_tol=1e-9, cg_tol=1e-9)
+
+    for make in (sheet, block):
+        sim = make()
+        close_after(sim)
+        out = {}
+        for serial in (False, True):
+            U = torch.zeros(4, sim.action_dim, dtype=torch.float64)
+            if sim.action_dim:
+                U[:, 1] = -0.1      # press and drag the sheet over the ground
+                U[:, 0] = 0.1
+            E = torch.tensor(1e5, dtype=torch.float64, requires_grad=True)
+            params = {"E": E} if not sim.action_dim else {}
+            U.requires_grad_(bool(sim.action_dim))
+            eng = sim._engine_for(sim.default_segment(4), True)
+            assert eng.serial_cg    # a small mesh on the CPU
+            eng.serial_cg = serial
+            sim.solver_stats(reset=True)
+            end = sim.rollout(sim.reset(), U, params=params)[-1]
+            (end.x[:, 1].sum() + 0.1 * end.v.pow(2).sum()).backward()
+            stats = sim.solver_stats(reset=True)
+            out[serial] = (end.x.detach(), (U if sim.action_dim else E).grad.clone(), stats)
+            eng.serial_cg = True
+        (x0, g0, s0), (x1, g1, s1) = out[False], out[True]
+        assert abs(s0["cg_iters"] - s1["cg_iters"]) <= 0.02 * s0["cg_iters"] and s0["cg_iters"] > 0
+        assert s0["newton_iters"] == s1["newton_iters"]
+        torch.testing.assert_close(x1, x0, rtol=0, atol=1e-9)
+        assert float(g0.abs().sum()) > 0
+        torch.testing.assert_close(g1, g0, rtol=1e-6, atol=1e-12)

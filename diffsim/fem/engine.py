@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import ConvergenceError, SimulationError
+from ..runtime import ensure_init
 
 #: a Newton step below this many units of the last place of the largest coordinate
 #: is rounding noise (the iterate cannot move by less)
@@ -54,6 +55,10 @@ STEP_ULPS = 16
 ENERGY_ULPS = 2
 #: the relative residual of a CG solve cannot go below a few ``eps``
 CG_ULPS = 16
+#: meshes up to this many nodes solve CG in one single-threaded launch on the CPU
+#: (``kernels.cg_serial``): below it the 4 launches per iteration cost more than the
+#: arithmetic (Lift-v1's 115-node sheet: 119 iterations per Newton step)
+SERIAL_CG_NODES = 1000
 
 
 @dataclass
@@ -67,6 +72,8 @@ class SolverOptions:
     adjoint_tol: float = 1e-10
     length_scale: float = 1.0
     hessian: str = "auto"
+    #: allow the one-launch CG of small meshes on the CPU (``SERIAL_CG_NODES``)
+    serial_cg: bool = True
 
 
 @dataclass
@@ -96,6 +103,9 @@ class SolverStats:
 class DeformableEngine:
     """Kernels of one model with room for ``segment`` control steps."""
 
+    #: CG in one single-threaded launch (``kernels.cg_serial``; set per engine in __init__)
+    serial_cg = False
+
     def __init__(self, kernels_cls, model, segment: int, requires_grad: bool, dtype, device,
                  options: SolverOptions, stats: SolverStats):
         self.model = model
@@ -111,6 +121,8 @@ class DeformableEngine:
         self._failure: str | None = None
         #: machine epsilon of the runtime precision (float32: 1.2e-7, float64: 2.2e-16)
         self.eps = float(torch.finfo(dtype).eps)
+        self.serial_cg = (ensure_init().is_cpu and options.serial_cg
+                          and model.n_nodes <= SERIAL_CG_NODES)
 
     def close(self) -> None:
         self.k.destroy()
@@ -263,10 +275,15 @@ class DeformableEngine:
     def cg(self, use_gradient: bool, rel_tol: float) -> tuple[int, bool]:
         """Solve ``H dx = b`` (``b = -g`` or ``rhs``); returns (iterations, negative curvature)."""
         k = self.k
+        rel_tol = max(rel_tol, CG_ULPS * self.eps)
+        if self.serial_cg:
+            it = int(k.cg_serial(1 if use_gradient else 0, rel_tol, self.opts.max_cg))
+            if it < 0 or not math.isfinite(float(k.red[4])):
+                return abs(it), True       # as below: the caller projects and solves again
+            return it, False
         rr0 = k.cg_start(1 if use_gradient else 0)
         if rr0 <= 0:
             return 0, False
-        rel_tol = max(rel_tol, CG_ULPS * self.eps)
         target = rel_tol * rel_tol * rr0
         for it in range(self.opts.max_cg):
             rr = k.cg_iter(it % 2)

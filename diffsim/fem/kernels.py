@@ -734,6 +734,70 @@ class DeformableKernels:
         return out
 
     @ti.kernel
+    def cg_serial(self, use_gradient: ti.i32, rel_tol: ti.f64, max_it: ti.i32) -> ti.f64:
+        """The whole preconditioned CG solve of ``cg_start`` + ``cg_iter`` in one launch, on
+        one thread: for the small meshes of the tasks a solve of 100-200 iterations costs
+        its ~4 launches per iteration, not its arithmetic (``engine.cg`` picks it on the CPU
+        up to ``SERIAL_CG_NODES`` nodes). Same iterates as the parallel kernels up to the
+        order of the sums. Returns the iterations, negated when ``p^T H p <= 0`` (negative
+        curvature); ``red[4]`` holds the last ``|r|^2`` (the caller checks it is finite)."""
+        for _ in range(1):
+            rz = 0.0
+            rr = 0.0
+            for i in range(self.N):
+                b = ti.select(use_gradient != 0, -self.gvec[i], self.rhs[i])
+                if self.fixed[i] != 0:
+                    b = ti.Vector.zero(float, self.dim)
+                self.cr[i] = b
+                self.dx[i] = ti.Vector.zero(float, self.dim)
+                z = self.Pinv[i] @ b
+                self.cz[i] = z
+                self.cp[i] = z
+                rz += b.dot(z)
+                rr += b.dot(b)
+            result = 0.0
+            if rr > 0:
+                target = rel_tol * rel_tol * rr
+                it = 0
+                while it < max_it:
+                    self._elem_matvec(self.cp)
+                    self._pair_matvec(self.cp)
+                    pAp = 0.0
+                    for i in range(self.N):
+                        y = self.Hn[i] @ self.cp[i] + self._gather(i, self.contrib) + self._pair_gather(i)
+                        if self.fixed[i] != 0:
+                            y = ti.Vector.zero(float, self.dim)
+                        self.cAp[i] = y
+                        pAp += self.cp[i].dot(y)
+                    it += 1
+                    if pAp <= 0:
+                        result = -1.0 * it
+                        break
+                    a = rz / pAp
+                    rz_new = 0.0
+                    rr = 0.0
+                    for i in range(self.N):
+                        self.dx[i] += a * self.cp[i]
+                        r = self.cr[i] - a * self.cAp[i]
+                        self.cr[i] = r
+                        z = self.Pinv[i] @ r
+                        self.cz[i] = z
+                        rz_new += r.dot(z)
+                        rr += r.dot(r)
+                    beta = 0.0
+                    if rz > 0:
+                        beta = rz_new / rz
+                    for i in range(self.N):
+                        self.cp[i] = self.cz[i] + beta * self.cp[i]
+                    rz = rz_new
+                    result = 1.0 * it
+                    if rr <= target:
+                        break
+            self.red[4] = rr
+            self.red[10] = result
+        return self.red[10]
+
+    @ti.kernel
     def descent(self) -> ti.f64:
         """``g . dx``, ``max |dx_i|`` (``red[9]``) and ``max |P_i g_i|`` (``red[8]``): the
         block-Jacobi step, how far a node is from its equilibrium with its neighbours held
