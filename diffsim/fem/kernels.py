@@ -649,6 +649,40 @@ class DeformableKernels:
         backward pass: a fixed node's position enters its neighbours' equations)."""
         self._matvec(self.cp, self.cAp, False)
 
+    @ti.func
+    def _cg_init_node(self, i, use_gradient):
+        """CG start at node ``i``: ``r = b`` (``-g`` or ``rhs``; 0 on fixed nodes), ``x = 0``,
+        ``z = p = P r``; returns ``(r.z, r.r)`` of the node."""
+        b = ti.select(use_gradient != 0, -self.gvec[i], self.rhs[i])
+        if self.fixed[i] != 0:
+            b = ti.Vector.zero(float, self.dim)
+        self.cr[i] = b
+        self.dx[i] = ti.Vector.zero(float, self.dim)
+        z = self.Pinv[i] @ b
+        self.cz[i] = z
+        self.cp[i] = z
+        return b.dot(z), b.dot(b)
+
+    @ti.func
+    def _cg_apply_node(self, i):
+        """``(H p)_i`` into ``cAp`` from the gathered element and pair terms (0 on fixed
+        nodes); returns ``p_i . (H p)_i``."""
+        y = self.Hn[i] @ self.cp[i] + self._gather(i, self.contrib) + self._pair_gather(i)
+        if self.fixed[i] != 0:
+            y = ti.Vector.zero(float, self.dim)
+        self.cAp[i] = y
+        return self.cp[i].dot(y)
+
+    @ti.func
+    def _cg_update_node(self, i, a):
+        """``x += a p``, ``r -= a H p``, ``z = P r`` at node ``i``; returns ``(r.z, r.r)``."""
+        self.dx[i] += a * self.cp[i]
+        r = self.cr[i] - a * self.cAp[i]
+        self.cr[i] = r
+        z = self.Pinv[i] @ r
+        self.cz[i] = z
+        return r.dot(z), r.dot(r)
+
     @ti.kernel
     def cg_start(self, use_gradient: ti.i32) -> ti.f64:
         """``r = b`` (``-g`` or ``rhs``), ``x = 0``, ``z = P r``, ``p = z``; returns ``|r|^2``."""
@@ -656,16 +690,9 @@ class DeformableKernels:
             acc = 0.0
             acc2 = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                b = ti.select(use_gradient != 0, -self.gvec[i], self.rhs[i])
-                if self.fixed[i] != 0:
-                    b = ti.Vector.zero(float, self.dim)
-                self.cr[i] = b
-                self.dx[i] = ti.Vector.zero(float, self.dim)
-                z = self.Pinv[i] @ b
-                self.cz[i] = z
-                self.cp[i] = z
-                acc += b.dot(z)
-                acc2 += b.dot(b)
+                bz, bb = self._cg_init_node(i, use_gradient)
+                acc += bz
+                acc2 += bb
             self.part[blk] = acc
             self.part2[blk] = acc2
         self._sum_parts(3, 4, True)   # red[3] = r.z, red[4] = r.r
@@ -681,11 +708,7 @@ class DeformableKernels:
         for blk in range(self.nb):
             acc = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                y = self.Hn[i] @ self.cp[i] + self._gather(i, self.contrib) + self._pair_gather(i)
-                if self.fixed[i] != 0:
-                    y = ti.Vector.zero(float, self.dim)
-                self.cAp[i] = y
-                acc += self.cp[i].dot(y)
+                acc += self._cg_apply_node(i)
             self.part3[blk] = acc
         for blk in range(self.nb):
             pAp = 0.0
@@ -698,13 +721,9 @@ class DeformableKernels:
             acc = 0.0
             acc2 = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                self.dx[i] += a * self.cp[i]
-                r = self.cr[i] - a * self.cAp[i]
-                self.cr[i] = r
-                z = self.Pinv[i] @ r
-                self.cz[i] = z
-                acc += r.dot(z)
-                acc2 += r.dot(r)
+                rz_i, rr_i = self._cg_update_node(i, a)
+                acc += rz_i
+                acc2 += rr_i
             self.part[blk] = acc
             self.part2[blk] = acc2
         for blk in range(self.nb):
@@ -745,16 +764,9 @@ class DeformableKernels:
             rz = 0.0
             rr = 0.0
             for i in range(self.N):
-                b = ti.select(use_gradient != 0, -self.gvec[i], self.rhs[i])
-                if self.fixed[i] != 0:
-                    b = ti.Vector.zero(float, self.dim)
-                self.cr[i] = b
-                self.dx[i] = ti.Vector.zero(float, self.dim)
-                z = self.Pinv[i] @ b
-                self.cz[i] = z
-                self.cp[i] = z
-                rz += b.dot(z)
-                rr += b.dot(b)
+                bz, bb = self._cg_init_node(i, use_gradient)
+                rz += bz
+                rr += bb
             result = 0.0
             if rr > 0:
                 target = rel_tol * rel_tol * rr
@@ -764,11 +776,7 @@ class DeformableKernels:
                     self._pair_matvec(self.cp)
                     pAp = 0.0
                     for i in range(self.N):
-                        y = self.Hn[i] @ self.cp[i] + self._gather(i, self.contrib) + self._pair_gather(i)
-                        if self.fixed[i] != 0:
-                            y = ti.Vector.zero(float, self.dim)
-                        self.cAp[i] = y
-                        pAp += self.cp[i].dot(y)
+                        pAp += self._cg_apply_node(i)
                     it += 1
                     if pAp <= 0:
                         result = -1.0 * it
@@ -777,13 +785,9 @@ class DeformableKernels:
                     rz_new = 0.0
                     rr = 0.0
                     for i in range(self.N):
-                        self.dx[i] += a * self.cp[i]
-                        r = self.cr[i] - a * self.cAp[i]
-                        self.cr[i] = r
-                        z = self.Pinv[i] @ r
-                        self.cz[i] = z
-                        rz_new += r.dot(z)
-                        rr += r.dot(r)
+                        rz_i, rr_i = self._cg_update_node(i, a)
+                        rz_new += rz_i
+                        rr += rr_i
                     beta = 0.0
                     if rz > 0:
                         beta = rz_new / rz
