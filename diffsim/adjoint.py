@@ -74,6 +74,19 @@ def checkpointing(default: int, segment: int | None, sensealg) -> CheckpointAdjo
     return sensealg
 
 
+def save_steps(saveat, n_steps: int) -> list[int]:
+    """The control-step indices a rollout of ``n_steps`` steps returns: ``saveat`` as ints
+    (default ``[n_steps]``), each in ``[0, n_steps]``.
+
+    Raises:
+        ValueError: an empty ``saveat`` or a step outside ``[0, n_steps]``.
+    """
+    steps = [n_steps] if saveat is None else [int(s) for s in saveat]
+    if not steps or any(not 0 <= s <= n_steps for s in steps):
+        raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {n_steps}]")
+    return steps
+
+
 def stepwise_rollout(step, state, n_steps: int, saveat, segment: int) -> list:
     """States at ``saveat`` of ``state -> step(t, state)`` for ``t = 0 .. n_steps - 1``, for
     rollouts that go one control step at a time through torch (the tactile pads with free
@@ -92,9 +105,11 @@ def stepwise_rollout(step, state, n_steps: int, saveat, segment: int) -> list:
         step: ``(t, state) -> state``, one control step (``t`` counts from 0).
         state: the start state.
         n_steps: T.
-        saveat: sorted step indices in ``[0, T]`` whose states are returned.
+        saveat: step indices in ``[0, T]`` whose states are returned (None: ``[T]``;
+            checked by :func:`save_steps`).
         segment: control steps per checkpoint segment (>= 1).
     """
+    saveat = save_steps(saveat, n_steps)
     want = sorted(set(int(s) for s in saveat))
     states = {0: state} if 0 in want else {}
     checkpointed = torch.is_grad_enabled() and segment < n_steps

@@ -7,7 +7,7 @@ the same on a coupled MPM object)."""
 import pytest
 import torch
 
-from diffsim.adjoint import stepwise_rollout
+from diffsim.adjoint import save_steps, stepwise_rollout
 
 F64 = torch.float64
 
@@ -54,3 +54,23 @@ def test_without_gradients_nothing_is_checkpointed_and_saveat_order_is_kept():
     b = stepwise_rollout(step, (torch.ones(4, dtype=F64), torch.zeros(4, dtype=F64)), 5, [5, 0, 3], 5)
     assert [torch.equal(p[0], q[0]) for p, q in zip(a, b)] == [True] * 3
     assert torch.equal(a[1][0], torch.ones(4, dtype=F64))   # saveat 0 is the start state
+
+
+def test_saveat_defaults_to_the_last_step_and_bad_steps_are_named():
+    """Every simulator's rollout checks ``saveat`` through ``save_steps``: ``[T]`` by
+    default, and a step outside ``[0, T]`` or an empty list is refused before any step."""
+    calls = []
+
+    def counted(t, state):
+        calls.append(t)
+        return step(t, state)
+
+    x = (torch.ones(4, dtype=F64), torch.zeros(4, dtype=F64))
+    assert save_steps(None, 5) == [5] and save_steps((0, 3.0), 5) == [0, 3]
+    (last,) = stepwise_rollout(counted, x, 3, None, 2)
+    assert calls == [0, 1, 2] and torch.equal(last[0], stepwise_rollout(step, x, 3, [3], 1)[0][0])
+    calls.clear()
+    for bad in ([4], [-1], []):
+        with pytest.raises(ValueError, match=r"saveat=.* steps must lie in \[0, 3\]"):
+            stepwise_rollout(counted, x, 3, bad, 1)
+    assert calls == []

@@ -13,7 +13,7 @@ import math
 import torch
 
 from .. import runtime
-from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan, checkpointing
+from ..adjoint import CheckpointAdjoint, Rollout, RolloutPlan, checkpointing, save_steps
 from ..errors import ConvergenceError
 from ..implicit import ImplicitLinearization, implicit_solution
 from ..scene import Scene
@@ -257,10 +257,7 @@ class DeformableSimulator(Simulator):
                   check) -> list[State]:
         """``rollout`` after validation; ``U`` holds the velocities of all the model's tools."""
         T = U.shape[0]
-        saveat = [T] if saveat is None else [int(s) for s in saveat]
-        bad = [s for s in saveat if not 0 <= s <= T]
-        if bad or not saveat:
-            raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
+        saveat = save_steps(saveat, T)
         internal = self.internal_params(params)
         drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
         state0 = self._engine_state(state)

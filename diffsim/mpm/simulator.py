@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import runtime
-from ..adjoint import Rollout, RolloutPlan, checkpointing
+from ..adjoint import Rollout, RolloutPlan, checkpointing, save_steps
 from ..scene import Scene
 from ..simulator import Simulator
 from ..state import State
@@ -302,10 +302,7 @@ class MPM(Simulator):
         state = self.validate_state(state)
         U = self.validate_controls(controls)
         T = U.shape[0]
-        saveat = [T] if saveat is None else [int(s) for s in saveat]
-        bad = [s for s in saveat if not 0 <= s <= T]
-        if bad or not saveat:
-            raise ValueError(f"saveat={saveat!r} is not allowed: steps must lie in [0, {T}]")
+        saveat = save_steps(saveat, T)
         sensealg = checkpointing(self.default_segment(T), segment, sensealg)
         material, friction = self.internal_params(params)
         drive, poses = tool_trajectory(self.model, U, state.tool_pos, state.tool_rot)
