@@ -65,9 +65,13 @@ class Recipe:
 
     @property
     def final_state(self) -> bool:
-        """Whether the optimised objective is the final state's (no temporal weighting,
-        no expanding horizon): then it can be compared with the replay's."""
-        return self.horizon is None and self.weights == "final"
+        """Whether the optimised objective is the final state's (no temporal weighting;
+        an expanding horizon weighting its last state, whose loss ``dss.solve`` reports
+        at the full horizon): then it can be compared with the replay's, and a solve
+        may stop once it proves success."""
+        if self.horizon is not None:
+            return self.horizon.weighting == "final"
+        return self.weights == "final"
 
     def action_basis(self, steps: int) -> dss.ActionBasis | None:
         """The ``ActionBasis`` over ``steps`` control steps (None: per-step actions)."""

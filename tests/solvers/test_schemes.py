@@ -220,6 +220,23 @@ def test_expanding_horizon_mechanics():
     assert grew and all(res.history.best[i] >= res.history.minimum[i] for i in grew)
 
 
+def test_expanding_horizon_stops_on_target_only_at_the_full_horizon():
+    """A target met by a short horizon's loss does not stop the solve (its loss is not the
+    full problem's); the first full-horizon iterate at or below it does."""
+    T = 12
+    loss, _ = _tracking(T, k=0.0)
+    prob = dss.ControlProblem(loss, torch.zeros(T, 1), bounds=(-1, 1))
+    sched = dss.ExpandingHorizon(start=1, step=1, patience=1, full_at=1.0)
+    res = dss.solve(prob, dss.Adam(lr=0.05), maxiters=400, horizon=sched, target=1e-3)
+    hs = res.history.horizon
+    short = [i for i, h in enumerate(hs) if h < T and res.history.minimum[i] <= 1e-3]
+    assert short, "the test needs a short horizon that meets the target"
+    assert res.horizon == T and res.loss <= 1e-3 and res.niters < 400
+    last = torch.zeros(T)
+    last[-1] = 1.0
+    assert float(loss(res.u, weights=last)) == pytest.approx(res.loss)
+
+
 def test_expanding_horizon_plateau_rule():
     st = dss.ExpandingHorizon(start=2, step=2, patience=2, rtol=0.1, full_at=1.0).init(10)
     assert not st.observe(1.0, 0.0)          # first loss: an improvement
