@@ -195,3 +195,24 @@ def velocity_map(sim: ds.MPM, tool_dofs: list[tuple[int, int, float]]) -> torch.
     for i, (tool, dof, vmax) in enumerate(tool_dofs):
         A[i, tool * per_tool + dof] = vmax
     return A
+
+
+def gripper_map(sim: ds.MPM, fingers: tuple[int, int], speed: float, close: float,
+                axis: int = 1) -> torch.Tensor:
+    """The action map of a parallel gripper made of two tools: ``(d + 1, sim.action_dim)``.
+
+    Actions ``0 .. d-1`` move both fingers together at up to ``speed`` (m/s) along each
+    axis; action ``d`` closes them towards each other along ``axis`` at up to ``close``
+    (m/s) each (negative: opens), ``fingers[0]`` moving towards ``-axis`` and
+    ``fingers[1]`` towards ``+axis``. A grip then holds while the pair moves, which with
+    one velocity per finger needs the fingers' speeds to agree all along a plan.
+    """
+    per_tool = sim.dim + (1 if sim.dim == 2 else 3)
+    A = torch.zeros(sim.dim + 1, sim.action_dim, dtype=sim.dtype)
+    for tool in fingers:
+        for k in range(sim.dim):
+            A[k, tool * per_tool + k] = speed
+    A[sim.dim, fingers[0] * per_tool + axis] = -close
+    A[sim.dim, fingers[1] * per_tool + axis] = close
+    return A
+

@@ -115,13 +115,34 @@ def test_unconverged_step_keeps_the_last_newton_iterate(lift_env, monkeypatch):
     obs0, info0 = env.reset(seed=0)
     assert info0["solver_converged"]
     monkeypatch.setattr(env.sim.options, "max_newton", 1)
-    a = np.array([0.5, -1, 0, 0.5, 1, 0], dtype=np.float32)
+    a = np.array([0.5, 0, 0, 1], dtype=np.float32)   # move and close the gripper
     obs, r, term, trunc, info = env.step(a)
     assert not info["solver_converged"] and "did not converge" in info["solver_message"]
     assert not trunc and np.isfinite(obs).all() and np.isfinite(r)
     assert not np.array_equal(obs, obs0)            # the fingers moved
     with pytest.raises(ds.ConvergenceError, match="did not converge in 1 iterations"):
         env.sim.step(env._start, env._physical(torch.as_tensor(a, dtype=env.sim.dtype)))
+
+
+def test_lift_gripper_actions_carry_and_close_the_finger_pair(lift_env):
+    """Lift-v2's actions are a parallel gripper's: the first three move both fingers by the
+    same velocity (up to 0.3 m/s), the fourth closes them towards each other at up to
+    3 cm/s each (negative: opens), so a grip holds while the pair moves."""
+    env = lift_env
+    env.reset(seed=0)
+    dt = env.sim.control_dt
+    p0 = env.get_state().tool_pos.clone()
+    env.step(np.array([1.0, 0.5, -1.0, 0.0], dtype=np.float32))
+    p1 = env.get_state().tool_pos.clone()
+    for k in range(2):
+        assert torch.allclose(p1[k] - p0[k], torch.tensor([0.3, 0.15, -0.3], dtype=p0.dtype) * dt,
+                              atol=1e-9)
+    env.step(np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32))
+    p2 = env.get_state().tool_pos
+    upper, lower = (p2 - p1)[:, 1]
+    assert float(upper) == pytest.approx(-0.03 * dt, abs=1e-9)
+    assert float(lower) == pytest.approx(0.03 * dt, abs=1e-9)
+    assert torch.allclose((p2 - p1)[:, [0, 2]], torch.zeros(2, 2, dtype=p0.dtype), atol=1e-12)
 
 
 def test_failed_step_truncates_with_the_reason(lift_env, monkeypatch):

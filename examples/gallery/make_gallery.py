@@ -101,10 +101,8 @@ ITEMS = {
                       tiny_options=dict(grid_res=20, horizon=3),   # at 16 cells the dough meets the walls
                       camera=dict(bounds=((0.28, 0.72), (0.08, 0.36), (0.36, 0.64)), azimuth=20,
                                   elevation=25)),
-    "lift": TaskItem("lift", "Lift", "thin shell (ds.Shell)", precision="f64", iters=10,
-                     lr=0.2, tiny_options=dict(horizon=3),
-                     why_precision="float64: float32 implicit shell steps may miss Newton's tolerance "
-                                   "(issue 12)"),
+    "lift": TaskItem("lift", "Lift", "thin shell (ds.Shell)", solver="recipe",
+                     tiny_options=dict(horizon=3)),
     "grasp": TaskItem("grasp", "Grasp", "tactile (ds.Tactile)", solver="recipe", marker_gain=3.0,
                       tiny_options=dict(horizon=3)),
     "ode_regularization": PlotItem("ode_regularization", "neural ODE"),
