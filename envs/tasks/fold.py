@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import diffsim as ds
+from diffsim import solvers as dss
 
-from ..task import velocity_map
+from ..recipe import Recipe
+from ..task import gripper_map
 from .deformable import PAPER, TABLE_TOP, ShellTask, over_vertex
 from .geometry import jitter_tools
 
@@ -13,6 +15,8 @@ X0, X1 = 0.30, 0.52     # the sheet's extent along x
 MID = 0.5 * (X0 + X1)   # the fold line
 RADIUS = 0.01           # finger radius (m)
 GAP = 0.001             # start gap between each finger and the sheet (m), as in Lift
+SPEED = 0.25            # top speed (m/s) of the gripper
+CLOSE = 0.03            # top closing speed (m/s) of each finger, as in Lift
 
 
 class Fold(ShellTask):
@@ -26,8 +30,9 @@ class Fold(ShellTask):
         middle line.
 
     Action Space:
-        ``Box(-1, 1, (6,))``: linear velocities (x, y, z) of the upper and the lower
-        finger, up to 0.25 m/s.
+        ``Box(-1, 1, (4,))``, a parallel gripper: the velocity (x, y, z) of both
+        fingers together, up to 0.25 m/s, and the closing speed of each finger towards
+        the other (negative: opening), up to 3 cm/s.
 
     Observation Space:
         Finger poses, the sheet's centroid, spread and 16 vertex positions.
@@ -56,14 +61,19 @@ class Fold(ShellTask):
         mm (was 5 mm), contact-seeking shaping term: with v0's start no random 8-step
         action sequence reached the sheet, so the loss and its gradient were flat
         (issue 11). Success unchanged.
+        v2: a parallel gripper's actions (the pair's velocity and a closing speed)
+        instead of each finger's velocity (6 -> 4 actions), as Lift-v2: a grip then
+        holds while the pair moves. Scene, loss and success unchanged.
     """
 
     name = "Fold"
-    version = 1
+    version = 2
     defaults = {"grid_res": 10, "horizon": 60}
     success_threshold = 0.1
     #: the framework adds the contact-seeking term (zero while the tools touch)
     contacts = (("upper", "sheet"), ("lower", "sheet"))
+    recipe = Recipe(dss.Adam(lr=0.1), knots=4, horizon=dss.ExpandingHorizon(start=10, step=10, patience=3),
+                    budget_s=600.0, note="Lift-v2's recipe (the same gripper on the same sheet)")
 
     def build_scene(self):
         scene = ds.Scene(dim=3)
@@ -81,7 +91,7 @@ class Fold(ShellTask):
         return scene
 
     def action_map(self, sim):
-        return velocity_map(sim, [(t, k, 0.25) for t in range(2) for k in range(3)])
+        return gripper_map(sim, (0, 1), SPEED, CLOSE)    # closing: upper down, lower up
 
     def initial_state(self, sim, rng):
         start = over_vertex(sim, sim.reset(), (0, 1), "sheet", (X1 - 0.01, 0.0, 0.5))

@@ -320,16 +320,16 @@ sim.close()'''),
            "edge, carry it up and over, lay it down on the other half. The loss is the mean "
            "squared distance to the folded sheet, / (5 cm)^2; success is below 0.1."),
     ("code", '''options = dict(horizon=8) if TINY else {}
-env = gym.make("diffsim/Fold-v1", render_mode="rgb_array", **options)
+env = gym.make("diffsim/Fold-v2", render_mode="rgb_array", **options)
 u = env.unwrapped
 T = u.horizon
-plan = np.zeros((T, 6), np.float32)          # (x, y, z) velocity of the upper, then the lower finger
-close = 1                                    # 1 step at 0.1 m/s: each finger 2 mm towards the sheet (1 mm gap)
-plan[:close, 1], plan[:close, 4] = -0.4, 0.4
-carry = T - close                            # then both fingers together: over to -x, up, then down
+plan = np.zeros((T, 4), np.float32)          # a gripper: (x, y, z) velocity of the pair, closing speed
+close = 4                                    # 4 steps at 2.55 cm/s: each finger 2 mm towards the sheet (1 mm gap)
+plan[:close, 3] = 0.85
+carry = T - close                            # then the pair, still closed: over to -x, up, then down
 s = np.linspace(0.0, np.pi, carry)
-plan[close:, 0] = plan[close:, 3] = -np.sin(s) * 0.95
-plan[close:, 1] = plan[close:, 4] = np.cos(s) * 0.6
+plan[close:, 0] = -np.sin(s) * 0.95
+plan[close:, 1] = np.cos(s) * 0.6
 env.reset(seed=0)
 frames, losses, crease = [env.render()], [], []
 for a in plan:
@@ -353,7 +353,7 @@ env.close()'''),
     ("md", "The largest hinge rest angle is the crease: plastic bending changes the rest "
            "shape, so the paper stays folded where it bent past the yield curvature. The plan "
            "is a first guess; `dss.solve` with `Adam` on `u.rollout_loss` refines such plans "
-           "(see the quickstart), and `diffsim solve diffsim/Fold-v1` is the command-line way."),
+           "(see the quickstart), and `diffsim solve diffsim/Fold-v2` is the command-line way."),
 ], init='arch="cpu", precision="f64"')
 
 # ------------------------------------------------------------------------------ tactile
