@@ -162,6 +162,28 @@ def test_gather_goal_loss_is_the_farthest_ball_and_the_loss_bounds_it():
     env.close()
 
 
+def test_carve_target_is_a_carve_the_knife_can_make():
+    """Carve-v1's target is the block after ``reference_carve`` (PlasticineLab's way of
+    making reachable targets): replaying it from a seeded start succeeds, doing nothing
+    (the block sags) does not, and the knife's contact term pulls it down to the block."""
+    from diffsim.envs.tasks.carve import reference_carve
+
+    env = gym.make("diffsim/Carve-v1", grid_res=20, horizon=56)
+    u = env.unwrapped
+    _, info = env.reset(seed=1)
+    with torch.no_grad():
+        carved = u.sim.rollout(u._start, u._physical(reference_carve()))[-1]
+        idle = u.sim.rollout(u._start, u._physical(torch.zeros(56, 3)))[-1]
+    start = info["goal_loss"]
+    assert u.task.success(u.sim, carved) and float(u.task.goal_loss(u.sim, carved)) < 0.1 * start
+    assert not u.task.success(u.sim, idle) and float(u.task.goal_loss(u.sim, idle)) > 0.8 * start
+    assert info["loss"] - info["goal_loss"] > 0            # the knife starts above the block
+    A = torch.zeros(2, 3, requires_grad=True)
+    u.rollout_loss(A).backward()
+    assert float(A.grad[:, 1].sum()) > 0                   # ... and the gradient lowers it
+    env.close()
+
+
 def test_state_round_trip_and_shared_simulators():
     e1 = gym.make("diffsim/Pour-v1", **TINY)
     e2 = gym.make("diffsim/Pour-v1", **TINY)

@@ -25,10 +25,15 @@ class ShapeTargetTask(Task):
         """(N, 3) target positions (m) from the (N, 3) start positions."""
         raise NotImplementedError
 
+    def target_positions(self, sim) -> torch.Tensor:
+        """(M, 3) target positions (m); default ``target_points`` of the start positions.
+        Tasks whose target is a simulated outcome override this instead."""
+        return torch.as_tensor(self.target_points(sim.reset().x.cpu().numpy()),
+                               dtype=sim.dtype, device=sim.device)
+
     def _target(self, sim):
         if not hasattr(self, "_target_x"):
-            self._target_x = torch.as_tensor(self.target_points(sim.reset().x.cpu().numpy()),
-                                              dtype=sim.dtype, device=sim.device)
+            self._target_x = self.target_positions(sim).detach()
         return self._target_x
 
     def loss(self, sim, state):
