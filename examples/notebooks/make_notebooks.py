@@ -324,11 +324,11 @@ env = gym.make("diffsim/Fold-v2", render_mode="rgb_array", **options)
 u = env.unwrapped
 T = u.horizon
 plan = np.zeros((T, 4), np.float32)          # a gripper: (x, y, z) velocity of the pair, closing speed
-close = 4                                    # 4 steps at 2.55 cm/s: each finger 2 mm towards the sheet (1 mm gap)
-plan[:close, 3] = 0.85
+close = 4                                    # 4 steps at 3 cm/s: each finger 2.4 mm towards the sheet (1 mm gap)
+plan[:close, 3] = 1.0
 carry = T - close                            # then the pair, still closed: over to -x, up, then down
 s = np.linspace(0.0, np.pi, carry)
-plan[close:, 0] = -np.sin(s) * 0.95
+plan[close:, 0] = -np.sin(s)
 plan[close:, 1] = np.cos(s) * 0.6
 env.reset(seed=0)
 frames, losses, crease = [env.render()], [], []
