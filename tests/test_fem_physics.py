@@ -141,6 +141,48 @@ def test_block_sliding_on_ground_decelerates_at_mu_g(close_after):
     assert abs(decel / (0.3 * 9.8) - 1) < 0.05, decel
 
 
+def _pressed_sheet():
+    """A small sheet on the ground, pressed and dragged by a finger (contact, friction)."""
+    scene = ds.Scene(dim=3)
+    scene.add_ground(height=0.0, friction=0.5)
+    scene.add_shell(ds.Rectangle(center=(0.5, 1e-4, 0.5), size=(0.1, 0.08)),
+                    ds.ShellMaterial(E=3e6, nu=0.3, thickness=1e-4, density=800.0,
+                                     bending_stiffness=1e-4), resolution=0.02, name="sheet")
+    scene.add_tool(ds.Sphere(center=(0.5, 0.0161, 0.5), radius=0.015), friction=1.0, name="finger")
+    return ds.Shell(scene, dt=0.02, contact_stiffness=3e5, newton_tol=1e-8, cg_tol=1e-8)
+
+
+def test_newton_steps_by_the_energys_slope_where_energies_cannot_decide(close_after):
+    """Where the energy's round-off hides a step's decrease (float32: the Armijo test
+    cannot pass), Newton takes the step length from the energy's derivative along the
+    direction (``DeformableEngine._slope_search``) and converges to the same states.
+    Here the energy is made blind (every evaluation returns 0) so that the Armijo test
+    fails on every iteration."""
+    sim = _pressed_sheet()
+    close_after(sim)
+    U = torch.zeros(4, sim.action_dim, dtype=torch.float64)
+    U[:, 1], U[:, 0] = -0.1, 0.1
+    with torch.no_grad():
+        sim.solver_stats(reset=True)
+        want = sim.rollout(sim.reset(), U)[-1].x
+        assert sim.solver_stats(reset=True)["line_search_failures"] == 0
+        k = sim._engine_for(sim.default_segment(4), False).k
+        energy = k.energy
+
+        def blind(s, alpha):
+            energy(s, alpha)          # the trial point and the round-off scale, as the kernel leaves them
+            return 0.0
+
+        k.energy = blind
+        try:
+            got = sim.rollout(sim.reset(), U)[-1].x
+        finally:
+            del k.energy
+        stats = sim.solver_stats(reset=True)
+    assert stats["line_search_failures"] > 0 and stats["unconverged_steps"] == 0
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-7)
+
+
 def test_one_launch_cg_of_small_meshes_equals_the_parallel_kernels(close_after):
     """Small meshes solve CG in one single-threaded launch on the CPU (``cg_serial``,
     several times faster on the tasks' sheets); it must give the parallel kernels' solve:

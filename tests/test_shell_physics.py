@@ -107,3 +107,31 @@ def test_self_contact_keeps_stacked_sheets_apart(close_after):
     bottom = end.x[sim.groups["bottom"], 1]
     assert top.min() > bottom.max() + 0.01, (top.min(), bottom.max())
     assert abs(end.v).max() < 0.05, "at rest"
+
+
+def test_bend_angle_is_continuous_where_the_dihedral_wraps():
+    """``dihedral`` jumps from pi to -pi when a hinge folds flat onto itself; the bending
+    energy reads ``bend_angle(theta, rest)``, the difference wrapped to [-pi, pi], so a
+    creased hinge (rest 2.5 rad) passes there without a jump (the plain difference jumps
+    by 2 pi: its energy by 4 pi k rest, which stalled Newton on Fold's sheet), and the
+    difference is unchanged elsewhere."""
+    import math
+
+    import taichi as ti
+
+    from diffsim.fem.shell_physics import bend_angle
+
+    thetas = [math.pi - 1e-3, -math.pi + 1e-3, 0.3, -1.0, 2.0]
+    rests = [2.5, 2.5, 0.1, 0.5, -0.5]
+    out = ti.field(ti.f64, shape=len(thetas))
+
+    @ti.kernel
+    def run(t: ti.types.ndarray(), r: ti.types.ndarray()):
+        for i in range(len(thetas)):
+            out[i] = bend_angle(t[i], r[i])
+
+    run(np.array(thetas), np.array(rests))
+    got = out.to_numpy()
+    assert got[0] == pytest.approx(math.pi - 1e-3 - 2.5, abs=1e-12)
+    assert got[1] == pytest.approx(got[0] + 2e-3, abs=1e-12)       # continuous through pi
+    assert got[2:].tolist() == pytest.approx([0.2, -1.5, 2.5], abs=1e-12)

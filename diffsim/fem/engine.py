@@ -15,7 +15,11 @@ step solved by Newton's method:
   magnitudes: rounding the positions by ``eps X`` changes each term by its force times
   that, with random signs), where energy differences are noise. The test itself is
   strict: an allowance for rounding let a sliding contact cycle between two iterates
-  (accepting a real increase);
+  (accepting a real increase). The halving stops where the expected decrease falls
+  below the energy's round-off (also ``eps`` times the sum of its terms); if no step
+  passes before (the round-off hides the decrease: float32), the step length comes
+  from the energy's derivative along the direction instead (``_slope_search``:
+  bisection on ``g(x + a dx) . dx``, which is resolved to ``eps`` of the forces);
 * convergence when the Newton step moves no node more than ``newton_tol`` times the
   body size, or than ``16 eps`` times the largest coordinate ``X`` at the step's start (no
   smaller step is resolved), or when the gradient is at its rounding level: the block-Jacobi step
@@ -53,6 +57,9 @@ STEP_ULPS = 16
 #: the energy's rounding, in ``eps X |f|`` (see above): an expected decrease below it
 #: takes the Newton step unsearched
 ENERGY_ULPS = 2
+#: halvings of the derivative line search (``DeformableEngine._slope_search``): the step
+#: length to 1/4096
+SLOPE_BISECTIONS = 12
 #: the relative residual of a CG solve cannot go below a few ``eps``
 CG_ULPS = 16
 #: meshes up to this many nodes solve CG in one single-threaded launch on the CPU
@@ -334,11 +341,15 @@ class DeformableEngine:
             E0 = k.energy(s, 0.0)
             # below this expected decrease, energy differences are round-off noise: the
             # line search could accept a meaningless tiny step, so take the Newton step
-            noise = max(1e-13 * float(k.red[14]),
+            terms = float(k.red[14])
+            noise = max(1e-13 * terms, ENERGY_ULPS * self.eps * terms,
                         ENERGY_ULPS * self.eps * X * float(k.red[7]))
             alpha, searched = 1.0, False
             if -gdx > noise:
-                for _ls in range(40):
+                # halve while the expected decrease is above the energy's round-off: below
+                # it a trial point's energy "passes" the test by rounding, not by a decrease
+                # (float32: it accepted steps of 1e-11 that left the iterate where it was)
+                while -alpha * gdx > noise:
                     E1 = k.energy(s, alpha)   # leaves the trial point in xt
                     if E1 <= E0 + 1e-4 * alpha * gdx:
                         searched = True
@@ -346,6 +357,9 @@ class DeformableEngine:
                     alpha *= 0.5
                 if not searched:
                     st.line_search_failures += 1
+                    alpha = self._slope_search(s, gdx)
+                    k.slope(s, alpha)         # leaves the trial point in xt
+                    searched = True
             if not searched:
                 k.energy(s, 1.0)
             k.accept_trial()
@@ -361,6 +375,28 @@ class DeformableEngine:
         else:
             k.end_step(s)
         k.iw[0] = 1.0
+
+    def _slope_search(self, s: int, gdx: float) -> float:
+        """The step length along ``dx`` where the energy stops decreasing, found from its
+        derivative ``g(xk + alpha dx) . dx`` (``kernels.slope``), for when the Armijo
+        search failed: the energy's round-off (``eps`` times the sum of its terms, which
+        in float32 can exceed a step's whole decrease) hides the decrease, and taking the
+        full Newton step instead let a sliding contact cycle between two iterates (Fold's
+        sheet: 150 and 400 iterations ended on the same 2.5 mm step). The derivative is
+        resolved to ``eps`` of the forces. The full step if the energy still decreases
+        there; else bisection to ``SLOPE_BISECTIONS`` halvings, keeping the largest step
+        with a negative slope (the energy decreases up to it). Starts from ``gdx < 0``."""
+        k = self.k
+        if k.slope(s, 1.0) <= 0.0:
+            return 1.0
+        lo, hi = 0.0, 1.0
+        for _ in range(SLOPE_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            if k.slope(s, mid) <= 0.0:
+                lo = mid
+            else:
+                hi = mid
+        return lo if lo > 0.0 else 0.5 ** SLOPE_BISECTIONS
 
     def implicit_backward(self, s: int, quasi_static: bool = False) -> None:
         """Adjoint of the implicit step ``s -> s + 1`` (``x[s + 1]`` resident in its slot):

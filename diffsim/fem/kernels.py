@@ -166,7 +166,7 @@ class DeformableKernels:
         self.part3 = ti.field(real)
         place((self.nb,), self.part, self.part2, self.part3, grad=False)
         self.red = ti.field(real)      # see RED_* below
-        place((16,), self.red, grad=False)
+        place((17,), self.red, grad=False)
         self.iw = ti.field(real)       # 1: dynamic step, 0: quasi-static (equilibrium)
         place((1,), self.iw, grad=False)
 
@@ -573,6 +573,31 @@ class DeformableKernels:
         self._pair_energy(self.xt)
         self._sum_parts(1, 14, True)   # red[14]: sum of |terms|, the round-off scale
         return self.red[1] + self.red[2]
+
+    @ti.kernel
+    def slope(self, s: ti.i32, alpha: ti.f64) -> ti.f64:
+        """``g(xk + alpha dx) . dx``: the incremental potential's derivative along the
+        Newton direction at the trial point (left in ``xt``; ``red[16]``). Forces are
+        resolved to ``eps`` of their own size where energy differences of a small step
+        are not (their terms are ``1/eps`` times larger), so this decides a line search
+        that the energies cannot (``DeformableEngine.newton``)."""
+        for i in range(self.N):
+            self.xt[i] = self.xk[i] + alpha * self.dx[i]
+        self._elem_grad(self.xt)
+        for blk in range(self.nb):
+            acc = 0.0
+            for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
+                if self.fixed[i] == 0:
+                    gn, _E = self._node_terms(i, self.xt[i], s, True)
+                    gi = gn + self._gather(i, self.contrib) + self._pair_gather(i)
+                    acc += gi.dot(self.dx[i])
+            self.part[blk] = acc
+        for _ in range(1):
+            a = 0.0
+            for blk in range(self.nb):
+                a += self.part[blk]
+            self.red[16] = a
+        return self.red[16]
 
     @ti.kernel
     def accept_trial(self):

@@ -14,6 +14,7 @@ from ..node_contact import penalty
 from .kernels import DeformableKernels
 from .shell_physics import (
     HINGE_FACTOR,
+    bend_angle,
     dihedral,
     membrane_damping,
     membrane_energy,
@@ -257,7 +258,7 @@ class ShellKernels(DeformableKernels):
                 kw = HINGE_FACTOR * prm[2] * self.hw[h]
                 q0, q1, q2, q3 = self._hinge_x(h, src)
                 theta, g0, g1, g2, g3 = dihedral(q0, q1, q2, q3)
-                c = 2 * kw * (theta - self.hrest_sh[h])
+                c = 2 * kw * bend_angle(theta, self.hrest_sh[h])
                 cd = iw * 2 * prm[4] * kw / self.dt * self._hinge_lag_dot(h, src)
                 self._hinge_write(h, c * g0 + cd * self.hgn[h, 0], c * g1 + cd * self.hgn[h, 1],
                                   c * g2 + cd * self.hgn[h, 2], c * g3 + cd * self.hgn[h, 3],
@@ -288,7 +289,7 @@ class ShellKernels(DeformableKernels):
                 q0, q1, q2, q3 = self._hinge_x(h, src)
                 theta, _g0, _g1, _g2, _g3 = dihedral(q0, q1, q2, q3)
                 lag = self._hinge_lag_dot(h, src)
-                self.eH[h] = kw * (theta - self.hrest_sh[h]) ** 2 + iw * prm[4] * kw / self.dt * (
+                self.eH[h] = kw * bend_angle(theta, self.hrest_sh[h]) ** 2 + iw * prm[4] * kw / self.dt * (
                     lag * lag)
 
     @ti.func
@@ -396,7 +397,7 @@ class ShellKernels(DeformableKernels):
                 _tn, n0, n1, n2, n3 = dihedral(x0, x1, x2, x3)
                 y0, y1, y2, y3 = self._hinge_x(h, self.xk)
                 lag = n0.dot(y0 - x0) + n1.dot(y1 - x1) + n2.dot(y2 - x2) + n3.dot(y3 - x3)
-                c = 2 * kw * (theta - self.rest_angle[s, h])
+                c = 2 * kw * bend_angle(theta, self.rest_angle[s, h])
                 cd = iw * 2 * prm[4] * kw / self.dt * lag
                 self._hinge_write(h, c * g0 + cd * n0, c * g1 + cd * n1, c * g2 + cd * n2,
                                   c * g3 + cd * n3, self.contrib)
@@ -428,7 +429,7 @@ class ShellKernels(DeformableKernels):
                 theta, g0, g1, g2, g3 = dihedral(q0, q1, q2, q3)
                 v0, v1, v2, v3 = self._hinge_x_slot(h, self.v, s)
                 rate = g0.dot(v0) + g1.dot(v1) + g2.dot(v2) + g3.dot(v3)
-                c = -2 * kw * (theta - self.rest_angle[s, h] + prm[4] * rate)
+                c = -2 * kw * (bend_angle(theta, self.rest_angle[s, h]) + prm[4] * rate)
                 self._hinge_write(h, c * g0, c * g1, c * g2, c * g3, self.contrib)
         self._pair_forces_explicit(s, ad)
 
@@ -450,7 +451,7 @@ class ShellKernels(DeformableKernels):
                 kw = HINGE_FACTOR * prm[2] * self.hw[h]
                 theta, g0, g1, g2, g3 = dihedral(self.xe[h, 0], self.xe[h, 1], self.xe[h, 2],
                                                  self.xe[h, 3])
-                c = 2 * kw * (theta - self.hrest_sh[h])
+                c = 2 * kw * bend_angle(theta, self.hrest_sh[h])
                 self.ge[h, 0] = c * g0
                 self.ge[h, 1] = c * g1
                 self.ge[h, 2] = c * g2
@@ -492,11 +493,11 @@ class ShellKernels(DeformableKernels):
                 if y > 0:
                     q0, q1, q2, q3 = self._hinge_x_slot(h, self.x, s + 1)
                     theta, _g0, _g1, _g2, _g3 = dihedral(q0, q1, q2, q3)
-                    dth = theta - r
+                    dth = bend_angle(theta, r)
                     if dth > y:
-                        out = theta - y
+                        out = r + dth - y
                     elif dth < -y:
-                        out = theta + y
+                        out = r + dth + y
             self.rest_angle[s + 1, h] = out
 
     # ------------------------------------------------------------------ self-contact
@@ -614,7 +615,7 @@ class ShellKernels(DeformableKernels):
                 q0, q1, q2, q3 = self._hinge_x_slot(h, self.x, s)
                 theta, _g0, _g1, _g2, _g3 = dihedral(q0, q1, q2, q3)
                 self.eH[h] = HINGE_FACTOR * prm[2] * self.hw[h] * (
-                    theta - self.rest_angle[s, h]) ** 2
+                    bend_angle(theta, self.rest_angle[s, h])) ** 2
         for _ in range(1):
             acc = 0.0
             for e in range(self.E):

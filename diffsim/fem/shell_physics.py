@@ -96,6 +96,19 @@ def membrane_damping(Fn, Fdot, beta, mu, lam):
 
 
 @ti.func
+def bend_angle(theta, rest):
+    """``theta - rest`` wrapped to ``[-pi, pi]``: how far a hinge is bent from its rest
+    angle. ``dihedral`` wraps from ``pi`` to ``-pi`` when a hinge folds flat onto itself;
+    the plain difference then jumps by ``2 pi`` and the bending energy
+    ``k (theta - rest)^2`` by ``4 pi k |rest|`` (a creased hinge, ``rest != 0``), which
+    stalled Newton's line search on Fold's sheet. Wrapped, the energy is continuous
+    (``2 pi``-periodic, a cusp at ``pi`` from rest) and its gradient unchanged
+    elsewhere (the wrap's derivative is 1)."""
+    d = theta - rest
+    return ti.atan2(ti.sin(d), ti.cos(d))     # (Taichi's autodiff has no derivative of round)
+
+
+@ti.func
 def dihedral(x0, x1, x2, x3):
     """Signed dihedral angle at edge ``x0 -> x1`` between faces ``(x0, x1, x2)`` and
     ``(x1, x0, x3)``, and its gradient (four 3-vectors)."""
