@@ -188,15 +188,6 @@ def test_one_launch_cg_of_small_meshes_equals_the_parallel_kernels(close_after):
     several times faster on the tasks' sheets); it must give the parallel kernels' solve:
     same Newton and CG iteration counts and the same states and gradients (float64, to the
     CG tolerance's effect), on a shell with contact (Lift-like) and a tet block."""
-    def sheet():
-        scene = ds.Scene(dim=3)
-        scene.add_ground(height=0.0, friction=0.5)
-        scene.add_shell(ds.Rectangle(center=(0.5, 1e-4, 0.5), size=(0.1, 0.08)),
-                        ds.ShellMaterial(E=3e6, nu=0.3, thickness=1e-4, density=800.0,
-                                         bending_stiffness=1e-4), resolution=0.02, name="sheet")
-        scene.add_tool(ds.Sphere(center=(0.5, 0.0161, 0.5), radius=0.015), friction=1.0, name="finger")
-        return ds.Shell(scene, dt=0.02, contact_stiffness=3e5, newton_tol=1e-8, cg_tol=1e-8)
-
     def block():
         scene = ds.Scene(dim=3)
         scene.add_soft_body(ds.Box(lo=(0.0, 0.5, 0.0), hi=(0.3, 0.36 + 0.2, 0.06)),
@@ -204,7 +195,7 @@ def test_one_launch_cg_of_small_meshes_equals_the_parallel_kernels(close_after):
                             fixed=lambda x: x[:, 0] < 1e-9)
         return ds.FEM(scene, dt=1e-2, newton_tol=1e-9, cg_tol=1e-9)
 
-    for make in (sheet, block):
+    for make in (_pressed_sheet, block):
         sim = make()
         close_after(sim)
         out = {}
