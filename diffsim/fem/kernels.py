@@ -508,6 +508,14 @@ class DeformableKernels:
             if ti.static(two):
                 self.red[slot2] = b
 
+    @ti.func
+    def _node_forces(self, i, xi, s):
+        """Node ``i``'s gradient at position ``xi``, in two parts: its own terms (inertia,
+        contact, friction) and the gathered element and pair forces of the positions
+        ``_elem_grad`` last saw (``gradient`` and ``slope`` use the same)."""
+        gn, _E = self._node_terms(i, xi, s, True)
+        return gn, self._gather(i, self.contrib) + self._pair_gather(i)
+
     @ti.kernel
     def gradient(self, s: ti.i32) -> ti.f64:
         """``gvec = dE/dx`` at ``xk`` (zero on fixed nodes); returns ``max |g_i| / m_i``
@@ -522,8 +530,7 @@ class DeformableKernels:
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
                 gi = ti.Vector.zero(float, self.dim)
                 if self.fixed[i] == 0:
-                    gn, _E = self._node_terms(i, self.xk[i], s, True)
-                    ge = self._gather(i, self.contrib) + self._pair_gather(i)
+                    gn, ge = self._node_forces(i, self.xk[i], s)
                     gi = gn + ge
                     acc = ti.max(acc, ti.sqrt(gi.dot(gi)) / self.mass[i])
                     fa = ti.sqrt(gn.dot(gn)) + ti.sqrt(ge.dot(ge))
@@ -588,15 +595,10 @@ class DeformableKernels:
             acc = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
                 if self.fixed[i] == 0:
-                    gn, _E = self._node_terms(i, self.xt[i], s, True)
-                    gi = gn + self._gather(i, self.contrib) + self._pair_gather(i)
-                    acc += gi.dot(self.dx[i])
+                    gn, ge = self._node_forces(i, self.xt[i], s)
+                    acc += (gn + ge).dot(self.dx[i])
             self.part[blk] = acc
-        for _ in range(1):
-            a = 0.0
-            for blk in range(self.nb):
-                a += self.part[blk]
-            self.red[16] = a
+        self._sum_parts(16, 16, False)
         return self.red[16]
 
     @ti.kernel
