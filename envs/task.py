@@ -207,12 +207,6 @@ def gripper_map(sim: ds.MPM, fingers: tuple[int, int], speed: float, close: floa
     ``fingers[1]`` towards ``+axis``. A grip then holds while the pair moves, which with
     one velocity per finger needs the fingers' speeds to agree all along a plan.
     """
-    per_tool = sim.dim + (1 if sim.dim == 2 else 3)
-    A = torch.zeros(sim.dim + 1, sim.action_dim, dtype=sim.dtype)
-    for tool in fingers:
-        for k in range(sim.dim):
-            A[k, tool * per_tool + k] = speed
-    A[sim.dim, fingers[0] * per_tool + axis] = -close
-    A[sim.dim, fingers[1] * per_tool + axis] = close
-    return A
-
+    first, second = fingers
+    return (velocity_map(sim, [(first, k, speed) for k in range(sim.dim)] + [(first, axis, -close)])
+            + velocity_map(sim, [(second, k, speed) for k in range(sim.dim)] + [(second, axis, close)]))
