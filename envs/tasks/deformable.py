@@ -10,13 +10,21 @@ from __future__ import annotations
 import torch
 
 import diffsim as ds
+from diffsim import solvers as dss
 
+from ..recipe import Recipe
 from ..task import Task
 
 #: table top height (m) of the shell and solid tasks
 TABLE_TOP = 0.1
 #: every shell task's paper-like sheet: 0.3 mm, 800 kg/m^3
 PAPER = dict(E=1e6, nu=0.3, thickness=3e-4, density=800.0, bending_stiffness=3e-5)
+#: the recipe of the sheet tasks driven by a two-finger gripper (Lift, Fold)
+GRIPPER_RECIPE = Recipe(
+    dss.Adam(lr=0.1), knots=4, horizon=dss.ExpandingHorizon(start=10, step=10, patience=3),
+    budget_s=600.0, note=("Adam on 4 hat functions per action with FluidLab's expanding horizon "
+                          "(from 10 steps, 10 more at each plateau of 3 iterations): the short "
+                          "horizons learn to close on the sheet before they learn to carry it"))
 
 
 class ShellTask(Task):

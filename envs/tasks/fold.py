@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import diffsim as ds
-from diffsim import solvers as dss
 
-from ..recipe import Recipe
 from ..task import gripper_map
-from .deformable import PAPER, TABLE_TOP, ShellTask, over_vertex
+from .deformable import GRIPPER_RECIPE, PAPER, TABLE_TOP, ShellTask, over_vertex
 from .geometry import jitter_tools
 
 EDGE = 0.5              # table edge (x); the sheet overhangs it by 2 cm
@@ -72,8 +70,7 @@ class Fold(ShellTask):
     success_threshold = 0.1
     #: the framework adds the contact-seeking term (zero while the tools touch)
     contacts = (("upper", "sheet"), ("lower", "sheet"))
-    recipe = Recipe(dss.Adam(lr=0.1), knots=4, horizon=dss.ExpandingHorizon(start=10, step=10, patience=3),
-                    budget_s=600.0, note="Lift-v2's recipe (the same gripper on the same sheet)")
+    recipe = GRIPPER_RECIPE
 
     def build_scene(self):
         scene = ds.Scene(dim=3)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import diffsim as ds
-from diffsim import solvers as dss
 
-from ..recipe import Recipe
 from ..task import gripper_map
-from .deformable import PAPER, TABLE_TOP, ShellTask, centroid, over_vertex
+from .deformable import GRIPPER_RECIPE, PAPER, TABLE_TOP, ShellTask, centroid, over_vertex
 from .geometry import jitter_tools
 
 EDGE = 0.5          # the table ends at x = EDGE; the sheet overhangs it by 2 cm
@@ -71,11 +69,7 @@ class Lift(ShellTask):
     success_threshold = 0.1
     #: the framework adds the contact-seeking term (zero while the tools touch)
     contacts = (("upper", "sheet"), ("lower", "sheet"))
-    recipe = Recipe(dss.Adam(lr=0.1), knots=4, horizon=dss.ExpandingHorizon(start=10, step=10, patience=3),
-                    budget_s=600.0, note=(
-                        "Adam on 4 hat functions per action with FluidLab's expanding horizon "
-                        "(from 10 steps, 10 more at each plateau of 3 iterations): the short "
-                        "horizons learn to close on the sheet before they learn to lift it"))
+    recipe = GRIPPER_RECIPE
 
     def build_scene(self):
         scene = ds.Scene(dim=3)
