@@ -15,6 +15,8 @@ from .evaluator import Evaluator
 from .problem import ControlProblem
 
 SCHEDULES = ("constant", "cosine", "exponential")
+#: ``Adam(reject=...)`` ends converged once rejections halved the rate this far
+MIN_LR_SCALE = 2.0 ** -10
 
 
 @dataclasses.dataclass
@@ -29,6 +31,13 @@ class AdamState:
     #: the learning rate's factor after rejected steps (1: none; it grows back by 2 per
     #: accepted step)
     lr_scale: float = 1.0
+    #: the most ``lr_scale`` grows back to: halved for good by each rejected step
+    #: (``Adam(reject=...)``), so that a rejection cannot recur in a cycle
+    lr_cap: float = 1.0
+    #: the lowest loss of this (re)start and its iterate (None before the first)
+    best: float | None = None
+    best_x: torch.Tensor | None = None
+    best_grad: torch.Tensor | None = None
 
 
 def _scale_lr(state: AdamState, factor: float) -> None:
@@ -102,6 +111,13 @@ class Adam(AbstractGradientMethod):
             iteration's loss). A fresh scheduler is made at every (re)start of the method.
         backtrack: failed evaluations in a row that step back (halving) before the run
             ends with ``NON_FINITE``; 0 ends it at the first.
+        reject: a finite loss above ``reject`` times the lowest of the run so far (> 1;
+            None: never) sends the iterate back to that best point, with fresh moments and
+            the learning rate halved for the rest of the run, to step from there again;
+            the run ends converged once the rate is 2**-10 of ``lr``. For losses with cliffs (a
+            grip or a contact lost): there one step lands far above the best, and Adam's
+            momentum carries it on over a plateau whose gradient does not lead back. For
+            losses >= 0 (off while the best is <= 0).
 
     Raises:
         ValueError, TypeError: options out of range (named in the message).
@@ -116,6 +132,7 @@ class Adam(AbstractGradientMethod):
     gamma: float = 0.99
     scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
     backtrack: int = 4
+    reject: float | None = None
 
     def __post_init__(self):
         number("lr", self.lr, lo=0.0, lo_open=True)
@@ -134,6 +151,8 @@ class Adam(AbstractGradientMethod):
         number("gamma", self.gamma, lo=0.0, hi=1.0, lo_open=True)
         check_scheduler(self.scheduler)
         positive_int("backtrack", self.backtrack, minimum=0)
+        if self.reject is not None:
+            number("reject", self.reject, lo=1.0, lo_open=True)
         if self.scheduler is not None and self.schedule != "constant":
             raise ValueError(f"give either schedule= ({self.schedule!r}) or scheduler=, not both")
 
@@ -152,6 +171,19 @@ class Adam(AbstractGradientMethod):
             floor = self.lr_min / self.lr
             return lambda k: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(k, n) / max(n - 1, 1)))
         return lambda k: 1.0
+
+    def _step(self, prob: ControlProblem, state: AdamState) -> None:
+        """One projected Adam step from ``state.x`` with the gradient in ``x.grad``."""
+        x = state.x
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([x], self.grad_clip)
+        state.opt.step()
+        with torch.no_grad():
+            x.copy_(prob.project(x))
+
+    def _too_high(self, state: AdamState, value: float) -> bool:
+        return (self.reject is not None and state.best is not None and state.best > 0
+                and value > self.reject * state.best)
 
     def init(self, prob: ControlProblem, u: torch.Tensor, ctx: Context) -> AdamState:
         x = u.detach().clone().requires_grad_(True)
@@ -178,13 +210,25 @@ class Adam(AbstractGradientMethod):
                 x.copy_(state.good + 0.5 * (x - state.good))
             _scale_lr(state, 0.5)
             return state, info
+        if self._too_high(state, value):
+            # back to the best point with fresh moments (the momentum that carried the
+            # iterate over the cliff would carry it on) and half the rate, and step from
+            # there with its stored gradient
+            with torch.no_grad():
+                x.copy_(state.best_x)
+            x.grad = state.best_grad.clone()
+            state.opt.state.clear()
+            state.good, state.backtracks = state.best_x.clone(), 0
+            state.lr_cap *= 0.5
+            _scale_lr(state, min(1.0, state.lr_cap / state.lr_scale))
+            info.converged = state.lr_cap < MIN_LR_SCALE
+            self._step(prob, state)
+            return state, info
+        if state.best is None or value < state.best:
+            state.best, state.best_x, state.best_grad = value, x.detach().clone(), grad.detach().clone()
         state.good, state.backtracks = x.detach().clone(), 0
-        if state.lr_scale < 1.0:   # grows back while steps succeed
-            _scale_lr(state, min(2.0, 1.0 / state.lr_scale))
-        if self.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_([x], self.grad_clip)
-        state.opt.step()
-        with torch.no_grad():
-            x.copy_(prob.project(x))
+        if state.lr_scale < state.lr_cap:   # grows back while steps succeed
+            _scale_lr(state, min(2.0, state.lr_cap / state.lr_scale))
+        self._step(prob, state)
         scheduler_step(state.sched, value)
         return state, info

@@ -284,6 +284,30 @@ def test_adam_backtracks_a_bounded_number_of_times():
         dss.Adam(backtrack=-1)
 
 
+def test_adam_reject_returns_from_a_cliff():
+    """A loss with a cliff (a grip lost): entry (0, 0) has its optimum at 0.29 beside a
+    cliff at 0.3, past which a plateau 4 higher slopes away. Plain Adam's momentum carries
+    that entry over the edge and the slope keeps it there, so the other entries stop at
+    the best iterate before the fall; with ``reject`` the run goes back to that best point
+    with half the rate and converges."""
+    def loss(U):
+        u = U[0, 0]
+        edge = torch.where(u < 0.3, (u - 0.29) ** 2, 4.0 - 0.1 * (u - 0.3))
+        return ((U - 0.5) ** 2).sum() - (u - 0.5) ** 2 + edge
+
+    prob = dss.ControlProblem(loss, u0=torch.zeros(T, D), bounds=(-1.0, 1.0))
+    plain = dss.solve(prob, dss.Adam(lr=0.05), maxiters=150)
+    fell = plain.history.mean[-1]
+    safe = dss.solve(prob, dss.Adam(lr=0.05, reject=1.5), maxiters=150)
+    assert fell > 3.5 and plain.loss > 0.4          # over the edge for good
+    assert safe.loss < 1e-4 and float(safe.u[0, 0]) < 0.3
+    assert max(safe.history.best) == safe.history.best[0]
+    # every rejection halves the rate for good: the run ends converged, not in a cycle
+    assert safe.retcode is dss.ControlReturnCode.SUCCESS and safe.niters < 150
+    with pytest.raises(ValueError, match="reject must be"):
+        dss.Adam(reject=1.0)
+
+
 def test_lbfgs_restarts_over_isolated_failures():
     """L-BFGS whose line search meets failures at scattered trial points (one in five
     here): by default it abandons the step, restarts from the best point with half the step
