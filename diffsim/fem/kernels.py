@@ -259,6 +259,18 @@ class DeformableKernels:
         return acc
 
     @ti.func
+    def _gathered(self, i):
+        """Node ``i``'s share of the element terms last written to ``contrib`` (forces, or
+        a Hessian product's element part) plus its pair terms (self-contact)."""
+        return self._gather(i, self.contrib) + self._pair_gather(i)
+
+    @ti.func
+    def _hessian_row(self, i, v):
+        """``(H v)_i``: the node's own block times ``v_i`` plus the gathered element and
+        pair products (``_elem_matvec``/``_pair_matvec`` of ``v`` ran before)."""
+        return self.Hn[i] @ v + self._gathered(i)
+
+    @ti.func
     def _gather_m(self, i):
         acc = ti.Matrix.zero(float, self.dim, self.dim)
         for j in range(self.node_ptr[i], self.node_ptr[i + 1]):
@@ -431,7 +443,7 @@ class DeformableKernels:
     @ti.kernel
     def gather_forces(self):
         for i in range(self.N):
-            self.fel[i] = self._gather(i, self.contrib) + self._pair_gather(i)
+            self.fel[i] = self._gathered(i)
 
     @ti.kernel
     def scatter_force_grads(self):
@@ -514,7 +526,7 @@ class DeformableKernels:
         contact, friction) and the gathered element and pair forces of the positions
         ``_elem_grad`` last saw (``gradient`` and ``slope`` use the same)."""
         gn, _E = self._node_terms(i, xi, s, True)
-        return gn, self._gather(i, self.contrib) + self._pair_gather(i)
+        return gn, self._gathered(i)
 
     @ti.kernel
     def gradient(self, s: ti.i32) -> ti.f64:
@@ -664,7 +676,7 @@ class DeformableKernels:
         self._elem_matvec(src)
         self._pair_matvec(src)
         for i in range(self.N):
-            y = self.Hn[i] @ src[i] + self._gather(i, self.contrib) + self._pair_gather(i)
+            y = self._hessian_row(i, src[i])
             if ti.static(mask):
                 if self.fixed[i] != 0:
                     y = ti.Vector.zero(float, self.dim)
@@ -694,7 +706,7 @@ class DeformableKernels:
     def _cg_apply_node(self, i):
         """``(H p)_i`` into ``cAp`` from the gathered element and pair terms (0 on fixed
         nodes); returns ``p_i . (H p)_i``."""
-        y = self.Hn[i] @ self.cp[i] + self._gather(i, self.contrib) + self._pair_gather(i)
+        y = self._hessian_row(i, self.cp[i])
         if self.fixed[i] != 0:
             y = ti.Vector.zero(float, self.dim)
         self.cAp[i] = y
