@@ -268,7 +268,7 @@ class DeformableKernels:
     def _hessian_row(self, i, v):
         """``(H v)_i``: the node's own block times ``v_i`` plus the gathered element and
         pair products (``_elem_matvec``/``_pair_matvec`` of ``v`` ran before)."""
-        return self.Hn[i] @ v + self._gathered(i)
+        return self.Hn[i] @ v + self._gather(i, self.contrib) + self._pair_gather(i)
 
     @ti.func
     def _gather_m(self, i):
