@@ -243,8 +243,8 @@ def test_cg_reports_an_overflowed_iteration_as_a_breakdown():
     def engine(residuals):
         seq = iter(residuals)
         eng = DeformableEngine.__new__(DeformableEngine)
-        eng.k = SimpleNamespace(cg_start=lambda use_gradient: 1.0,
-                                cg_iter=lambda parity: next(seq))
+        eng.k = SimpleNamespace(cg=SimpleNamespace(start=lambda use_gradient: 1.0,
+                                                   iterate=lambda parity: next(seq)))
         eng.opts, eng.eps = SolverOptions(max_cg=10), 1e-7
         return eng
 

@@ -184,7 +184,7 @@ def test_newton_steps_by_the_energys_slope_where_energies_cannot_decide(close_af
 
 
 def test_one_launch_cg_of_small_meshes_equals_the_parallel_kernels(close_after):
-    """Small meshes solve CG in one single-threaded launch on the CPU (``cg_serial``,
+    """Small meshes solve CG in one single-threaded launch on the CPU (``NodeCG.serial``,
     several times faster on the tasks' sheets); it must give the parallel kernels' solve:
     same Newton and CG iteration counts and the same states and gradients (float64, to the
     CG tolerance's effect), on a shell with contact (Lift-like) and a tet block."""

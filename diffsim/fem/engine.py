@@ -63,7 +63,7 @@ SLOPE_BISECTIONS = 12
 #: the relative residual of a CG solve cannot go below a few ``eps``
 CG_ULPS = 16
 #: meshes up to this many nodes solve CG in one single-threaded launch on the CPU
-#: (``kernels.cg_serial``): below it the 4 launches per iteration cost more than the
+#: (``NodeCG.serial``, fem/node_cg.py): below it the 4 launches per iteration cost more than the
 #: arithmetic (Lift-v1's 115-node sheet: 119 iterations per Newton step)
 SERIAL_CG_NODES = 1000
 
@@ -110,7 +110,7 @@ class SolverStats:
 class DeformableEngine:
     """Kernels of one model with room for ``segment`` control steps."""
 
-    #: CG in one single-threaded launch (``kernels.cg_serial``; set per engine in __init__)
+    #: CG in one single-threaded launch (``NodeCG.serial``; set per engine in __init__)
     serial_cg = False
 
     def __init__(self, kernels_cls, model, segment: int, requires_grad: bool, dtype, device,
@@ -284,16 +284,16 @@ class DeformableEngine:
         k = self.k
         rel_tol = max(rel_tol, CG_ULPS * self.eps)
         if self.serial_cg:
-            it = int(k.cg_serial(1 if use_gradient else 0, rel_tol, self.opts.max_cg))
+            it = int(k.cg.serial(1 if use_gradient else 0, rel_tol, self.opts.max_cg))
             if it < 0 or not math.isfinite(float(k.red[4])):
                 return abs(it), True       # as below: the caller projects and solves again
             return it, False
-        rr0 = k.cg_start(1 if use_gradient else 0)
+        rr0 = k.cg.start(1 if use_gradient else 0)
         if rr0 <= 0:
             return 0, False
         target = rel_tol * rel_tol * rr0
         for it in range(self.opts.max_cg):
-            rr = k.cg_iter(it % 2)
+            rr = k.cg.iterate(it % 2)
             if rr < 0 or not math.isfinite(rr):
                 # negative curvature, or a breakdown that overflowed (float32: an exact
                 # Hessian near singular along p): the caller projects the Hessian and
@@ -320,16 +320,16 @@ class DeformableEngine:
             noise_x = STEP_ULPS * self.eps * X
             tol_x = max(user_tol, noise_x)
             self.node_hessian(s)
-            k.prepare(project)
+            k.cg.prepare(project)
             n_cg, neg = self.cg(True, o.cg_tol)
-            gdx = k.descent()
+            gdx = k.cg.descent()
             if not project and (neg or gdx >= 0):
                 # the exact Hessian is indefinite here: project it (for the rest of the step)
                 project = True
-                k.prepare(True)
+                k.cg.prepare(True)
                 n2, _neg = self.cg(True, o.cg_tol)
                 n_cg += n2
-                gdx = k.descent()
+                gdx = k.cg.descent()
             st.newton_iters += 1
             st.cg_iters += n_cg
             dxmax = float(k.red[9])
@@ -442,7 +442,7 @@ class DeformableEngine:
             self.node_hessian(s)
             if exact is not None:
                 exact(s)
-            k.prepare(False)
+            k.cg.prepare(False)
 
         def solve():
             n_cg, neg = self.cg(False, o.adjoint_tol)
@@ -452,7 +452,7 @@ class DeformableEngine:
                 # the exact Hessian is indefinite here (e.g. a buckling sheet): fall back to
                 # the projected one, an approximation of the gradient, and count it
                 st.adjoint_fallbacks += 1
-                k.prepare(True)
+                k.cg.prepare(True)
                 n2, _ = self.cg(False, o.adjoint_tol)
                 n_cg += n2
             st.adjoint_solves += 1
@@ -460,7 +460,7 @@ class DeformableEngine:
 
         def seed():
             k.copy_lambda_to_p()
-            k.matvec_full()
+            k.cg.matvec_full()
             k.seed_vjp(s)
 
         def elements():

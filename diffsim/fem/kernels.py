@@ -11,10 +11,11 @@ incremental potential ``E(x) = |x - x_n - h v_n|_M^2 / (2 h^2) + Psi(x) - M g.(x
 damping + contact + friction`` (Martin et al. 2011; Gast et al. 2015)::
 
     begin_step(s) -> [gradient -> prepare_hessian(projected) -> node_hessian passes
-    -> cg_start -> cg_iter* -> line_search] * -> end_step(s)
+    -> cg.start -> cg.iterate* -> line_search] * -> end_step(s)
 
 The Hessian is never assembled: element Hessians are stored in factored form and
-applied matrix-free inside preconditioned (block-Jacobi) conjugate gradients. The
+applied matrix-free inside preconditioned (block-Jacobi) conjugate gradients
+(``node_cg.NodeCG``, ``self.cg``, which runs on these fields and hooks). The
 node blocks (inertia, contact, friction) come from Taichi's reverse mode applied to
 the node gradient function with unit seeds, so they are exact by construction.
 
@@ -38,7 +39,7 @@ import taichi as ti
 from ..node_contact import coulomb_velocity, lagged_friction, penalty
 from ..runtime import ensure_init, free_fields
 from ..sdf import make_sdf
-from .linalg import psd
+from .node_cg import NodeCG
 
 
 @ti.data_oriented
@@ -201,6 +202,8 @@ class DeformableKernels:
             self.slot_node.from_numpy(slot_node)
         self.iw[0] = 1.0
         self._upload_static()
+        #: the Newton step's linear solver (block-Jacobi PCG on these fields)
+        self.cg = NodeCG(self)
 
     # ------------------------------------------------------------------ hooks
     def before_substep(self, s: int) -> None:
@@ -641,235 +644,6 @@ class DeformableKernels:
             self.Hn[i] = Hn
             self.xk.grad[i] = ti.Vector.zero(float, self.dim)
             self.gn.grad[i] = seed_v
-
-    @ti.kernel
-    def prepare(self, project: ti.template()):
-        """Element Hessians (factored) and the block-Jacobi preconditioner at ``xk``."""
-        self._elem_prepare(self.xk, project)
-        self._pair_prepare(self.xk, project)
-        for i in range(self.N):
-            Hn = 0.5 * (self.Hn[i] + self.Hn[i].transpose())
-            if ti.static(project):
-                Hn = psd(Hn)
-            self.Hn[i] = Hn
-            B = Hn + self._gather_m(i) + self._pair_diag(i)
-            P = ti.Matrix.identity(float, self.dim)
-            if self.fixed[i] == 0:
-                # the block of an exact (indefinite) Hessian is shifted to be SPD for
-                # preconditioning (Gershgorin bound on its smallest eigenvalue)
-                B = 0.5 * (B + B.transpose())
-                low = B[0, 0]
-                scale = 0.0
-                for r in ti.static(range(self.dim)):
-                    off = 0.0
-                    for c in ti.static(range(self.dim)):
-                        if ti.static(c != r):
-                            off += ti.abs(B[r, c])
-                    low = ti.min(low, B[r, r] - off)
-                    scale = ti.max(scale, ti.abs(B[r, r]))
-                shift = ti.max(0.0, -low) + 1e-10 * scale + 1e-300
-                P = (B + shift * ti.Matrix.identity(float, self.dim)).inverse()
-            self.Pinv[i] = P
-
-    @ti.func
-    def _matvec(self, src: ti.template(), dst: ti.template(), mask: ti.template()):
-        self._elem_matvec(src)
-        self._pair_matvec(src)
-        for i in range(self.N):
-            y = self._hessian_row(i, src[i])
-            if ti.static(mask):
-                if self.fixed[i] != 0:
-                    y = ti.Vector.zero(float, self.dim)
-            dst[i] = y
-
-    @ti.kernel
-    def matvec_full(self):
-        """``cAp = H cp`` on every node, fixed ones included (their rows are needed by the
-        backward pass: a fixed node's position enters its neighbours' equations)."""
-        self._matvec(self.cp, self.cAp, False)
-
-    @ti.func
-    def _cg_init_node(self, i, use_gradient):
-        """CG start at node ``i``: ``r = b`` (``-g`` or ``rhs``; 0 on fixed nodes), ``x = 0``,
-        ``z = p = P r``; returns ``(r.z, r.r)`` of the node."""
-        b = ti.select(use_gradient != 0, -self.gvec[i], self.rhs[i])
-        if self.fixed[i] != 0:
-            b = ti.Vector.zero(float, self.dim)
-        self.cr[i] = b
-        self.dx[i] = ti.Vector.zero(float, self.dim)
-        z = self.Pinv[i] @ b
-        self.cz[i] = z
-        self.cp[i] = z
-        return b.dot(z), b.dot(b)
-
-    @ti.func
-    def _cg_apply_node(self, i):
-        """``(H p)_i`` into ``cAp`` from the gathered element and pair terms (0 on fixed
-        nodes); returns ``p_i . (H p)_i``."""
-        y = self._hessian_row(i, self.cp[i])
-        if self.fixed[i] != 0:
-            y = ti.Vector.zero(float, self.dim)
-        self.cAp[i] = y
-        return self.cp[i].dot(y)
-
-    @ti.func
-    def _cg_update_node(self, i, a):
-        """``x += a p``, ``r -= a H p``, ``z = P r`` at node ``i``; returns ``(r.z, r.r)``."""
-        self.dx[i] += a * self.cp[i]
-        r = self.cr[i] - a * self.cAp[i]
-        self.cr[i] = r
-        z = self.Pinv[i] @ r
-        self.cz[i] = z
-        return r.dot(z), r.dot(r)
-
-    @ti.kernel
-    def cg_start(self, use_gradient: ti.i32) -> ti.f64:
-        """``r = b`` (``-g`` or ``rhs``), ``x = 0``, ``z = P r``, ``p = z``; returns ``|r|^2``."""
-        for blk in range(self.nb):
-            acc = 0.0
-            acc2 = 0.0
-            for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                bz, bb = self._cg_init_node(i, use_gradient)
-                acc += bz
-                acc2 += bb
-            self.part[blk] = acc
-            self.part2[blk] = acc2
-        self._sum_parts(3, 4, True)   # red[3] = r.z, red[4] = r.r
-        return self.red[4]
-
-    @ti.kernel
-    def cg_iter(self, parity: ti.i32) -> ti.f64:
-        """One preconditioned CG iteration in four parallel loops; returns ``|r|^2`` (-1 on
-        negative curvature). Every block sums the (few) block partials itself, so no serial
-        loop is needed; ``r.z`` ping-pongs between ``red[3]`` and ``red[15]`` (``parity``)."""
-        self._elem_matvec(self.cp)
-        self._pair_matvec(self.cp)
-        for blk in range(self.nb):
-            acc = 0.0
-            for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                acc += self._cg_apply_node(i)
-            self.part3[blk] = acc
-        for blk in range(self.nb):
-            pAp = 0.0
-            for b in range(self.nb):
-                pAp += self.part3[b]
-            rz = ti.select(parity == 0, self.red[3], self.red[15])
-            a = 0.0
-            if pAp > 0:
-                a = rz / pAp
-            acc = 0.0
-            acc2 = 0.0
-            for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                rz_i, rr_i = self._cg_update_node(i, a)
-                acc += rz_i
-                acc2 += rr_i
-            self.part[blk] = acc
-            self.part2[blk] = acc2
-        for blk in range(self.nb):
-            rz_new = 0.0
-            rr = 0.0
-            pAp = 0.0
-            for b in range(self.nb):
-                rz_new += self.part[b]
-                rr += self.part2[b]
-                pAp += self.part3[b]
-            rz = ti.select(parity == 0, self.red[3], self.red[15])
-            beta = 0.0
-            if rz > 0:
-                beta = rz_new / rz
-            for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                self.cp[i] = self.cz[i] + beta * self.cp[i]
-            if blk == 0:
-                if parity == 0:
-                    self.red[15] = rz_new
-                else:
-                    self.red[3] = rz_new
-                self.red[4] = rr
-                self.red[5] = pAp
-        out = self.red[4]
-        if self.red[5] <= 0:
-            out = -1.0
-        return out
-
-    @ti.kernel
-    def cg_serial(self, use_gradient: ti.i32, rel_tol: ti.f64, max_it: ti.i32) -> ti.f64:
-        """The whole preconditioned CG solve of ``cg_start`` + ``cg_iter`` in one launch, on
-        one thread: for the small meshes of the tasks a solve of 100-200 iterations costs
-        its ~4 launches per iteration, not its arithmetic (``engine.cg`` picks it on the CPU
-        up to ``SERIAL_CG_NODES`` nodes). Same iterates as the parallel kernels up to the
-        order of the sums. Returns the iterations, negated when ``p^T H p <= 0`` (negative
-        curvature); ``red[4]`` holds the last ``|r|^2`` (the caller checks it is finite)."""
-        for _ in range(1):
-            rz = 0.0
-            rr = 0.0
-            for i in range(self.N):
-                bz, bb = self._cg_init_node(i, use_gradient)
-                rz += bz
-                rr += bb
-            result = 0.0
-            if rr > 0:
-                target = rel_tol * rel_tol * rr
-                it = 0
-                while it < max_it:
-                    self._elem_matvec(self.cp)
-                    self._pair_matvec(self.cp)
-                    pAp = 0.0
-                    for i in range(self.N):
-                        pAp += self._cg_apply_node(i)
-                    it += 1
-                    if pAp <= 0:
-                        result = -1.0 * it
-                        break
-                    a = rz / pAp
-                    rz_new = 0.0
-                    rr = 0.0
-                    for i in range(self.N):
-                        rz_i, rr_i = self._cg_update_node(i, a)
-                        rz_new += rz_i
-                        rr += rr_i
-                    beta = 0.0
-                    if rz > 0:
-                        beta = rz_new / rz
-                    for i in range(self.N):
-                        self.cp[i] = self.cz[i] + beta * self.cp[i]
-                    rz = rz_new
-                    result = 1.0 * it
-                    if rr <= target:
-                        break
-            self.red[4] = rr
-            self.red[10] = result
-        return self.red[10]
-
-    @ti.kernel
-    def descent(self) -> ti.f64:
-        """``g . dx``, ``max |dx_i|`` (``red[9]``) and ``max |P_i g_i|`` (``red[8]``): the
-        block-Jacobi step, how far a node is from its equilibrium with its neighbours held
-        (``P_i`` the inverse of node ``i``'s diagonal Hessian block)."""
-        for blk in range(self.nb):
-            acc = 0.0
-            mx = 0.0
-            mp = 0.0
-            for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):
-                acc += self.gvec[i].dot(self.dx[i])
-                pg = self.Pinv[i] @ self.gvec[i]
-                for a in ti.static(range(self.dim)):
-                    mx = ti.max(mx, ti.abs(self.dx[i][a]))
-                    mp = ti.max(mp, ti.abs(pg[a]))
-            self.part[blk] = acc
-            self.part2[blk] = mx
-            self.part3[blk] = mp
-        for _ in range(1):
-            a = 0.0
-            m = 0.0
-            mp = 0.0
-            for blk in range(self.nb):
-                a += self.part[blk]
-                m = ti.max(m, self.part2[blk])
-                mp = ti.max(mp, self.part3[blk])
-            self.red[10] = a
-            self.red[9] = m
-            self.red[8] = mp
-        return self.red[10]
 
     # ------------------------------------------------------------------ backward helpers
     @ti.kernel
