@@ -81,7 +81,7 @@ def _check(sim, segment, quick):
     with torch.no_grad():
         end = sim.rollout(s0, U0, segment=segment)[-1]
     assert (end.rest_angle[flap] - s0.rest_angle[flap]).abs().max() > 1e-3, "no plastic flow"
-    assert sim._engine.k.n_pairs[0] > 0, "the stacked sheets must be in self-contact"
+    assert sim._engine.k.pairs.n_pairs[0] > 0, "the stacked sheets must be in self-contact"
 
     with torch.no_grad():
         for idx in [(0, 0), (T - 1, 1), (1, 4)][:2 if quick else 3]:

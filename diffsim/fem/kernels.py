@@ -40,6 +40,7 @@ from ..node_contact import coulomb_velocity, lagged_friction, penalty
 from ..runtime import ensure_init, free_fields
 from ..sdf import make_sdf
 from .node_cg import NodeCG
+from .selfcontact import NoPairs
 
 
 @ti.data_oriented
@@ -171,6 +172,8 @@ class DeformableKernels:
         self.iw = ti.field(real)       # 1: dynamic step, 0: quasi-static (equilibrium)
         place((1,), self.iw, grad=False)
 
+        #: the pair terms (self-contact; ``selfcontact.py``): none unless _build_fields sets one
+        self.pairs = NoPairs(self)
         self._build_fields()
         self._tree = fb.finalize()
 
@@ -265,13 +268,13 @@ class DeformableKernels:
     def _gathered(self, i):
         """Node ``i``'s share of the element terms last written to ``contrib`` (forces, or
         a Hessian product's element part) plus its pair terms (self-contact)."""
-        return self._gather(i, self.contrib) + self._pair_gather(i)
+        return self._gather(i, self.contrib) + self.pairs.gather(i)
 
     @ti.func
     def _hessian_row(self, i, v):
         """``(H v)_i``: the node's own block times ``v_i`` plus the gathered element and
-        pair products (``_elem_matvec``/``_pair_matvec`` of ``v`` ran before)."""
-        return self.Hn[i] @ v + self._gather(i, self.contrib) + self._pair_gather(i)
+        pair products (``_elem_matvec`` and ``pairs.matvec`` of ``v`` ran before)."""
+        return self.Hn[i] @ v + self._gather(i, self.contrib) + self.pairs.gather(i)
 
     @ti.func
     def _gather_m(self, i):
@@ -452,11 +455,7 @@ class DeformableKernels:
     def scatter_force_grads(self):
         for j in range(self.n_slots):
             self.contrib.grad[j] = self.fel.grad[self.slot_node[j]]
-        self._pair_scatter_grads()
-
-    @ti.func
-    def _pair_scatter_grads(self):
-        pass
+        self.pairs.scatter_grads()
 
     @ti.kernel
     def explicit_nodes(self, s: ti.i32, ad: ti.template()):
@@ -592,7 +591,7 @@ class DeformableKernels:
                     mag += ti.abs(self.eH[e])
             self.part[blk] = acc
             self.part2[blk] = mag
-        self._pair_energy(self.xt)
+        self.pairs.energy(self.xt)
         self._sum_parts(1, 14, True)   # red[14]: sum of |terms|, the round-off scale
         return self.red[1] + self.red[2]
 
@@ -809,27 +808,6 @@ class DeformableKernels:
 
     @ti.func
     def _zero_extra_state_grads(self, n: ti.template()):
-        pass
-
-    # ------------------------------------------------------------------ default hooks
-    @ti.func
-    def _pair_gather(self, i):
-        return ti.Vector.zero(float, self.dim)
-
-    @ti.func
-    def _pair_diag(self, i):
-        return ti.Matrix.zero(float, self.dim, self.dim)
-
-    @ti.func
-    def _pair_energy(self, src: ti.template()):
-        self.red[2] = 0.0
-
-    @ti.func
-    def _pair_prepare(self, src: ti.template(), project: ti.template()):
-        pass
-
-    @ti.func
-    def _pair_matvec(self, src: ti.template()):
         pass
 
 

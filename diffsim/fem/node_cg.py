@@ -4,9 +4,9 @@ conjugate gradients on the matrix-free Hessian.
 ``NodeCG(kernels)`` holds no fields of its own: it runs on the node fields of a
 ``DeformableKernels`` (``gvec``/``rhs`` in, ``dx`` out; ``cr``, ``cz``, ``cp``, ``cAp`` the
 CG vectors, ``Hn`` the node blocks, ``Pinv`` the preconditioner, ``part*``/``red`` the
-blocked reductions) and applies the Hessian through its element and pair hooks
-(``_elem_prepare``/``_elem_matvec``, ``_pair_*``), so solids, shells and tactile pads
-share it. Stages, called by ``engine.DeformableEngine``::
+blocked reductions) and applies the Hessian through its element hooks
+(``_elem_prepare``/``_elem_matvec``) and its pair part (``kernels.pairs``), so solids,
+shells and tactile pads share it. Stages, called by ``engine.DeformableEngine``::
 
     prepare(project) -> start -> iterate* (or serial: the whole solve in one launch)
     -> descent                      (and matvec_full for the backward pass)
@@ -36,13 +36,13 @@ class NodeCG:
         """Element Hessians (factored) and the block-Jacobi preconditioner at ``xk``."""
         k = self.kern
         k._elem_prepare(k.xk, project)
-        k._pair_prepare(k.xk, project)
+        k.pairs.prepare(k.xk, project)
         for i in range(k.N):
             Hn = 0.5 * (k.Hn[i] + k.Hn[i].transpose())
             if ti.static(project):
                 Hn = psd(Hn)
             k.Hn[i] = Hn
-            B = Hn + k._gather_m(i) + k._pair_diag(i)
+            B = Hn + k._gather_m(i) + k.pairs.diag(i)
             P = ti.Matrix.identity(float, k.dim)
             if k.fixed[i] == 0:
                 # the block of an exact (indefinite) Hessian is shifted to be SPD for
@@ -65,7 +65,7 @@ class NodeCG:
     def _matvec(self, src: ti.template(), dst: ti.template(), mask: ti.template()):
         k = self.kern
         k._elem_matvec(src)
-        k._pair_matvec(src)
+        k.pairs.matvec(src)
         for i in range(k.N):
             y = k._hessian_row(i, src[i])
             if ti.static(mask):
@@ -140,7 +140,7 @@ class NodeCG:
         loop is needed; ``r.z`` ping-pongs between ``red[3]`` and ``red[15]`` (``parity``)."""
         k = self.kern
         k._elem_matvec(k.cp)
-        k._pair_matvec(k.cp)
+        k.pairs.matvec(k.cp)
         for blk in range(k.nb):
             acc = 0.0
             for i in range(blk * k.block, ti.min((blk + 1) * k.block, k.N)):
@@ -210,7 +210,7 @@ class NodeCG:
                 it = 0
                 while it < max_it:
                     k._elem_matvec(k.cp)
-                    k._pair_matvec(k.cp)
+                    k.pairs.matvec(k.cp)
                     pAp = 0.0
                     for i in range(k.N):
                         pAp += self._apply_node(i)

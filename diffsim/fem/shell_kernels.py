@@ -10,8 +10,8 @@ passes come from Taichi's autodiff: ``explicit_elems`` (explicit steps) and ``vj
 
 import taichi as ti
 
-from ..node_contact import penalty
 from .kernels import DeformableKernels
+from .selfcontact import VertexRepulsion
 from .shell_physics import (
     HINGE_FACTOR,
     bend_angle,
@@ -66,20 +66,10 @@ class ShellKernels(DeformableKernels):
         place((self.capacity, H), self.rest_angle)
         self.hinge_mode = ti.field(ti.i32)   # 0: Gauss-Newton hinge Hessian, 1: exact blocks
         place((1,), self.hinge_mode, grad=False)
-        # self-contact: candidate vertex pairs (rebuilt on the host before every substep)
-        self.sc_radius = float(self.model.self_contact)
-        self.pcap = max(int(self.model.self_contact_capacity), 1) if self.sc_radius > 0 else 1
-        self.pair_ij = ti.Vector.field(2, ti.i32)
-        self.pA = ti.Matrix.field(3, 3, real)
-        place((self.pcap,), self.pair_ij, self.pA, grad=False)
-        self.pc = ti.Vector.field(3, real, needs_grad=True)
-        place((2 * self.pcap,), self.pc, grad=True)
-        self.pair_slots = ti.field(ti.i32)
-        place((2 * self.pcap,), self.pair_slots, grad=False)
-        self.pair_ptr = ti.field(ti.i32)
-        place((self.N + 1,), self.pair_ptr, grad=False)
-        self.n_pairs = ti.field(ti.i32)
-        place((1,), self.n_pairs, grad=False)
+        # self-contact: vertex repulsion over candidate pairs rebuilt before every substep
+        if self.model.self_contact > 0:
+            self.pairs = VertexRepulsion(self, self.model.self_contact,
+                                         self.model.self_contact_capacity, self.model.elem)
 
     def _upload_static(self):
         m = self.model
@@ -98,14 +88,6 @@ class ShellKernels(DeformableKernels):
         self.plastic = bool(self.H and (m.hinge_yield > 0).any())
         self.hslot0 = 3 * m.n_elems
         self.hinge_mode[0] = 0
-        self.has_pairs = self.sc_radius > 0
-        self.sc_width = 0.25 * self.sc_radius
-        self._pairs: dict = {}
-        self._loaded_pairs = None
-        if self.has_pairs:
-            from .selfcontact import excluded_pairs
-
-            self._excluded = excluded_pairs(m.elem)
 
     # ------------------------------------------------------------------ engine entry points
     def element_forces(self, s: int, ad: bool) -> None:
@@ -138,16 +120,7 @@ class ShellKernels(DeformableKernels):
             self.plastic_update(s)
 
     def before_substep(self, s: int) -> None:
-        if self.has_pairs:
-            from .selfcontact import find_pairs, upload_pairs
-
-            # candidates from the start of the substep; rebuilt identically when the
-            # backward pass recomputes a segment (same positions, same pairs)
-            pairs = find_pairs(self, s)
-            key = pairs.tobytes()
-            if key != self._loaded_pairs:
-                upload_pairs(self, pairs)
-                self._loaded_pairs = key
+        self.pairs.before_substep(s)
 
     def after_substep_grad(self, s: int) -> None:
         if self.H:
@@ -267,7 +240,7 @@ class ShellKernels(DeformableKernels):
     @ti.func
     def _elem_grad_and_pairs(self, src: ti.template()):
         self._elem_grad_shell(src)
-        self._pair_grad(src)
+        self.pairs.grad(src)
 
     @ti.func
     def _elem_energy(self, src: ti.template()):
@@ -431,7 +404,7 @@ class ShellKernels(DeformableKernels):
                 rate = g0.dot(v0) + g1.dot(v1) + g2.dot(v2) + g3.dot(v3)
                 c = -2 * kw * (bend_angle(theta, self.rest_angle[s, h]) + prm[4] * rate)
                 self._hinge_write(h, c * g0, c * g1, c * g2, c * g3, self.contrib)
-        self._pair_forces_explicit(s, ad)
+        self.pairs.forces_explicit(s, ad)
 
     # ------------------------------------------------------------------ exact hinge Hessian
     @ti.kernel
@@ -499,106 +472,6 @@ class ShellKernels(DeformableKernels):
                     elif dth < -y:
                         out = r + dth + y
             self.rest_angle[s + 1, h] = out
-
-    # ------------------------------------------------------------------ self-contact
-    @ti.func
-    def _pair_force(self, k, xi, xj):
-        """Gradient on vertex i of pair ``k`` (j gets the negative), energy, and the pieces of
-        the Hessian: ``(g, E, u, d, rho, drho, mbar)``."""
-        ij = self.pair_ij[k]
-        mbar = 0.5 * (self.mass[ij[0]] + self.mass[ij[1]]) * self.kappa
-        r = xi - xj
-        d = ti.sqrt(r.dot(r) + 1e-30)
-        u = r / d
-        pen = self.sc_radius - d
-        rho, R = penalty(pen, self.sc_width)
-        drho = 0.0
-        if pen > 0:
-            drho = ti.min(pen / self.sc_width, 1.0)
-        return -mbar * rho * u, mbar * R, u, d, rho, drho, mbar
-
-    @ti.func
-    def _pair_grad(self, src: ti.template()):
-        if ti.static(self.has_pairs):
-            for k in range(self.pcap):
-                if k < self.n_pairs[0]:
-                    ij = self.pair_ij[k]
-                    g, _E, _u, _d, _r, _dr, _m = self._pair_force(k, src[ij[0]], src[ij[1]])
-                    self.pc[2 * k] = g
-                    self.pc[2 * k + 1] = -g
-
-    @ti.func
-    def _pair_scatter_grads(self):
-        if ti.static(self.has_pairs):
-            for k in range(self.pcap):
-                if k < self.n_pairs[0]:
-                    ij = self.pair_ij[k]
-                    self.pc.grad[2 * k] = self.fel.grad[ij[0]]
-                    self.pc.grad[2 * k + 1] = self.fel.grad[ij[1]]
-
-    @ti.func
-    def _pair_gather(self, i):
-        acc = ti.Vector.zero(float, 3)
-        if ti.static(self.has_pairs):
-            for j in range(self.pair_ptr[i], self.pair_ptr[i + 1]):
-                acc += self.pc[self.pair_slots[j]]
-        return acc
-
-    @ti.func
-    def _pair_diag(self, i):
-        acc = ti.Matrix.zero(float, 3, 3)
-        if ti.static(self.has_pairs):
-            for j in range(self.pair_ptr[i], self.pair_ptr[i + 1]):
-                acc += self.pA[self.pair_slots[j] // 2]
-        return acc
-
-    @ti.func
-    def _pair_prepare(self, src: ti.template(), project: ti.template()):
-        if ti.static(self.has_pairs):
-            for k in range(self.pcap):
-                if k < self.n_pairs[0]:
-                    ij = self.pair_ij[k]
-                    _g, _E, u, d, rho, drho, mbar = self._pair_force(k, src[ij[0]], src[ij[1]])
-                    uu = u.outer_product(u)
-                    A = mbar * drho * uu
-                    if ti.static(not project):
-                        A -= mbar * rho / d * (ti.Matrix.identity(float, 3) - uu)
-                    self.pA[k] = A
-
-    @ti.func
-    def _pair_matvec(self, src: ti.template()):
-        if ti.static(self.has_pairs):
-            for k in range(self.pcap):
-                if k < self.n_pairs[0]:
-                    ij = self.pair_ij[k]
-                    y = self.pA[k] @ (src[ij[0]] - src[ij[1]])
-                    self.pc[2 * k] = y
-                    self.pc[2 * k + 1] = -y
-
-    @ti.func
-    def _pair_energy(self, src: ti.template()):
-        if ti.static(self.has_pairs):
-            for _ in range(1):
-                acc = 0.0
-                for k in range(self.n_pairs[0]):
-                    ij = self.pair_ij[k]
-                    _g, E, _u, _d, _r, _dr, _m = self._pair_force(k, src[ij[0]], src[ij[1]])
-                    acc += E
-                self.red[2] = acc
-        else:
-            self.red[2] = 0.0
-
-    @ti.func
-    def _pair_forces_explicit(self, s: ti.template(), ad: ti.template()):
-        if ti.static(self.has_pairs):
-            ti.loop_config(serialize=ti.static(self._serial(ad)))
-            for k in range(self.pcap):
-                if k < self.n_pairs[0]:
-                    ij = self.pair_ij[k]
-                    g, _E, _u, _d, _r, _dr, _m = self._pair_force(k, self.x[s, ij[0]],
-                                                                  self.x[s, ij[1]])
-                    self.pc[2 * k] = -g
-                    self.pc[2 * k + 1] = g
 
     # ------------------------------------------------------------------ diagnostics, transfer
     @ti.kernel
