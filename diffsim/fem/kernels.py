@@ -273,7 +273,9 @@ class DeformableKernels:
     @ti.func
     def _hessian_row(self, i, v):
         """``(H v)_i``: the node's own block times ``v_i`` plus the gathered element and
-        pair products (``_elem_matvec`` and ``pairs.matvec`` of ``v`` ran before)."""
+        pair products (``_elem_matvec`` and ``pairs.matvec`` of ``v`` ran before). Summed
+        left to right, not ``Hn v + _gathered(i)``: the iterates stay bitwise those of the
+        solver before ``_gathered`` existed."""
         return self.Hn[i] @ v + self._gather(i, self.contrib) + self.pairs.gather(i)
 
     @ti.func
@@ -523,10 +525,17 @@ class DeformableKernels:
                 self.red[slot2] = b
 
     @ti.func
+    def _forces_at(self, src: ti.template()):
+        """The element and pair forces at positions ``src`` into their slots (``contrib``,
+        the pairs' own), for ``_node_forces`` to gather."""
+        self._elem_grad(src)
+        self.pairs.grad(src)
+
+    @ti.func
     def _node_forces(self, i, xi, s):
         """Node ``i``'s gradient at position ``xi``, in two parts: its own terms (inertia,
         contact, friction) and the gathered element and pair forces of the positions
-        ``_elem_grad`` last saw (``gradient`` and ``slope`` use the same)."""
+        ``_forces_at`` last saw (``gradient`` and ``slope`` use the same)."""
         gn, _E = self._node_terms(i, xi, s, True)
         return gn, self._gathered(i)
 
@@ -536,7 +545,7 @@ class DeformableKernels:
         (m/s^2). ``red[6]``: the largest coordinate ``max |xk_i|`` (m), the scale of the
         positions' rounding; ``red[7]``: ``sqrt(sum_i (|node terms_i| + |element
         forces_i|)^2)`` (N), the forces whose work on that rounding is the energy's."""
-        self._elem_grad(self.xk)
+        self._forces_at(self.xk)
         for blk in range(self.nb):
             acc = 0.0
             xmax = 0.0
@@ -604,7 +613,7 @@ class DeformableKernels:
         that the energies cannot (``DeformableEngine.newton``)."""
         for i in range(self.N):
             self.xt[i] = self.xk[i] + alpha * self.dx[i]
-        self._elem_grad(self.xt)
+        self._forces_at(self.xt)
         for blk in range(self.nb):
             acc = 0.0
             for i in range(blk * self.block, ti.min((blk + 1) * self.block, self.N)):

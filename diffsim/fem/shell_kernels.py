@@ -212,10 +212,6 @@ class ShellKernels(DeformableKernels):
 
     @ti.func
     def _elem_grad(self, src: ti.template()):
-        self._elem_grad_and_pairs(src)
-
-    @ti.func
-    def _elem_grad_shell(self, src: ti.template()):
         iw = self.iw[0]
         for gi in ti.static(range(self.n_groups)):
             for e in range(self.g_start[gi], self.g_end[gi]):
@@ -236,11 +232,6 @@ class ShellKernels(DeformableKernels):
                 self._hinge_write(h, c * g0 + cd * self.hgn[h, 0], c * g1 + cd * self.hgn[h, 1],
                                   c * g2 + cd * self.hgn[h, 2], c * g3 + cd * self.hgn[h, 3],
                                   self.contrib)
-
-    @ti.func
-    def _elem_grad_and_pairs(self, src: ti.template()):
-        self._elem_grad_shell(src)
-        self.pairs.grad(src)
 
     @ti.func
     def _elem_energy(self, src: ti.template()):
