@@ -17,7 +17,7 @@ plus hinge bending). For each case:
   reported but not charged to the peer. Printed: time per linear solve (PCG vs
   spsolve), time per step (ours vs ours-with-spsolve) and their ratios.
 
-Task-sized meshes (``--tasks``, default Lift-v2 Fold-v2 Separate-v1 Squeeze-v1; each task's
+Task-sized meshes (``--tasks``, default Lift-v2 Fold-v3 Separate-v1 Squeeze-v1; each task's
 own mesh, float precision and options, one rollout of seeded random actions): forward and
 forward + backward seconds with CG in one single-threaded launch (``kernels.cg_serial``,
 chosen on the CPU up to ``engine.SERIAL_CG_NODES`` nodes) against the parallel CG kernels
@@ -308,7 +308,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--arch", default=None)
     ap.add_argument("--no-peer", action="store_true")
-    ap.add_argument("--tasks", nargs="*", default=["diffsim/Lift-v2", "diffsim/Fold-v2", "diffsim/Separate-v1",
+    ap.add_argument("--tasks", nargs="*", default=["diffsim/Lift-v2", "diffsim/Fold-v3", "diffsim/Separate-v1",
                                                    "diffsim/Squeeze-v1"])
     ap.add_argument("--json", help="write results to this file")
     args = ap.parse_args(argv)
