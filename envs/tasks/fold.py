@@ -28,6 +28,8 @@ MID = 0.5 * (X0 + X1)   # the fold line
 SPEED = 0.25            # top speed (m/s) of the gripper
 #: the fold line (x, y): the middle of the sheet, at its rest height
 FOLD_LINE = (MID, TABLE_TOP + PAPER["thickness"])
+#: reference-fold targets by (task build, dtype, device): one 60-step rollout per process
+_REFERENCE_FOLDS: dict = {}
 
 
 def reference_fold(horizon: int = 60, reach: float = 1.3, lift: float = 1.0) -> torch.Tensor:
@@ -140,11 +142,15 @@ class Fold(ShellTask):
 
     def _target(self, sim):
         """(N, 3) target positions (m): the sheet after ``reference_fold`` from the
-        unshifted start, simulated once (with it, the far half's distance along the fold)."""
+        unshifted start, simulated once per process and simulator build (with it, the far
+        half's distance along the fold)."""
         if not hasattr(self, "_target_x"):
-            U = reference_fold(self.defaults["horizon"]).to(sim.dtype) @ self.action_map(sim)
-            with torch.no_grad():
-                x = sim.rollout(pinch(sim, self._open_start(sim)), U)[-1].x
+            key = (self.cache_key(), sim.dtype, str(sim.rest_positions.device))
+            if key not in _REFERENCE_FOLDS:
+                U = reference_fold(self.defaults["horizon"]).to(sim.dtype) @ self.action_map(sim)
+                with torch.no_grad():
+                    _REFERENCE_FOLDS[key] = sim.rollout(pinch(sim, self._open_start(sim)), U)[-1].x
+            x = _REFERENCE_FOLDS[key]
             self._target_x = x
             self._along = AlongTurn(x, FOLD_LINE, sim.rest_positions[:, 0] > MID)
         return self._target_x
