@@ -8,6 +8,7 @@ import torch
 
 import diffsim as ds
 
+from .. import cache
 from ..task import gripper_map
 from .deformable import (
     PAPER,
@@ -28,8 +29,6 @@ MID = 0.5 * (X0 + X1)   # the fold line
 SPEED = 0.25            # top speed (m/s) of the gripper
 #: the fold line (x, y): the middle of the sheet, at its rest height
 FOLD_LINE = (MID, TABLE_TOP + PAPER["thickness"])
-#: reference-fold targets by (task build, dtype, device): one 60-step rollout per process
-_REFERENCE_FOLDS: dict = {}
 
 
 def reference_fold(horizon: int = 60, reach: float = 1.3, lift: float = 1.0) -> torch.Tensor:
@@ -64,7 +63,7 @@ class Fold(ShellTask):
     Rewards:
         Decrease of the objective: the goal, the mean squared distance of the vertices to
         the target (the sheet after a reference fold, ``reference_fold``, simulated once
-        per task) divided by (5 cm)^2; plus the same mean of the far half's distance to
+        per simulator) divided by (5 cm)^2; plus the same mean of the far half's distance to
         the target along the fold, ``(r_target (angle - angle_target))^2`` with the angles
         about the fold line (``deformable.AlongTurn``), so that the objective points up and over
         rather than straight through the sheet; plus the shaping term ``sum_fingers
@@ -95,7 +94,7 @@ class Fold(ShellTask):
         instead of each finger's velocity (6 -> 4 actions), as Lift-v2: a grip then
         holds while the pair moves. Scene, loss and success unchanged.
         v3: the target is the sheet after a reference fold (``reference_fold``, simulated
-        once per task from the unshifted start at the default horizon), as Carve-v1's:
+        from the unshifted start at the default horizon), as Carve-v1's:
         v2's target, the far half mirrored flat onto the near half, was out of this
         gripper's reach in 1.2 s (the best of the hand-written arcs ended at 0.147, with
         the edge 3.2 cm short and a 2 cm loop at the crease; Adam refining it, 0.107).
@@ -105,9 +104,9 @@ class Fold(ShellTask):
         closing at full speed throughout, 36 mm per finger: goal 3.6-3.8; closing for 4
         steps: 0.06); a 1.4 mm pinch (4 steps of closing) also let the sheet slip under
         plans far from the reference (Lift-v2's recipe: 5.5, the objective flat at 18.7
-        once the grip was lost; with the 3.8 mm pinch: 0.17). The objective adds the far half's distance
-        along the fold (Rewards): v2's loss pulled the edge straight through the sheet
-        towards its target (Lift-v2's recipe: 2.69).
+        once the grip was lost; with the 3.8 mm pinch: 0.17). The objective adds the far
+        half's distance along the fold (Rewards): v2's loss pulled the edge straight
+        through the sheet towards its target (Lift-v2's recipe: 2.69).
     """
 
     name = "Fold"
@@ -142,18 +141,18 @@ class Fold(ShellTask):
 
     def _target(self, sim):
         """(N, 3) target positions (m): the sheet after ``reference_fold`` from the
-        unshifted start, simulated once per process and simulator build (with it, the far
-        half's distance along the fold)."""
+        unshifted start, simulated once per shared simulator (``cache.derived``; with it,
+        the far half's distance along the fold)."""
         if not hasattr(self, "_target_x"):
-            key = (self.cache_key(), sim.dtype, str(sim.rest_positions.device))
-            if key not in _REFERENCE_FOLDS:
-                U = reference_fold(self.defaults["horizon"]).to(sim.dtype) @ self.action_map(sim)
-                with torch.no_grad():
-                    _REFERENCE_FOLDS[key] = sim.rollout(pinch(sim, self._open_start(sim)), U)[-1].x
-            x = _REFERENCE_FOLDS[key]
+            x = cache.derived(self, sim, "reference_fold", self._reference_fold)
             self._target_x = x
             self._along = AlongTurn(x, FOLD_LINE, sim.rest_positions[:, 0] > MID)
         return self._target_x
+
+    def _reference_fold(self, sim):
+        U = reference_fold(self.defaults["horizon"]).to(sim.dtype) @ self.action_map(sim)
+        with torch.no_grad():
+            return sim.rollout(pinch(sim, self._open_start(sim)), U)[-1].x
 
     def goal_loss(self, sim, state):
         return ((state.x - self._target(sim)) ** 2).sum(1).mean() / 0.05 ** 2
