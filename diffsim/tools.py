@@ -147,25 +147,39 @@ def tool_trajectory(model, controls: torch.Tensor, pos0: torch.Tensor,
     lin, ang = u[..., :d], u[..., d:]
     vel = torch.cat([lin.repeat_interleave(S, 0), lin[-1:]], 0)      # (n, K, d)
     omega = torch.cat([ang.repeat_interleave(S, 0), ang[-1:]], 0)    # (n, K, r)
-    disp = torch.cat([torch.zeros_like(vel[:1]), torch.cumsum(vel[:-1] * dt, 0)], 0)
-    pos = pos0[None] + disp
+    # Poses are built one control step at a time, each from the pose the step starts at
+    # and the same tensor shapes whatever T is, so that T calls of ``step`` give bitwise
+    # the poses of one rollout of T steps (a cumulative sum over the whole rollout rounds
+    # differently in float32: 1e-8 m apart, which a grip on the edge of slipping grew into
+    # another outcome in a few dozen steps).
+    tau = dt * torch.arange(S + 1, **kw)[:, None, None]                # (S+1, 1, 1) s
+    p, pos = pos0, []
     if d == 2:
-        angle = rot0[None, :, 0] + torch.cat(
-            [torch.zeros_like(omega[:1, :, 0]), torch.cumsum(omega[:-1, :, 0] * dt, 0)], 0)
+        a, angle = rot0[:, 0], []
+    else:
+        q, quat = rot0, []
+    for t in range(T):
+        ps = p[None] + tau * lin[t][None]                              # (S+1, K, d)
+        pos.append(ps[:S])
+        p = ps[S]
+        if d == 2:
+            As = a[None] + tau[..., 0] * ang[t][None, :, 0]             # (S+1, K)
+            angle.append(As[:S])
+            a = As[S]
+        else:
+            qs = quat_mul(quat_exp(ang[t][None] * tau), q[None])      # (S+1, K, 4)
+            qs = torch.cat([q[None], qs[1:] / qs[1:].norm(dim=-1, keepdim=True)], 0)
+            quat.append(qs[:S])
+            q = qs[S]
+    pos = torch.cat(pos + [p[None]], 0)                                # (n, K, d)
+    if d == 2:
+        angle = torch.cat(angle + [a[None]], 0)                        # (n, K)
         R = angle_to_matrix(angle)
 
         def poses(s):
             return pos[s], angle[s][:, None]
     else:
-        j = torch.arange(S + 1, **kw)[:, None, None]                  # (S+1, 1, 1)
-        quats = [rot0[None]]
-        q = rot0
-        for t in range(T):
-            qs = quat_mul(quat_exp(ang[t][None] * (dt * j)), q[None])  # (S+1, K, 4)
-            quats.append(qs[1:])
-            q = qs[-1]
-        quat = torch.cat(quats, 0)
-        quat = quat / quat.norm(dim=-1, keepdim=True)
+        quat = torch.cat(quat + [q[None]], 0)                          # (n, K, 4)
         R = quat_to_matrix(quat)
 
         def poses(s):
