@@ -5,7 +5,7 @@ A solve optimises the task's actions with the task's recipe (``method="auto"``) 
 plain method, then replays the best actions through ``env.step`` from the same seeded
 reset: the reported ``success`` and ``goal_loss`` are those of the replay, so
 ``actions.npy`` reproduces them with nothing but Gymnasium. Artifacts (``out``):
-``actions.npy`` (normalised actions, (T, act_dim) float32), ``summary.json``,
+``actions.npy`` (normalised actions, (T, act_dim), in the simulator's float type), ``summary.json``,
 ``loss.png`` and ``before_after.gif`` (zero actions beside the solution; only where the
 renderer supports the task's simulator, else ``summary.json`` says why).
 """
@@ -251,7 +251,9 @@ def solve_task(task: str, *, seed: int = 0, method: str = "auto", budget_s: floa
             res = dss.solve(prob, rec.algorithm, maxtime=budget, maxevals=max_rollouts, seed=seed,
                             target=target, progress=progress, catch=(ds.SimulationError,),
                             **rec.solve_kwargs())
-            actions = res.controls.detach().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
+            # in the simulator's float type: float64 actions rounded to float32 would
+            # replay another trajectory than the optimiser's
+            actions = res.controls.detach().clamp(-1.0, 1.0).cpu().numpy()
             history = {"rollouts": list(res.history.nevals), "best": list(res.history.best),
                        "iteration": list(res.history.minimum), "stage": list(res.history.stage)}
             summary.update({

@@ -262,14 +262,14 @@ def test_solve_cli_writes_artifacts_that_replay_to_the_reported_success(tmp_path
         assert im.size == (384, 192) and 1 <= im.n_frames <= 5   # identical frames)
     # replay with nothing but Gymnasium: the reported success and goal loss
     actions = np.load(out / "actions.npy")
-    assert actions.shape == (4, 3) and actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
+    assert actions.shape == (4, 3) and actions.dtype == np.float64 and np.all(np.abs(actions) <= 1)
     env.reset(seed=3)
     for a in actions:
         *_, info = env.step(a)
     assert info["success"] == s["success"] and info["goal_loss"] == s["goal_loss"]
     # the optimiser's best is what the replay gives (CEM's best loss = the replayed one)
-    assert s["objective_optimised"] == pytest.approx(s["objective"], rel=1e-6)
-    assert abs(s["replay_gap"]) <= 1e-6 * abs(s["objective"])
+    # (bitwise: env.step repeats the rollout's rounding, and the actions keep their dtype)
+    assert s["replay_gap"] == 0.0 and s["objective_optimised"] == s["objective"]
     assert s["goal_loss"] <= s["zero_actions_goal_loss"]   # CEM evaluates zero actions first
     _, start = env.reset(seed=3)
     assert s["start_goal_loss"] == start["goal_loss"]
