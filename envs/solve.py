@@ -145,6 +145,8 @@ def provenance() -> dict:
 
 # ------------------------------------------------------------------------------ solve
 def _uses_gradients(alg) -> bool:
+    if isinstance(alg, dss.Restarts):
+        return _uses_gradients(alg.method)
     return isinstance(alg, (dss.AbstractGradientMethod, dss.Hybrid))
 
 

@@ -46,6 +46,7 @@ from .control import (
     ExpandingHorizon,
     Hybrid,
     MPCResult,
+    Restarts,
     receding_horizon,
     step_weights,
 )
@@ -117,6 +118,6 @@ __all__ = [
     "NeuralODE", "NeuralSDE", "ModuleField",
     "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
     "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod", "AbstractSampler",
-    "Adam", "LBFGS", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+    "Adam", "LBFGS", "CEM", "MPPI", "Hybrid", "Restarts", "MPC", "MPCResult", "receding_horizon",
     "ActionBasis", "ExpandingHorizon", "step_weights",
 ]

@@ -6,6 +6,7 @@
     basis = ActionBasis(steps=T, knots=8, kind="cubic")            # U = B @ W, W: (8, act_dim)
     prob = ControlProblem(loss_fn, u0=torch.zeros(8, A), bounds=(-1.0, 1.0), basis=basis)
     res = solve(prob, Hybrid(CEM(), Adam(), restarts=3), maxtime=60, seed=0)
+    res = solve(prob, Restarts(Adam(reject=1.5), scale=0.1), maxtime=60, seed=0)  # basin hopping
     res = solve(prob, Adam(), maxiters=200, horizon=ExpandingHorizon(start=10, step=10))
     out = receding_horizon(env, MPC(CEM(), horizon=10, maxiters=5), steps=30)
 
@@ -14,6 +15,7 @@ in ``solve.py`` owns budgets, history, callbacks and progress bars.
 """
 
 from . import hybrid as _hybrid  # noqa: F401  (registers the Hybrid method)
+from . import restarts as _restarts  # noqa: F401  (registers the Restarts method)
 from . import solve as _solve  # noqa: F401  (registers the optimizer method)
 from .adam import Adam
 from .base import (
@@ -32,6 +34,7 @@ from .lbfgs import LBFGS
 from .mpc import MPC, MPCResult, receding_horizon
 from .mppi import MPPI
 from .problem import ControlProblem
+from .restarts import Restarts
 from .result import ControlHistory, ControlResult
 from .retcode import ControlError, ControlReturnCode
 from .solve import Iteration
@@ -41,6 +44,6 @@ __all__ = [
     "ControlProblem", "ControlResult", "ControlHistory", "ControlReturnCode", "ControlError",
     "Iteration", "AbstractControlAlgorithm", "AbstractOptimizer", "AbstractGradientMethod",
     "AbstractSampler", "Context", "StepInfo", "Evaluator",
-    "Adam", "LBFGS", "CEM", "MPPI", "Hybrid", "MPC", "MPCResult", "receding_horizon",
+    "Adam", "LBFGS", "CEM", "MPPI", "Hybrid", "Restarts", "MPC", "MPCResult", "receding_horizon",
     "ActionBasis", "ExpandingHorizon", "step_weights",
 ]

@@ -13,9 +13,9 @@ from diffsim.dispatch import register
 from .base import AbstractControlAlgorithm, AbstractGradientMethod, AbstractSampler
 from .checks import number, positive_int
 from .problem import ControlProblem
-from .result import ControlHistory, ControlResult
+from .result import ControlResult
 from .retcode import ControlReturnCode
-from .solve import Iteration, check_options, finish, make_generator, run
+from .solve import Iteration, check_options, combine, finish, left, make_generator, run, spent
 from .temporal import ExpandingHorizon
 
 
@@ -90,18 +90,10 @@ class Hybrid(AbstractControlAlgorithm):
         return maxiters, evals, secs
 
 
-def _left(total, used):
-    return None if total is None else total - used
-
-
 def _share(total, n: int, integer: bool):
     if total is None:
         return None
     return max(1, total // n) if integer else total / n
-
-
-def _spent(iters, evals, secs) -> bool:
-    return any(x is not None and x <= 0 for x in (iters, evals, secs))
 
 
 @register(ControlProblem, Hybrid)
@@ -144,39 +136,24 @@ def solve_hybrid(prob: ControlProblem, alg: Hybrid, *, maxiters: int | None = No
     reached = opts.target is not None and best <= opts.target
     ok = stages[-1].retcode is ControlReturnCode.SUCCESS
     starts.sort(key=lambda p: p[0])
-    g_iters, g_evals = _left(opts.maxiters, done[0]), _left(opts.maxevals, done[1])
-    g_time = _left(opts.maxtime, time.perf_counter() - t0)
+    g_iters, g_evals = left(opts.maxiters, done[0]), left(opts.maxevals, done[1])
+    g_time = left(opts.maxtime, time.perf_counter() - t0)
     n = len(starts)
-    if ok and not reached and n and not _spent(g_iters, g_evals, g_time):
+    if ok and not reached and n and not spent(g_iters, g_evals, g_time):
         gen = make_generator(opts.seed, prob.u0.device)
         for i, (_, u) in enumerate(starts):
-            left = n - i   # later starts inherit what earlier ones left unused
-            g_time = _left(opts.maxtime, time.perf_counter() - t0)
-            if _spent(g_iters, g_evals, g_time):
+            k = n - i   # later starts inherit what earlier ones left unused
+            g_time = left(opts.maxtime, time.perf_counter() - t0)
+            if spent(g_iters, g_evals, g_time):
                 break
-            res = go(alg.gradient, u, gen, maxiters=_share(g_iters, left, True),
-                     maxevals=_share(g_evals, left, True), maxtime=_share(g_time, left, False),
+            res = go(alg.gradient, u, gen, maxiters=_share(g_iters, k, True),
+                     maxevals=_share(g_evals, k, True), maxtime=_share(g_time, k, False),
                      horizon=opts.horizon)
-            g_iters, g_evals = _left(g_iters, res.niters), _left(g_evals, res.nevals)
+            g_iters, g_evals = left(g_iters, res.niters), left(g_evals, res.nevals)
             if res.retcode is not ControlReturnCode.SUCCESS or (
                     opts.target is not None and res.loss <= opts.target):
                 break
-    hist = ControlHistory()
-    nev, best_so_far = 0, math.inf
-    for s in stages:
-        hist.extend(s.history, nevals_offset=nev, best_before=best_so_far)
-        nev += s.nevals
-        best_so_far = min(best_so_far, s.loss)
     # with a temporal schedule only the gradient stages' losses are at the full horizon
-    pool = [s for s in stages if opts.horizon is None or s.horizon is not None] or stages
-    winner = min(pool, key=lambda s: s.loss)
-    last = stages[-1]
-    res = ControlResult(
-        u=winner.u, loss=winner.loss, history=hist,
-        nevals=sum(s.nevals for s in stages), nbackward=sum(s.nbackward for s in stages),
-        niters=sum(s.niters for s in stages), nnonfinite=sum(s.nnonfinite for s in stages),
-        time=time.perf_counter() - t0, retcode=last.retcode, message=last.message,
-        prob=prob, alg=alg, stages=tuple(stages),
-        top=tuple(sorted((p for s in stages for p in s.top), key=lambda p: p[0])[:alg.top_k]),
-        horizon=last.horizon)
+    pool = [s for s in stages if opts.horizon is None or s.horizon is not None]
+    res = combine(stages, prob, alg, time.perf_counter() - t0, pool, alg.top_k)
     return finish(res, opts)

@@ -221,6 +221,40 @@ def run(prob: ControlProblem, alg: AbstractOptimizer, u: torch.Tensor, opts: Opt
                          horizon=None if sched is None else sched.horizon)
 
 
+def left(total, used):
+    """What is left of a budget ``total`` (None: unlimited) after ``used``."""
+    return None if total is None else total - used
+
+
+def spent(iters, evals, secs) -> bool:
+    """Whether any of the budgets left (None: unlimited) is used up."""
+    return any(x is not None and x <= 0 for x in (iters, evals, secs))
+
+
+def combine(stages: list, prob: ControlProblem, alg, seconds: float, pool: list,
+            top_k: int = 1) -> ControlResult:
+    """One result of a method run in stages (``Hybrid``'s sampler and gradient runs,
+    ``Restarts``' runs): the best point of the stages in ``pool`` (those whose losses
+    compare: with a temporal schedule, not a stage that ended on a shorter horizon; all
+    stages if none), one history, summed counts, the last stage's return code."""
+    hist = ControlHistory()
+    nev, best_so_far = 0, math.inf
+    for s in stages:
+        hist.extend(s.history, nevals_offset=nev, best_before=best_so_far)
+        nev += s.nevals
+        best_so_far = min(best_so_far, s.loss)
+    winner = min(pool or stages, key=lambda s: s.loss)
+    last = stages[-1]
+    return ControlResult(
+        u=winner.u, loss=winner.loss, history=hist,
+        nevals=sum(s.nevals for s in stages), nbackward=sum(s.nbackward for s in stages),
+        niters=sum(s.niters for s in stages), nnonfinite=sum(s.nnonfinite for s in stages),
+        time=seconds, retcode=last.retcode, message=last.message,
+        prob=prob, alg=alg, stages=tuple(stages),
+        top=tuple(sorted((p for s in stages for p in s.top), key=lambda p: p[0])[:top_k]),
+        horizon=last.horizon)
+
+
 def finish(res: ControlResult, opts: Options) -> ControlResult:
     if opts.throw and not res.successful:
         raise ControlError(res.retcode, res.niters, res.message, res)

@@ -1,4 +1,4 @@
-"""Trajectory optimization: ControlProblem with Adam, CEM, MPPI, Hybrid, and MPC.
+"""Trajectory optimization: ControlProblem with Adam, CEM, MPPI, Hybrid, Restarts and MPC.
 
 Pure torch and float64 (tests/solvers/conftest.py), except the last test, which drives a
 real diffsim environment through receding-horizon control at a tiny size.
@@ -144,6 +144,40 @@ def test_hybrid_budget_split():
     res = dss.solve(prob, dss.Hybrid(dss.MPPI(samples=10), dss.Adam(), sampler_iters=3), maxiters=10)
     assert [s.niters for s in res.stages] == [3, 7] and res.nevals == 30 + 7
     assert res.nbackward == 7
+
+
+def _tilted_double_well(u):
+    """Minima near u = +0.5 (0.124, local) and u = -0.5 (0.074, global), per entry."""
+    return ((u ** 2 - 0.25) ** 2 + 0.05 * u).sum() + 0.1
+
+
+def test_restarts_hop_out_of_a_local_minimum():
+    prob = dss.ControlProblem(_tilted_double_well, torch.full((1,), 0.3), bounds=(-1.0, 1.0))
+    alone = dss.solve(prob, dss.LBFGS(), maxevals=200, seed=0)   # converges in the near well
+    assert float(alone.u) > 0 and alone.loss == pytest.approx(0.1243, abs=1e-4)
+    assert alone.nevals < 20                                     # ... with most budget left
+    res = dss.solve(prob, dss.Restarts(dss.LBFGS(), scale=0.3), maxevals=200, seed=0)
+    assert res.stages[0].loss == alone.loss and torch.equal(res.stages[0].u, alone.u)
+    assert float(res.u) < 0 and res.loss == pytest.approx(0.0744, abs=1e-4)
+    assert len(res.stages) > 2 and res.nevals <= 200 and res.nevals == sum(s.nevals for s in res.stages)
+    assert res.loss == min(s.loss for s in res.stages) and res.history.best[-1] == res.loss
+    again = dss.solve(prob, dss.Restarts(dss.LBFGS(), scale=0.3), maxevals=200, seed=0)
+    assert torch.equal(again.u, res.u) and again.nevals == res.nevals   # seeded
+    once = dss.solve(prob, dss.Restarts(dss.LBFGS(), scale=0.3, max_restarts=1), maxevals=200, seed=0)
+    assert len(once.stages) == 2
+    # a method that never converges runs once, exactly as without Restarts
+    plain = dss.solve(prob, dss.Adam(lr=0.05), maxevals=60, seed=0)
+    wrapped = dss.solve(prob, dss.Restarts(dss.Adam(lr=0.05)), maxevals=60, seed=0)
+    assert len(wrapped.stages) == 1 and torch.equal(wrapped.u, plain.u) and wrapped.nevals == 60
+
+
+def test_restarts_validates_its_options():
+    with pytest.raises(TypeError, match="Restarts' method must be an iterative method"):
+        dss.Restarts("adam")
+    with pytest.raises(ValueError, match="scale"):
+        dss.Restarts(dss.Adam(), scale=0.0)
+    with pytest.raises(ValueError, match="max_restarts"):
+        dss.Restarts(dss.Adam(), max_restarts=0)
 
 
 def test_nevals_counted():

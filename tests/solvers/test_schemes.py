@@ -447,3 +447,20 @@ def test_top_k_refines_several_distinct_starts():
         dss.Hybrid(dss.CEM(), dss.Adam(), restarts=0)
     with pytest.raises(TypeError, match="Hybrid's gradient must be a gradient method"):
         dss.Hybrid(dss.CEM(), dss.CEM())
+
+
+def test_restarts_run_the_schedule_once_then_the_whole_horizon():
+    """``Restarts`` hands the solve's horizon schedule to its first run only: the restarts
+    start from a plan for the whole horizon and optimise it; the result is a loss at the
+    full horizon."""
+    T = 12
+    loss, calls = _tracking(T, k=1.0)   # chaotic: Adam(reject=...) converges early
+    prob = dss.ControlProblem(loss, torch.zeros(T, 1), bounds=(-1, 1))
+    sched = dss.ExpandingHorizon(start=3, step=3, patience=2, full_at=0.5, weighting="sum")
+    res = dss.solve(prob, dss.Restarts(dss.Adam(lr=0.05, reject=1.1), scale=0.05), maxevals=300,
+                    horizon=sched, seed=0)
+    first, *later = res.stages
+    assert first.horizon == T and later and all(s.horizon is None for s in later)
+    assert calls[0].tolist() == [1.0] * 3 + [0.0] * (T - 3)           # the schedule's start
+    assert all(w is None or w.tolist() == [1.0] * T for w in calls[first.nevals:])
+    assert res.loss == pytest.approx(float(loss(res.u))) and res.loss <= first.loss
