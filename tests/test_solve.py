@@ -223,6 +223,11 @@ def test_recipes():
     assert pinch().solve_recipe() is pinch.recipe and isinstance(pinch.recipe.algorithm, dss.Adam)
     for m in ("adam", "lbfgs", "cem", "mppi", "hybrid"):
         assert isinstance(plain_algorithm(m), dss.AbstractControlAlgorithm)
+    # the kernel warm-up compiles the backward pass where a recipe's method needs it
+    from diffsim.envs.solve import _uses_gradients
+
+    assert _uses_gradients(dss.Restarts(dss.Adam())) and _uses_gradients(default_recipe().algorithm)
+    assert not _uses_gradients(dss.Restarts(dss.CEM())) and not _uses_gradients(dss.CEM())
     with pytest.raises(ValueError, match="unknown method 'newton'"):
         plain_algorithm("newton")
     with pytest.raises(TypeError, match="algorithm must be a dss trajectory optimiser"):
