@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 import diffsim as ds
+from diffsim import solvers as dss
 
 from ..task import gripper_map
 from .deformable import (
@@ -86,7 +89,12 @@ class Flip(ShellTask):
     success_threshold = 0.1
     #: the framework adds the contact-seeking term (zero while the tools touch)
     contacts = (("upper", "page"), ("lower", "page"))
-    recipe = PINCH_RECIPE
+    recipe = dataclasses.replace(PINCH_RECIPE, algorithm=dss.Restarts(
+        dss.Adam(lr=0.1, reject=1.5), scale=0.05), horizon=None, note=(
+        "Adam (reject=1.5) on 4 hat functions over the whole horizon, restarted from the "
+        "perturbed best plan whenever it converges (dss.Restarts): seed 0, 600 s: 0.234, "
+        "where Fold-v3's recipe (an expanding horizon) ended at 1.44 (converged after 300 s) "
+        "and plain Adam with reject at 1.28"))
 
     def build_scene(self):
         scene = ds.Scene(dim=3)
