@@ -118,6 +118,18 @@ def angle_to_matrix(a: torch.Tensor) -> torch.Tensor:
     return torch.stack([c, -s, s, c], -1).reshape(*a.shape, 2, 2)
 
 
+def _per_step(x0: torch.Tensor, rates: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """``(T * S + 1, ...)`` values of ``x0`` moving at ``rates[t]`` during control step
+    ``t``, at the substep times ``tau`` (``(S + 1, ...)`` s from the step's start): each
+    step starts from the value the last one ended at (positions, 2D angles)."""
+    x, out = x0, []
+    for rate in rates:
+        xs = x[None] + tau * rate[None]
+        out.append(xs[:-1])
+        x = xs[-1]
+    return torch.cat(out + [x[None]], 0)
+
+
 def tool_trajectory(model, controls: torch.Tensor, pos0: torch.Tensor,
                     rot0: torch.Tensor):
     """Tool poses and velocities at every substep of a rollout.
@@ -153,32 +165,20 @@ def tool_trajectory(model, controls: torch.Tensor, pos0: torch.Tensor,
     # differently in float32: 1e-8 m apart, which a grip on the edge of slipping grew into
     # another outcome in a few dozen steps).
     tau = dt * torch.arange(S + 1, **kw)[:, None, None]                # (S+1, 1, 1) s
-    p, pos = pos0, []
+    pos = _per_step(pos0, lin, tau)                                    # (n, K, d)
     if d == 2:
-        a, angle = rot0[:, 0], []
-    else:
-        q, quat = rot0, []
-    for t in range(T):
-        ps = p[None] + tau * lin[t][None]                              # (S+1, K, d)
-        pos.append(ps[:S])
-        p = ps[S]
-        if d == 2:
-            As = a[None] + tau[..., 0] * ang[t][None, :, 0]             # (S+1, K)
-            angle.append(As[:S])
-            a = As[S]
-        else:
-            qs = quat_mul(quat_exp(ang[t][None] * tau), q[None])      # (S+1, K, 4)
-            qs = torch.cat([q[None], qs[1:] / qs[1:].norm(dim=-1, keepdim=True)], 0)
-            quat.append(qs[:S])
-            q = qs[S]
-    pos = torch.cat(pos + [p[None]], 0)                                # (n, K, d)
-    if d == 2:
-        angle = torch.cat(angle + [a[None]], 0)                        # (n, K)
+        angle = _per_step(rot0[:, 0], ang[..., 0], tau[..., 0])         # (n, K)
         R = angle_to_matrix(angle)
 
         def poses(s):
             return pos[s], angle[s][:, None]
     else:
+        q, quat = rot0, []
+        for t in range(T):
+            qs = quat_mul(quat_exp(ang[t][None] * tau), q[None])      # (S+1, K, 4)
+            qs = torch.cat([q[None], qs[1:] / qs[1:].norm(dim=-1, keepdim=True)], 0)
+            quat.append(qs[:S])
+            q = qs[S]
         quat = torch.cat(quat + [q[None]], 0)                          # (n, K, 4)
         R = quat_to_matrix(quat)
 

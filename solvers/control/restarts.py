@@ -4,6 +4,7 @@ best point perturbed at random, and keep the best of all runs."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -84,10 +85,12 @@ def solve_restarts(prob: ControlProblem, alg: Restarts, *, maxiters: int | None 
     t0 = time.perf_counter()
     stages: list[ControlResult] = []
     done = [0, 0, 0]   # iterations, evaluations, backward passes of the runs so far
-    best, u, r = math.inf, prob.u0, 0
-    while True:
+    best, u = math.inf, prob.u0
+    for r in itertools.count():
         iters, evals = left(opts.maxiters, done[0]), left(opts.maxevals, done[1])
         secs = left(opts.maxtime, time.perf_counter() - t0)
+        if stages and spent(iters, evals, secs):
+            break
         res = run(prob, alg.method, u, opts, make_generator(opts.seed + 7919 * r, prob.u0.device),
                   maxiters=iters, maxevals=evals, maxtime=secs,
                   horizon=opts.horizon if r == 0 else None, offset=tuple(done), best_before=best)
@@ -98,14 +101,11 @@ def solve_restarts(prob: ControlProblem, alg: Restarts, *, maxiters: int | None 
         done[1] += res.nevals
         done[2] += res.nbackward
         best = min(best, res.loss)
+        # the runs whose losses are over the whole horizon (the first may end short of it)
         full = [s for s in stages if s.horizon is None or s.horizon >= prob.steps]
         if (res.retcode is not ControlReturnCode.SUCCESS or not full
                 or (opts.target is not None and best <= opts.target)
-                or (alg.max_restarts is not None and r >= alg.max_restarts)
-                or spent(left(opts.maxiters, done[0]), left(opts.maxevals, done[1]),
-                          left(opts.maxtime, time.perf_counter() - t0))):
+                or (alg.max_restarts is not None and r >= alg.max_restarts)):
             break
-        r += 1
-        u = _perturbed(prob, min(full, key=lambda s: s.loss).u, alg.scale, opts.seed + 7919 * r)
-    full = [s for s in stages if s.horizon is None or s.horizon >= prob.steps]
+        u = _perturbed(prob, min(full, key=lambda s: s.loss).u, alg.scale, opts.seed + 7919 * (r + 1))
     return finish(combine(stages, prob, alg, time.perf_counter() - t0, full), opts)
